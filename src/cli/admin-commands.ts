@@ -1,0 +1,170 @@
+/**
+ * The admin operations of the CLI. They call a running core's admin API (FLEETWIRE_CORE_URL, default the local
+ * one) with the admin token, so the CLI and the API are one code path and work the same against a remote core.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { Config } from '../config.ts';
+
+export class UsageError extends Error {}
+
+async function call(config: Config, method: string, path: string, body?: unknown): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(`${config.coreUrl}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${config.secrets.adminToken}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new Error(`core is not reachable at ${config.coreUrl}: start it with \`fleetwire core\` or set FLEETWIRE_CORE_URL`);
+  }
+  const text = await response.text();
+  const parsed: unknown = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const p = parsed as { code?: string; detail?: string } | null;
+    throw new Error(`${response.status} ${p?.code ?? ''}: ${p?.detail ?? text}`);
+  }
+  return parsed;
+}
+
+function readCredentials(values: { 'credentials-file'?: string | undefined }): unknown {
+  const file = values['credentials-file'];
+  if (file === undefined) throw new UsageError('give the credentials with --credentials-file <path>, or - for standard input');
+  const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError('the credentials must be a JSON object');
+  }
+}
+
+const bool = (text: string | undefined, name: string): boolean | undefined => {
+  if (text === undefined) return undefined;
+  if (text === 'true' || text === 'false') return text === 'true';
+  throw new UsageError(`--${name} takes true or false`);
+};
+
+const int = (text: string | undefined, name: string): number | undefined => {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} takes a whole number`);
+  return n;
+};
+
+function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new UsageError(`missing ${what}`);
+  return value;
+}
+
+export const adminUsage = `
+  workspaces list
+  workspaces create --name <name>
+  policy set <workspace> --enabled <bool> --poll-interval <s> --freshness <s> --silent-after <s> --retention-days <d>
+  cutover set <workspace> legacy|core
+  connections list <workspace>
+  connections add <workspace> --provider <name> --transport poll|stream [--base-url <url>] [--label <text>]
+                  --credentials-file <path|->
+  connections update <workspace> <connection> [--label <text>] [--enabled <bool>] [--base-url <url>]
+                  [--credentials-file <path|->]
+  connections remove <workspace> <connection>
+  vehicles list <workspace>
+  vehicles add <workspace> --name <name> [--vin <vin>] [--device <connection>:<externalId>]...
+  vehicles update <workspace> <vehicle> [--name <name>] [--active <bool>]
+  api-keys create <workspace> [--name <name>]
+  api-keys list <workspace>
+  api-keys revoke <workspace> <key>`;
+
+/** Runs one admin command; answers what to print (JSON), or undefined when `group` is not an admin command. */
+export async function runAdminCommand(config: Config, group: string, args: string[]): Promise<unknown> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      name: { type: 'string' },
+      enabled: { type: 'string' },
+      'poll-interval': { type: 'string' },
+      freshness: { type: 'string' },
+      'silent-after': { type: 'string' },
+      'retention-days': { type: 'string' },
+      provider: { type: 'string' },
+      transport: { type: 'string' },
+      'base-url': { type: 'string' },
+      label: { type: 'string' },
+      'credentials-file': { type: 'string' },
+      vin: { type: 'string' },
+      device: { type: 'string', multiple: true },
+      active: { type: 'string' },
+    },
+  });
+  const [action, ws, id, extra] = positionals;
+  const workspace = () => encodeURIComponent(need(ws, '<workspace>'));
+  const target = () => encodeURIComponent(need(id, 'the resource id'));
+
+  switch (`${group} ${action ?? ''}`) {
+    case 'workspaces list':
+      return call(config, 'GET', '/v1/workspaces');
+    case 'workspaces create':
+      return call(config, 'POST', '/v1/workspaces', { name: need(values.name, '--name') });
+    case 'policy set':
+      return call(config, 'PUT', `/v1/workspaces/${workspace()}/telematics-policy`, {
+        enabled: need(bool(values.enabled, 'enabled'), '--enabled'),
+        pollIntervalSeconds: need(int(values['poll-interval'], 'poll-interval'), '--poll-interval'),
+        freshnessThresholdSeconds: need(int(values.freshness, 'freshness'), '--freshness'),
+        silentAfterSeconds: need(int(values['silent-after'], 'silent-after'), '--silent-after'),
+        retentionDays: need(int(values['retention-days'], 'retention-days'), '--retention-days'),
+      });
+    case 'cutover set':
+      return call(config, 'PUT', `/v1/workspaces/${workspace()}/cutover`, { mode: need(id, 'legacy or core') });
+    case 'connections list':
+      return call(config, 'GET', `/v1/workspaces/${workspace()}/connections`);
+    case 'connections add':
+      return call(config, 'POST', `/v1/workspaces/${workspace()}/connections`, {
+        provider: need(values.provider, '--provider'),
+        transport: need(values.transport, '--transport'),
+        baseUrl: values['base-url'],
+        label: values.label,
+        credentials: readCredentials(values),
+      });
+    case 'connections update':
+      return call(config, 'PATCH', `/v1/workspaces/${workspace()}/connections/${target()}`, {
+        label: values.label,
+        enabled: bool(values.enabled, 'enabled'),
+        baseUrl: values['base-url'],
+        credentials: values['credentials-file'] === undefined ? undefined : readCredentials(values),
+      });
+    case 'connections remove':
+      return call(config, 'DELETE', `/v1/workspaces/${workspace()}/connections/${target()}`);
+    case 'vehicles list':
+      return call(config, 'GET', `/v1/workspaces/${workspace()}/vehicles?limit=1000`);
+    case 'vehicles add':
+      return call(config, 'POST', `/v1/workspaces/${workspace()}/vehicles`, {
+        name: need(values.name, '--name'),
+        vin: values.vin,
+        devices: (values.device ?? []).map((text) => {
+          const at = text.indexOf(':');
+          if (at <= 0) throw new UsageError('--device takes <connection id>:<external id>');
+          return { connectionId: text.slice(0, at), externalId: text.slice(at + 1) };
+        }),
+      });
+    case 'vehicles update':
+      return call(config, 'PATCH', `/v1/workspaces/${workspace()}/vehicles/${target()}`, {
+        name: values.name,
+        active: bool(values.active, 'active'),
+      });
+    case 'api-keys create':
+      return call(config, 'POST', `/v1/workspaces/${workspace()}/api-keys`, { name: values.name ?? 'api key' });
+    case 'api-keys list':
+      return call(config, 'GET', `/v1/workspaces/${workspace()}/api-keys`);
+    case 'api-keys revoke':
+      return call(config, 'DELETE', `/v1/workspaces/${workspace()}/api-keys/${target()}`);
+    default:
+      void extra;
+      throw new UsageError(`unknown command: ${group} ${action ?? ''}`.trim());
+  }
+}
+
+export const adminGroups = new Set(['workspaces', 'policy', 'cutover', 'connections', 'vehicles', 'api-keys']);

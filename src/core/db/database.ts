@@ -1,0 +1,147 @@
+/**
+ * The one database interface core's SQL runs behind (DESIGN §2): PostgreSQL through `pg`, or PGlite (PostgreSQL
+ * compiled to WASM) embedded in the process. One dialect, one set of queries; nothing above this file knows
+ * which one it talks to. Repository functions take a `Sql` (the database or an open transaction) as their first
+ * argument, and the caller owns the transaction.
+ */
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+export interface Sql {
+  /** One statement with bound parameters. */
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** A script of several statements and no parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+export interface Database extends Sql {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+const INT8 = 20;
+const toNumber = (text: string): number => Number(text);
+
+export interface PostgresOptions {
+  url: string;
+  poolSize?: number;
+  /** A schema to put first on the search path (tests run each file in a schema of its own). */
+  searchPath?: string;
+  applicationName?: string;
+}
+
+export function openPostgres(options: PostgresOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize ?? 10,
+    application_name: options.applicationName ?? 'fleetwire',
+    options: options.searchPath ? `-c search_path=${options.searchPath}` : undefined,
+    idleTimeoutMillis: 30_000,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8 ? toNumber : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client that loses its server (a restart) must not take the process down; the pool replaces it.
+  pool.on('error', () => undefined);
+
+  const run = async <R>(client: pg.Pool | pg.PoolClient, text: string, params?: readonly unknown[]) => {
+    const result = await client.query(text, params as unknown[] | undefined);
+    return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+  };
+  const clientSql = (client: pg.PoolClient): Sql => ({
+    query: (text, params) => run(client, text, params),
+    exec: async (script) => {
+      await client.query(script);
+    },
+  });
+
+  return {
+    kind: 'postgres',
+    query: (text, params) => run(pool, text, params),
+    exec: async (script) => {
+      await pool.query(script);
+    },
+    async transaction(work) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await work(clientSql(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          broken = rollbackError as Error;
+        }
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+export interface PgliteOptions {
+  /** A directory for the database files; omitted means in memory. */
+  dataDir?: string;
+}
+
+export async function openPglite(options: PgliteOptions = {}): Promise<Database> {
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const db = await PGlite.create(options.dataDir, { parsers: { [INT8]: toNumber } });
+
+  const wrap = (target: Pick<PGlite, 'query' | 'exec'>): Sql => ({
+    async query<R>(text: string, params?: readonly unknown[]) {
+      const result = await target.query<R>(text, params as unknown[] | undefined);
+      return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? result.rows.length };
+    },
+    async exec(script) {
+      await target.exec(script);
+    },
+  });
+
+  return {
+    kind: 'pglite',
+    ...wrap(db),
+    transaction: (work) => db.transaction((tx) => work(wrap(tx))),
+    close: () => db.close(),
+  };
+}
+
+export type DatabaseSettings =
+  | { kind: 'pglite'; dataDir?: string }
+  | { kind: 'postgres'; url: string; poolSize?: number; searchPath?: string };
+
+export async function openDatabase(settings: DatabaseSettings): Promise<Database> {
+  return settings.kind === 'pglite' ? openPglite({ dataDir: settings.dataDir }) : openPostgres(settings);
+}
+
+const sqlStates = {
+  unique_violation: '23505',
+  foreign_key_violation: '23503',
+  check_violation: '23514',
+  serialization_failure: '40001',
+  deadlock_detected: '40P01',
+} as const;
+
+export function sqlErrorIs(error: unknown, name: keyof typeof sqlStates): boolean {
+  return sqlState(error) === sqlStates[name];
+}
+
+/** The SQLSTATE of a database error, if it is one. */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}

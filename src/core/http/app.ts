@@ -1,0 +1,148 @@
+/**
+ * Core's HTTP application. Plugins load in a fixed order: schema compilers, the API description, the error
+ * mapper, authentication, then the routes. Tests build it with an open database and call it with real HTTP or
+ * `inject`.
+ */
+import { randomUUID } from 'node:crypto';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { ingestLimits } from '../../canonical/update.ts';
+import type { Logger } from '../../logging.ts';
+import type { Database } from '../db/database.ts';
+import { DomainError } from '../errors.ts';
+import { httpRequestSeconds } from '../metrics.ts';
+import { installAuth } from './auth.ts';
+import { HttpProblem, problem, problemContentType } from './problem.ts';
+import { registerConnectionRoutes } from './routes/connections.ts';
+import { registerIngestRoutes } from './routes/ingest.ts';
+import { registerOpsRoutes } from './routes/ops.ts';
+import { registerRejectionRoutes } from './routes/rejections.ts';
+import { registerVehicleRoutes } from './routes/vehicles.ts';
+import { registerWorkspaceRoutes } from './routes/workspaces.ts';
+
+export interface CoreAppOptions {
+  db: Database;
+  logger: Logger;
+  adminToken: string;
+  serviceToken: string;
+  secretKey: Buffer;
+}
+
+const domainStatus: Record<DomainError['kind'], number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503 };
+
+export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    // Requests are logged once, on response, with OpenTelemetry field names (the onResponse hook below).
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'http.request.id' }),
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
+    },
+    bodyLimit: 1024 * 1024,
+    // Retries of failed requests by clients must not pile up on a dead socket.
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+  });
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Fleetwire API',
+        version: '1',
+        description: 'Telematics ingestion for electric fleets: workspaces, connections, vehicles, snapshot, history, ingest.',
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const instance = request.url.split('?')[0];
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const errors = error.validation.map((issue) => ({
+        path: `${error.validationContext ?? 'request'}${issue.instancePath.replace(/\//g, '.')}`,
+        message: issue.message ?? 'invalid',
+      }));
+      return reply
+        .code(400)
+        .type(problemContentType)
+        .send(problem(400, 'validation_failed', errors.map((e) => `${e.path}: ${e.message}`).join('; '), { instance, errors }));
+    }
+    if (error instanceof HttpProblem) {
+      return reply.code(error.status).type(problemContentType).send(problem(error.status, error.code, error.message, { instance }));
+    }
+    if (error instanceof DomainError) {
+      const status = domainStatus[error.kind];
+      return reply.code(status).type(problemContentType).send(problem(status, error.code, error.message, { instance }));
+    }
+    const status = error.statusCode ?? 500;
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).type(problemContentType).send(problem(413, 'payload_too_large', 'the request body is larger than this route accepts', { instance }));
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.code(415).type(problemContentType).send(problem(415, 'unsupported_media_type', 'send application/json', { instance }));
+    }
+    if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+      return reply.code(400).type(problemContentType).send(problem(400, 'invalid_json', 'the request body is not valid JSON', { instance }));
+    }
+    if (status >= 400 && status < 500) {
+      return reply.code(status).type(problemContentType).send(problem(status, 'bad_request', error.message, { instance }));
+    }
+    request.log.error({ err: error, 'http.route': request.routeOptions.url }, 'request failed');
+    return reply.code(500).type(problemContentType).send(problem(500, 'internal_error', 'the server failed to answer; the error is logged', { instance }));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).type(problemContentType).send(problem(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const seconds = reply.elapsedTime / 1000;
+    httpRequestSeconds.observe(
+      { http_request_method: request.method, http_route: route, http_response_status_code: String(reply.statusCode) },
+      seconds,
+    );
+    const level = reply.statusCode >= 500 ? 'error' : route === '/internal/v1/ingest' || route === '/metrics' || route.startsWith('/healthz') || route.startsWith('/readyz') ? 'debug' : 'info';
+    request.log[level](
+      {
+        'http.request.method': request.method,
+        'http.route': route,
+        'url.path': request.url.split('?')[0],
+        'http.response.status_code': reply.statusCode,
+        'http.server.request.duration': seconds,
+        'client.address': request.ip,
+      },
+      'request served',
+    );
+  });
+
+  installAuth(app, { db: options.db, adminToken: options.adminToken, serviceToken: options.serviceToken });
+
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  registerOpsRoutes(typed, { db: options.db });
+  registerWorkspaceRoutes(typed, { db: options.db });
+  registerConnectionRoutes(typed, { db: options.db, secretKey: options.secretKey });
+  registerVehicleRoutes(typed, { db: options.db });
+  registerRejectionRoutes(typed, { db: options.db });
+  registerIngestRoutes(typed, { db: options.db, bodyLimit: ingestLimits.bodyBytes });
+
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,66 @@
+/**
+ * `POST /internal/v1/ingest`: the ingest handler over HTTP, for the stream runtime and legacy pollers (service
+ * token). The body must be an object with an `updates` array within the limits, or nothing is written; each
+ * update is then judged on its own and answered in `results`, in order.
+ */
+import { z } from 'zod';
+import { canonicalUpdateSchema, ingestLimits } from '../../../canonical/update.ts';
+import type { Database } from '../../db/database.ts';
+import { ingestBatch } from '../../ingest/ingest-batch.ts';
+import { HttpProblem, problemResponses } from '../problem.ts';
+import { ingestResponseSchema } from '../schemas.ts';
+import type { TypedApp } from '../typed-app.ts';
+
+const ingestRequestSchema = z.object({
+  updates: z.array(canonicalUpdateSchema).max(ingestLimits.updatesPerBatch),
+});
+
+/** Only the batch's outer shape is a request error; a bad update is answered in its result. */
+function checkBatchShape(body: unknown): { value: unknown } | { error: Error } {
+  const updates = (body as { updates?: unknown } | null)?.updates;
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || !Array.isArray(updates)) {
+    const error = Object.assign(new Error('body must be a JSON object with an "updates" array'), {
+      validation: [{ instancePath: '', message: 'must be a JSON object with an "updates" array', keyword: 'type', params: {}, schemaPath: '#' }],
+      validationContext: 'body',
+      statusCode: 400,
+    });
+    return { error };
+  }
+  return { value: body };
+}
+
+export function registerIngestRoutes(app: TypedApp, deps: { db: Database; bodyLimit: number }): void {
+  app.post(
+    '/internal/v1/ingest',
+    {
+      config: { access: 'service' },
+      bodyLimit: deps.bodyLimit,
+      schema: {
+        summary: 'Submit canonical updates to the ingest handler (service token)',
+        description: `Up to ${ingestLimits.updatesPerBatch} updates and ${ingestLimits.readingsPerBatch} readings per request. Answers 200 with one result per update, in order; rejections are answers with a reason code.`,
+        tags: ['internal'],
+        body: ingestRequestSchema,
+        response: { 200: ingestResponseSchema, ...problemResponses(400, 401, 403, 413, 415) },
+      },
+      validatorCompiler: ({ httpPart }) => (httpPart === 'body' ? checkBatchShape : (value: unknown) => ({ value })),
+      // The handler builds the answer from typed results; serialize without re-validating thousands of them.
+      serializerCompiler: () => (data) => JSON.stringify(data),
+    },
+    async (request) => {
+      const updates = (request.body as { updates: unknown[] }).updates;
+      if (updates.length > ingestLimits.updatesPerBatch) {
+        throw new HttpProblem(413, 'batch_too_large', `a batch holds at most ${ingestLimits.updatesPerBatch} updates; this one has ${updates.length}`);
+      }
+      let readings = 0;
+      for (const update of updates) {
+        const list = (update as { readings?: unknown } | null)?.readings;
+        if (Array.isArray(list)) readings += list.length;
+      }
+      if (readings > ingestLimits.readingsPerBatch) {
+        throw new HttpProblem(413, 'batch_too_large', `a batch holds at most ${ingestLimits.readingsPerBatch} readings; this one has ${readings}`);
+      }
+      const outcome = await ingestBatch(deps.db, updates);
+      return { results: outcome.results };
+    },
+  );
+}

@@ -1,0 +1,61 @@
+/** Liveness, readiness, metrics and the API description. */
+import { z } from 'zod';
+import type { Database } from '../../db/database.ts';
+import { isSchemaCurrent } from '../../db/migrate.ts';
+import { metricsRegistry } from '../../metrics.ts';
+import { HttpProblem, problemResponses } from '../problem.ts';
+import type { TypedApp } from '../typed-app.ts';
+
+export function registerOpsRoutes(app: TypedApp, deps: { db: Database }): void {
+  app.get(
+    '/healthz',
+    {
+      config: { access: 'public' },
+      schema: { summary: 'Liveness: the process answers', tags: ['ops'], security: [], response: { 200: z.object({ status: z.literal('ok') }) } },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      config: { access: 'public' },
+      schema: {
+        summary: 'Readiness: the database answers and the schema is current',
+        tags: ['ops'],
+        security: [],
+        response: { 200: z.object({ status: z.literal('ready') }), ...problemResponses(503) },
+      },
+    },
+    async () => {
+      let ready = false;
+      try {
+        ready = await isSchemaCurrent(deps.db);
+      } catch {
+        ready = false;
+      }
+      if (!ready) {
+        throw new HttpProblem(503, 'not_ready', 'the database is unreachable or its schema is not current');
+      }
+      return { status: 'ready' as const };
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      config: { access: 'metrics' },
+      schema: { summary: 'Prometheus metrics (service or admin token)', tags: ['ops'], response: { 200: z.string(), ...problemResponses(401, 403) } },
+    },
+    async (_request, reply) => {
+      reply.type(metricsRegistry.contentType);
+      return metricsRegistry.metrics();
+    },
+  );
+
+  app.get(
+    '/openapi.json',
+    { config: { access: 'public' }, schema: { hide: true } },
+    async () => app.swagger(),
+  );
+}

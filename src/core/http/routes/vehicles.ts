@@ -1,0 +1,150 @@
+/** Vehicles: registered by an admin with their devices; read with their snapshot and history. */
+import { z } from 'zod';
+import type { Database } from '../../db/database.ts';
+import { readHistory } from '../../read/history.ts';
+import { getVehicle, listVehicles } from '../../read/vehicles.ts';
+import { addVehicleDevices, createVehicle, removeVehicleDevice, updateVehicle } from '../../registry/vehicles.ts';
+import { getWorkspace } from '../../registry/workspaces.ts';
+import { problemResponses } from '../problem.ts';
+import {
+  deviceRefSchema,
+  historyItemSchema,
+  historyQuery,
+  idParam,
+  newVehicleSchema,
+  page,
+  vehicleChangesSchema,
+  vehicleListQuery,
+  vehicleParams,
+  vehicleSchema,
+  wsParams,
+} from '../schemas.ts';
+import type { TypedApp } from '../typed-app.ts';
+
+export function registerVehicleRoutes(app: TypedApp, { db }: { db: Database }): void {
+  app.post(
+    '/v1/workspaces/:ws/vehicles',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Register a vehicle and bind its provider devices',
+        tags: ['vehicles'],
+        params: wsParams,
+        body: newVehicleSchema,
+        response: { 201: vehicleSchema, ...problemResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { ws } = request.params;
+      const vehicle = await db.transaction(async (tx) => getVehicle(tx, ws, await createVehicle(tx, ws, request.body)));
+      return reply.code(201).send(vehicle);
+    },
+  );
+
+  app.get(
+    '/v1/workspaces/:ws/vehicles',
+    {
+      config: { access: 'workspace' },
+      schema: {
+        summary: 'Vehicles with their snapshot, by name',
+        tags: ['vehicles'],
+        params: wsParams,
+        querystring: vehicleListQuery,
+        response: { 200: page(vehicleSchema), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      await getWorkspace(db, request.params.ws);
+      return listVehicles(db, request.params.ws, request.query);
+    },
+  );
+
+  app.get(
+    '/v1/workspaces/:ws/vehicles/:vehicleId',
+    {
+      config: { access: 'workspace' },
+      schema: {
+        summary: 'One vehicle with its snapshot',
+        tags: ['vehicles'],
+        params: vehicleParams,
+        response: { 200: vehicleSchema, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => getVehicle(db, request.params.ws, request.params.vehicleId),
+  );
+
+  app.patch(
+    '/v1/workspaces/:ws/vehicles/:vehicleId',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Rename, (de)activate or re-VIN a vehicle; an inactive vehicle accepts no updates',
+        tags: ['vehicles'],
+        params: vehicleParams,
+        body: vehicleChangesSchema,
+        response: { 200: vehicleSchema, ...problemResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { ws, vehicleId } = request.params;
+      return db.transaction(async (tx) => {
+        await updateVehicle(tx, ws, vehicleId, request.body);
+        return getVehicle(tx, ws, vehicleId);
+      });
+    },
+  );
+
+  app.post(
+    '/v1/workspaces/:ws/vehicles/:vehicleId/devices',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Bind more provider devices to a vehicle',
+        tags: ['vehicles'],
+        params: vehicleParams,
+        body: z.object({ devices: z.array(deviceRefSchema).min(1).max(50) }).strict(),
+        response: { 200: vehicleSchema, ...problemResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { ws, vehicleId } = request.params;
+      return db.transaction(async (tx) => {
+        await addVehicleDevices(tx, ws, vehicleId, request.body.devices);
+        return getVehicle(tx, ws, vehicleId);
+      });
+    },
+  );
+
+  app.delete(
+    '/v1/workspaces/:ws/vehicles/:vehicleId/devices/:connectionId/:externalId',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Unbind a provider device from a vehicle',
+        tags: ['vehicles'],
+        params: vehicleParams.extend({ connectionId: idParam, externalId: z.string().min(1).max(256) }),
+        response: { 204: z.null(), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { ws, vehicleId, connectionId, externalId } = request.params;
+      await removeVehicleDevice(db, ws, vehicleId, { connectionId, externalId });
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/workspaces/:ws/vehicles/:vehicleId/history',
+    {
+      config: { access: 'workspace' },
+      schema: {
+        summary: "A vehicle's readings in observed-time order, optionally one signal and a time range [from, to)",
+        tags: ['vehicles'],
+        params: vehicleParams,
+        querystring: historyQuery,
+        response: { 200: page(historyItemSchema), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => readHistory(db, request.params.ws, request.params.vehicleId, request.query),
+  );
+}

@@ -1,0 +1,145 @@
+/** Workspaces, their telematics policy and cutover, and their API keys (admin), plus a workspace's own view. */
+import { z } from 'zod';
+import type { Database } from '../../db/database.ts';
+import { createApiKey, listApiKeys, revokeApiKey } from '../../registry/api-keys.ts';
+import { createWorkspace, getWorkspace, listWorkspaces, putCutover, putTelematicsPolicy } from '../../registry/workspaces.ts';
+import { problemResponses } from '../problem.ts';
+import {
+  apiKeySchema,
+  cutoverSchema,
+  idParam,
+  newApiKeySchema,
+  newWorkspaceSchema,
+  policySchema,
+  workspaceSchema,
+  wsParams,
+} from '../schemas.ts';
+import type { TypedApp } from '../typed-app.ts';
+
+export function registerWorkspaceRoutes(app: TypedApp, { db }: { db: Database }): void {
+  app.post(
+    '/v1/workspaces',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Create a workspace (telematics enabled with the default policy, cutover core)',
+        tags: ['workspaces'],
+        body: newWorkspaceSchema,
+        response: { 201: workspaceSchema, ...problemResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const workspace = await db.transaction((tx) => createWorkspace(tx, { name: request.body.name }));
+      return reply.code(201).send(workspace);
+    },
+  );
+
+  app.get(
+    '/v1/workspaces',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'List workspaces',
+        tags: ['workspaces'],
+        response: { 200: z.object({ items: z.array(workspaceSchema) }), ...problemResponses(401, 403) },
+      },
+    },
+    async () => ({ items: await listWorkspaces(db) }),
+  );
+
+  app.get(
+    '/v1/workspaces/:ws',
+    {
+      config: { access: 'workspace' },
+      schema: {
+        summary: 'One workspace with its policy and cutover',
+        tags: ['workspaces'],
+        params: wsParams,
+        response: { 200: workspaceSchema, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => getWorkspace(db, request.params.ws),
+  );
+
+  app.put(
+    '/v1/workspaces/:ws/telematics-policy',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Set the telematics policy',
+        tags: ['workspaces'],
+        params: wsParams,
+        body: policySchema,
+        response: { 200: workspaceSchema, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => putTelematicsPolicy(db, request.params.ws, request.body),
+  );
+
+  app.put(
+    '/v1/workspaces/:ws/cutover',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Set which poller owns the workspace: legacy or core',
+        tags: ['workspaces'],
+        params: wsParams,
+        body: cutoverSchema,
+        response: { 200: workspaceSchema, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => putCutover(db, request.params.ws, request.body.mode),
+  );
+
+  app.post(
+    '/v1/workspaces/:ws/api-keys',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Create a read key for the workspace; the key is in this answer only',
+        tags: ['api keys'],
+        params: wsParams,
+        body: newApiKeySchema.optional(),
+        response: { 201: apiKeySchema.extend({ key: z.string() }), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const key = await createApiKey(db, request.params.ws, request.body?.name ?? 'api key');
+      return reply.code(201).header('cache-control', 'no-store').send(key);
+    },
+  );
+
+  app.get(
+    '/v1/workspaces/:ws/api-keys',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: "List the workspace's keys (never the keys themselves)",
+        tags: ['api keys'],
+        params: wsParams,
+        response: { 200: z.object({ items: z.array(apiKeySchema) }), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      await getWorkspace(db, request.params.ws);
+      return { items: await listApiKeys(db, request.params.ws) };
+    },
+  );
+
+  app.delete(
+    '/v1/workspaces/:ws/api-keys/:keyId',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Revoke a key',
+        tags: ['api keys'],
+        params: z.object({ ws: idParam, keyId: idParam }),
+        response: { 204: z.null(), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      await revokeApiKey(db, request.params.ws, request.params.keyId);
+      return reply.code(204).send(null);
+    },
+  );
+}

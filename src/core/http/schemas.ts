@@ -1,0 +1,183 @@
+/**
+ * The request and response schemas of core's HTTP API. Route handlers get their types from these, the
+ * validator checks requests against them, and /openapi.json publishes them.
+ */
+import { z } from 'zod';
+import { safeText, timestampSchema } from '../../canonical/update.ts';
+import { rejectionReasons, readingStatuses, updateStatuses } from '../ingest/reasons.ts';
+
+export const idParam = z.uuid().describe('A resource id (UUID)');
+export const wsParams = z.object({ ws: idParam });
+export const vehicleParams = z.object({ ws: idParam, vehicleId: idParam });
+
+const nullableTime = z.string().nullable();
+
+export const policySchema = z
+  .object({
+    enabled: z.boolean(),
+    pollIntervalSeconds: z.number().int().min(10).max(86_400),
+    freshnessThresholdSeconds: z.number().int().min(10).max(604_800),
+    silentAfterSeconds: z.number().int().min(10).max(31_536_000),
+    retentionDays: z.number().int().min(1).max(3650),
+  })
+  .strict();
+
+export const workspaceSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  createdAt: z.string(),
+  policy: policySchema.extend({ updatedAt: z.string() }),
+  cutover: z.object({ mode: z.enum(['legacy', 'core']), changedAt: z.string() }),
+});
+
+export const newWorkspaceSchema = z.object({ name: safeText(200) }).strict();
+
+export const cutoverSchema = z.object({ mode: z.enum(['legacy', 'core']) }).strict();
+
+export const connectionSchema = z.object({
+  id: z.uuid(),
+  workspaceId: z.uuid(),
+  provider: z.string(),
+  transport: z.enum(['poll', 'stream']),
+  label: z.string(),
+  baseUrl: z.string(),
+  enabled: z.boolean(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const newConnectionSchema = z
+  .object({
+    provider: safeText(64),
+    transport: z.enum(['poll', 'stream']),
+    baseUrl: safeText(2048).optional(),
+    credentials: z.record(z.string(), z.unknown()).describe('Provider-specific; never returned, never logged'),
+    label: safeText(200).optional(),
+    enabled: z.boolean().optional(),
+  })
+  .strict();
+
+export const connectionChangesSchema = z
+  .object({
+    label: safeText(200).optional(),
+    enabled: z.boolean().optional(),
+    baseUrl: safeText(2048).optional(),
+    credentials: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export const deviceRefSchema = z.object({ connectionId: z.uuid(), externalId: safeText(256) }).strict();
+
+export const newVehicleSchema = z
+  .object({
+    name: safeText(200),
+    vin: safeText(64).nullable().optional(),
+    active: z.boolean().optional(),
+    devices: z.array(deviceRefSchema).max(50).optional(),
+  })
+  .strict();
+
+export const vehicleChangesSchema = z
+  .object({ name: safeText(200).optional(), active: z.boolean().optional(), vin: safeText(64).nullable().optional() })
+  .strict();
+
+export const signalStateSchema = z.object({
+  value: z.unknown(),
+  observedAt: z.string(),
+  source: z.string(),
+  provider: z.string(),
+});
+
+export const vehicleSchema = z.object({
+  id: z.uuid(),
+  workspaceId: z.uuid(),
+  name: z.string(),
+  vin: z.string().nullable(),
+  active: z.boolean(),
+  createdAt: z.string(),
+  lastSyncedAt: nullableTime,
+  lastObservedAt: nullableTime,
+  devices: z.array(z.object({ connectionId: z.string(), externalId: z.string(), provider: z.string() })),
+  signals: z.record(z.string(), signalStateSchema),
+});
+
+const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+const cursor = z.string().max(2000).optional();
+
+export const vehicleListQuery = z.object({
+  limit: limit(1000, 100),
+  cursor,
+  active: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+});
+
+export const historyQuery = z.object({
+  signal: safeText(64).optional(),
+  from: timestampSchema.optional(),
+  to: timestampSchema.optional(),
+  limit: limit(10_000, 1000),
+  cursor,
+  order: z.enum(['asc', 'desc']).default('asc'),
+});
+
+export const historyItemSchema = z.object({
+  signal: z.string(),
+  value: z.unknown(),
+  observedAt: z.string(),
+  source: z.string(),
+  provider: z.string(),
+  receivedAt: z.string(),
+});
+
+export const rejectionQuery = z.object({
+  since: timestampSchema.optional(),
+  reason: z.enum(rejectionReasons).optional(),
+  limit: limit(1000, 100),
+  cursor,
+});
+
+export const rejectionSchema = z.object({
+  id: z.number(),
+  workspaceId: z.string().nullable(),
+  rejectedAt: z.string(),
+  reason: z.string(),
+  detail: z.string(),
+  source: z.string().nullable(),
+  provider: z.string().nullable(),
+  connectionId: z.string().nullable(),
+  externalDeviceId: z.string().nullable(),
+  vehicleId: z.string().nullable(),
+  signal: z.string().nullable(),
+  update: z.unknown(),
+});
+
+export const apiKeySchema = z.object({
+  id: z.uuid(),
+  workspaceId: z.uuid(),
+  name: z.string(),
+  createdAt: z.string(),
+  lastUsedAt: nullableTime,
+  revokedAt: nullableTime,
+});
+
+export const newApiKeySchema = z.object({ name: safeText(200).default('api key') }).strict();
+
+export const ingestResponseSchema = z.object({
+  results: z.array(
+    z.object({
+      index: z.number().int(),
+      status: z.enum(updateStatuses),
+      reason: z.enum(rejectionReasons).optional(),
+      readings: z.array(
+        z.object({
+          signal: z.string(),
+          status: z.enum(readingStatuses),
+          reason: z.enum(rejectionReasons).optional(),
+        }),
+      ),
+    }),
+  ),
+});
+
+export function page<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+}

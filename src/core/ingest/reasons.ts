@@ -1,0 +1,55 @@
+/**
+ * The ingest handler's answers (DESIGN §4). Rejections are answers, not errors: each has a stable reason code,
+ * is returned to the sender and stored where an operator can query it.
+ */
+export const rejectionReasons = [
+  'malformed',
+  'unknown_workspace',
+  'telematics_disabled',
+  'unknown_device',
+  'device_inactive',
+  'source_not_owner',
+  'unknown_signal',
+  'invalid_value',
+  'future_timestamp',
+  'too_old',
+  'implausible_value',
+] as const;
+
+export type RejectionReason = (typeof rejectionReasons)[number];
+
+export const readingStatuses = ['accepted', 'late', 'duplicate', 'rejected'] as const;
+export type ReadingStatus = (typeof readingStatuses)[number];
+
+export const updateStatuses = ['processed', 'rejected'] as const;
+export type UpdateStatus = (typeof updateStatuses)[number];
+
+/** How far ahead of the server clock an observed time may be (clock skew allowance). */
+export const futureAllowanceMs = 120_000;
+
+export interface ReadingResult {
+  signal: string;
+  status: ReadingStatus;
+  reason?: RejectionReason;
+}
+
+export interface UpdateResult {
+  index: number;
+  status: UpdateStatus;
+  reason?: RejectionReason;
+  readings: ReadingResult[];
+}
+
+export interface IngestCounts {
+  updatesProcessed: number;
+  updatesRejected: number;
+  accepted: number;
+  late: number;
+  duplicate: number;
+  rejected: number;
+}
+
+export interface IngestOutcome {
+  results: UpdateResult[];
+  counts: IngestCounts;
+}

@@ -1,0 +1,216 @@
+/**
+ * The SQL of the ingest handler. Set-based: whatever the batch size, a batch costs a fixed number of statements
+ * (arrays bound as parameters and expanded with unnest), never one statement per reading.
+ */
+import type { Sql } from '../db/database.ts';
+import type { CutoverMode } from '../registry/workspaces.ts';
+import type { SnapshotPoint } from './classify.ts';
+import { snapshotKey } from './classify.ts';
+
+export interface WorkspaceState {
+  enabled: boolean;
+  retentionDays: number;
+  cutover: CutoverMode;
+}
+
+export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly string[]): Promise<Map<string, WorkspaceState>> {
+  const states = new Map<string, WorkspaceState>();
+  if (workspaceIds.length === 0) return states;
+  const { rows } = await sql.query<{ id: string; enabled: boolean; retention_days: number; mode: CutoverMode }>(
+    `SELECT w.id, p.enabled, p.retention_days, c.mode
+       FROM workspaces w
+       JOIN telematics_policies p ON p.workspace_id = w.id
+       JOIN cutover_states c ON c.workspace_id = w.id
+      WHERE w.id = ANY($1::uuid[])`,
+    [workspaceIds],
+  );
+  for (const row of rows) states.set(row.id, { enabled: row.enabled, retentionDays: row.retention_days, cutover: row.mode });
+  return states;
+}
+
+export interface DeviceKey {
+  workspaceId: string;
+  connectionId: string;
+  externalId: string;
+}
+
+export interface BoundDevice {
+  vehicleId: string;
+  vehicleActive: boolean;
+  provider: string;
+  connectionEnabled: boolean;
+}
+
+export const deviceKey = (k: DeviceKey) => `${k.workspaceId}|${k.connectionId}|${k.externalId}`;
+
+/**
+ * Resolves devices to their vehicles and locks those vehicle rows until the transaction ends, in one global
+ * order (workspace, vehicle), so concurrent batches that share vehicles queue instead of deadlocking, and every
+ * batch classifies against a snapshot no one else is moving.
+ */
+export async function lockBoundDevices(tx: Sql, keys: readonly DeviceKey[]): Promise<Map<string, BoundDevice>> {
+  const devices = new Map<string, BoundDevice>();
+  if (keys.length === 0) return devices;
+  const { rows } = await tx.query<{
+    workspace_id: string;
+    connection_id: string;
+    external_id: string;
+    vehicle_id: string;
+    active: boolean;
+    provider: string;
+    enabled: boolean;
+  }>(
+    `SELECT d.workspace_id, d.connection_id, d.external_id, d.vehicle_id, v.active, c.provider, c.enabled
+       FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(workspace_id, connection_id, external_id)
+       JOIN device_bindings d
+         ON d.workspace_id = k.workspace_id AND d.connection_id = k.connection_id AND d.external_id = k.external_id
+       JOIN provider_connections c ON c.workspace_id = d.workspace_id AND c.id = d.connection_id
+       JOIN vehicles v ON v.workspace_id = d.workspace_id AND v.id = d.vehicle_id
+      ORDER BY v.workspace_id, v.id
+        FOR NO KEY UPDATE OF v`,
+    [keys.map((k) => k.workspaceId), keys.map((k) => k.connectionId), keys.map((k) => k.externalId)],
+  );
+  for (const row of rows) {
+    devices.set(deviceKey({ workspaceId: row.workspace_id, connectionId: row.connection_id, externalId: row.external_id }), {
+      vehicleId: row.vehicle_id,
+      vehicleActive: row.active,
+      provider: row.provider,
+      connectionEnabled: row.enabled,
+    });
+  }
+  return devices;
+}
+
+/** The snapshot of the given vehicles; values only for the signals that need them (counters). */
+export async function loadSnapshot(
+  tx: Sql,
+  vehicles: readonly { workspaceId: string; vehicleId: string }[],
+  signalsWithValues: readonly string[],
+): Promise<Map<string, SnapshotPoint>> {
+  const snapshot = new Map<string, SnapshotPoint>();
+  if (vehicles.length === 0) return snapshot;
+  const { rows } = await tx.query<{ vehicle_id: string; signal: string; observed_at: Date; value: unknown }>(
+    `SELECT s.vehicle_id, s.signal, s.observed_at, CASE WHEN s.signal = ANY($3::text[]) THEN s.value END AS value
+       FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, vehicle_id)
+       JOIN signal_snapshot s ON s.workspace_id = k.workspace_id AND s.vehicle_id = k.vehicle_id`,
+    [vehicles.map((v) => v.workspaceId), vehicles.map((v) => v.vehicleId), signalsWithValues],
+  );
+  for (const row of rows) {
+    snapshot.set(snapshotKey(row.vehicle_id, row.signal), { observedMs: row.observed_at.getTime(), value: row.value });
+  }
+  return snapshot;
+}
+
+export interface HistoryRow {
+  position: number;
+  workspaceId: string;
+  vehicleId: string;
+  signal: string;
+  observedAt: string;
+  valueJson: string;
+  source: string;
+  provider: string;
+  connectionId: string;
+  receivedAt: string;
+}
+
+export interface RejectionRow {
+  workspaceId: string;
+  reason: string;
+  detail: string;
+  source: string | null;
+  provider: string | null;
+  connectionId: string | null;
+  externalDeviceId: string | null;
+  vehicleId: string | null;
+  signal: string | null;
+  updateJson: string;
+}
+
+export interface UnitOfWork {
+  history: readonly HistoryRow[];
+  /** Vehicles whose updates were processed: their sync mark moves to now. */
+  synced: readonly { workspaceId: string; vehicleId: string }[];
+  rejections: readonly RejectionRow[];
+}
+
+const pluck = <T, K extends keyof T>(rows: readonly T[], key: K): T[K][] => rows.map((row) => row[key]);
+
+/**
+ * The unit of work's writes, one statement: history rows (a reading already there is skipped), the snapshot
+ * moved forward per signal from what was inserted, the vehicles' sync marks, and the rejections. Answers the
+ * positions of the history rows that were already stored (duplicates).
+ */
+export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<number>> {
+  const { history, synced, rejections } = work;
+  const { rows } = await tx.query<{ position: number }>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[]::jsonb[],
+                            $7::text[], $8::text[], $9::uuid[], $10::timestamptz[])
+         AS r(position, workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at)
+     ),
+     inserted AS (
+       INSERT INTO signal_history
+              (workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at)
+       SELECT workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at FROM input
+       ON CONFLICT DO NOTHING
+       RETURNING workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id
+     ),
+     snapshot AS (
+       INSERT INTO signal_snapshot AS s (workspace_id, vehicle_id, signal, value, observed_at, source, provider, connection_id)
+       SELECT DISTINCT ON (workspace_id, vehicle_id, signal)
+              workspace_id, vehicle_id, signal, value, observed_at, source, provider, connection_id
+         FROM inserted
+        ORDER BY workspace_id, vehicle_id, signal, observed_at DESC
+       ON CONFLICT (workspace_id, vehicle_id, signal) DO UPDATE
+          SET value = excluded.value, observed_at = excluded.observed_at, source = excluded.source,
+              provider = excluded.provider, connection_id = excluded.connection_id, updated_at = now()
+        WHERE excluded.observed_at > s.observed_at
+     ),
+     marks AS (
+       UPDATE vehicles v
+          SET last_synced_at = now(),
+              last_observed_at = GREATEST(v.last_observed_at, m.newest)
+         FROM (SELECT k.workspace_id, k.vehicle_id, max(i.observed_at) AS newest
+                 FROM unnest($11::uuid[], $12::uuid[]) AS k(workspace_id, vehicle_id)
+                 LEFT JOIN inserted i ON i.workspace_id = k.workspace_id AND i.vehicle_id = k.vehicle_id
+                GROUP BY k.workspace_id, k.vehicle_id) m
+        WHERE v.workspace_id = m.workspace_id AND v.id = m.vehicle_id
+     ),
+     rejected AS (
+       INSERT INTO ingest_rejections
+              (workspace_id, reason, detail, source, provider, connection_id, external_device_id, vehicle_id, signal, update_body)
+       SELECT * FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::uuid[], $19::text[],
+                            $20::uuid[], $21::text[], $22::text[]::jsonb[])
+     )
+     SELECT input.position FROM input
+      WHERE NOT EXISTS (SELECT 1 FROM inserted i
+                         WHERE i.workspace_id = input.workspace_id AND i.vehicle_id = input.vehicle_id
+                           AND i.signal = input.signal AND i.observed_at = input.observed_at)`,
+    [
+      pluck(history, 'position'),
+      pluck(history, 'workspaceId'),
+      pluck(history, 'vehicleId'),
+      pluck(history, 'signal'),
+      pluck(history, 'observedAt'),
+      pluck(history, 'valueJson'),
+      pluck(history, 'source'),
+      pluck(history, 'provider'),
+      pluck(history, 'connectionId'),
+      pluck(history, 'receivedAt'),
+      pluck(synced, 'workspaceId'),
+      pluck(synced, 'vehicleId'),
+      pluck(rejections, 'workspaceId'),
+      pluck(rejections, 'reason'),
+      pluck(rejections, 'detail'),
+      pluck(rejections, 'source'),
+      pluck(rejections, 'provider'),
+      pluck(rejections, 'connectionId'),
+      pluck(rejections, 'externalDeviceId'),
+      pluck(rejections, 'vehicleId'),
+      pluck(rejections, 'signal'),
+      pluck(rejections, 'updateJson'),
+    ],
+  );
+  return new Set(rows.map((row) => row.position));
+}

@@ -1,0 +1,190 @@
+/**
+ * Provider connections: which provider account a workspace reads from, how (poll or stream), and its encrypted
+ * credentials. Credentials go in through `createConnection`/`updateConnection` and come out only through
+ * `readConnectionCredentials`, for the poll runner and the stream runtime; no read model carries them.
+ */
+import { randomUUID } from 'node:crypto';
+import { findProviderContract, providerContracts } from '../../providers/registry.ts';
+import type { Transport } from '../../providers/provider.ts';
+import type { Sql } from '../db/database.ts';
+import { DomainError, notFound } from '../errors.ts';
+import { iso } from '../time.ts';
+import { decryptCredentials, encryptCredentials } from './credentials-cipher.ts';
+
+export interface Connection {
+  id: string;
+  workspaceId: string;
+  provider: string;
+  transport: Transport;
+  label: string;
+  baseUrl: string;
+  enabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface ConnectionRow {
+  workspace_id: string;
+  id: string;
+  provider: string;
+  transport: Transport;
+  label: string;
+  base_url: string;
+  enabled: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const connectionColumns = 'workspace_id, id, provider, transport, label, base_url, enabled, created_at, updated_at';
+
+function toConnection(row: ConnectionRow): Connection {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    provider: row.provider,
+    transport: row.transport,
+    label: row.label,
+    baseUrl: row.base_url,
+    enabled: row.enabled,
+    createdAt: iso(row.created_at),
+    updatedAt: iso(row.updated_at),
+  };
+}
+
+function checkBaseUrl(baseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new DomainError('invalid', 'invalid_base_url', 'baseUrl must be an absolute http(s) or ws(s) URL');
+  }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) {
+    throw new DomainError('invalid', 'invalid_base_url', 'baseUrl must be an absolute http(s) or ws(s) URL');
+  }
+  if (url.username || url.password) {
+    throw new DomainError('invalid', 'invalid_base_url', 'baseUrl must not carry credentials; put them in credentials');
+  }
+  return baseUrl.replace(/\/+$/, '');
+}
+
+function checkCredentials(provider: string, credentials: unknown): Record<string, unknown> {
+  const contract = findProviderContract(provider);
+  if (!contract) throw unknownProvider(provider);
+  const parsed = contract.credentials.safeParse(credentials);
+  if (!parsed.success) {
+    // Name the fields, never echo their values.
+    const fields = [...new Set(parsed.error.issues.map((issue) => issue.path.join('.') || '(root)'))].join(', ');
+    throw new DomainError('invalid', 'invalid_credentials', `credentials for ${provider} are not valid at: ${fields}`);
+  }
+  return parsed.data;
+}
+
+function unknownProvider(provider: string): DomainError {
+  const known = providerContracts.map((c) => c.name).join(', ');
+  return new DomainError('invalid', 'unknown_provider', `provider ${JSON.stringify(provider)} is not one of: ${known}`);
+}
+
+export interface NewConnection {
+  provider: string;
+  transport: Transport;
+  baseUrl?: string | undefined;
+  credentials: unknown;
+  label?: string | undefined;
+  enabled?: boolean | undefined;
+}
+
+export async function createConnection(sql: Sql, secretKey: Buffer, workspaceId: string, input: NewConnection): Promise<Connection> {
+  const contract = findProviderContract(input.provider);
+  if (!contract) throw unknownProvider(input.provider);
+  if (contract.transport !== input.transport) {
+    throw new DomainError(
+      'invalid',
+      'unsupported_transport',
+      `${contract.name} connections use transport ${contract.transport}, not ${input.transport}`,
+    );
+  }
+  const baseUrlText = input.baseUrl ?? contract.defaultBaseUrl;
+  if (baseUrlText === undefined) {
+    throw new DomainError('invalid', 'invalid_base_url', `${contract.name} connections need a baseUrl (the server to connect to)`);
+  }
+  const baseUrl = checkBaseUrl(baseUrlText);
+  const credentials = checkCredentials(contract.name, input.credentials);
+  const id = randomUUID();
+  const ciphertext = encryptCredentials(secretKey, { workspaceId, connectionId: id }, credentials);
+  await sql.query(
+    `INSERT INTO provider_connections (workspace_id, id, provider, transport, label, base_url, credentials_ciphertext, enabled)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $1)`,
+    [workspaceId, id, contract.name, contract.transport, input.label ?? contract.title, baseUrl, ciphertext, input.enabled ?? true],
+  );
+  const created = await findConnection(sql, workspaceId, id);
+  if (!created) throw notFound('workspace', workspaceId);
+  return created;
+}
+
+export async function findConnection(sql: Sql, workspaceId: string, id: string): Promise<Connection | undefined> {
+  const { rows } = await sql.query<ConnectionRow>(
+    `SELECT ${connectionColumns} FROM provider_connections WHERE workspace_id = $1 AND id = $2`,
+    [workspaceId, id],
+  );
+  return rows[0] && toConnection(rows[0]);
+}
+
+export async function listConnections(sql: Sql, workspaceId: string): Promise<Connection[]> {
+  const { rows } = await sql.query<ConnectionRow>(
+    `SELECT ${connectionColumns} FROM provider_connections WHERE workspace_id = $1 ORDER BY label, id`,
+    [workspaceId],
+  );
+  return rows.map(toConnection);
+}
+
+export interface ConnectionChanges {
+  label?: string | undefined;
+  enabled?: boolean | undefined;
+  baseUrl?: string | undefined;
+  credentials?: unknown;
+}
+
+export async function updateConnection(
+  sql: Sql,
+  secretKey: Buffer,
+  workspaceId: string,
+  id: string,
+  changes: ConnectionChanges,
+): Promise<Connection> {
+  const current = await findConnection(sql, workspaceId, id);
+  if (!current) throw notFound('connection', id);
+  const ciphertext =
+    changes.credentials === undefined
+      ? null
+      : encryptCredentials(secretKey, { workspaceId, connectionId: id }, checkCredentials(current.provider, changes.credentials));
+  await sql.query(
+    `UPDATE provider_connections
+        SET label = COALESCE($3, label), enabled = COALESCE($4, enabled), base_url = COALESCE($5, base_url),
+            credentials_ciphertext = COALESCE($6, credentials_ciphertext), updated_at = now()
+      WHERE workspace_id = $1 AND id = $2`,
+    [workspaceId, id, changes.label ?? null, changes.enabled ?? null, changes.baseUrl === undefined ? null : checkBaseUrl(changes.baseUrl), ciphertext],
+  );
+  return (await findConnection(sql, workspaceId, id)) ?? current;
+}
+
+/** Removes a connection and its device bindings; the vehicles and their history stay. */
+export async function deleteConnection(sql: Sql, workspaceId: string, id: string): Promise<void> {
+  const { rowCount } = await sql.query('DELETE FROM provider_connections WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+  if (rowCount === 0) throw notFound('connection', id);
+}
+
+/** The decrypted credentials of one connection, for the process that talks to the provider. */
+export async function readConnectionCredentials(
+  sql: Sql,
+  secretKey: Buffer,
+  workspaceId: string,
+  id: string,
+): Promise<Record<string, unknown>> {
+  const { rows } = await sql.query<{ credentials_ciphertext: string }>(
+    'SELECT credentials_ciphertext FROM provider_connections WHERE workspace_id = $1 AND id = $2',
+    [workspaceId, id],
+  );
+  const row = rows[0];
+  if (!row) throw notFound('connection', id);
+  return decryptCredentials(secretKey, { workspaceId, connectionId: id }, row.credentials_ciphertext);
+}

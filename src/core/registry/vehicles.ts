@@ -1,0 +1,114 @@
+/**
+ * Vehicles and their device bindings: which provider device (an external id on one connection) reports for which
+ * vehicle. The ingest handler resolves every update through these bindings.
+ */
+import { randomUUID } from 'node:crypto';
+import { sqlErrorIs, type Sql } from '../db/database.ts';
+import { DomainError, notFound } from '../errors.ts';
+
+export interface DeviceRef {
+  connectionId: string;
+  externalId: string;
+}
+
+export interface NewVehicle {
+  name: string;
+  vin?: string | null | undefined;
+  active?: boolean | undefined;
+  devices?: DeviceRef[] | undefined;
+}
+
+async function bindDevices(sql: Sql, workspaceId: string, vehicleId: string, devices: DeviceRef[]): Promise<void> {
+  if (devices.length === 0) return;
+  const connectionIds = [...new Set(devices.map((d) => d.connectionId))];
+  const { rows } = await sql.query<{ id: string }>(
+    'SELECT id FROM provider_connections WHERE workspace_id = $1 AND id = ANY($2::uuid[])',
+    [workspaceId, connectionIds],
+  );
+  const found = new Set(rows.map((row) => row.id));
+  const missing = connectionIds.filter((id) => !found.has(id));
+  if (missing.length > 0) {
+    throw new DomainError('invalid', 'unknown_connection', `connection ${missing.join(', ')} does not exist in this workspace`);
+  }
+  const { rows: taken } = await sql.query<{ connection_id: string; external_id: string; vehicle_id: string }>(
+    `SELECT d.connection_id, d.external_id, d.vehicle_id
+       FROM device_bindings d
+       JOIN unnest($2::uuid[], $3::text[]) AS k(connection_id, external_id)
+         ON d.connection_id = k.connection_id AND d.external_id = k.external_id
+      WHERE d.workspace_id = $1`,
+    [workspaceId, devices.map((d) => d.connectionId), devices.map((d) => d.externalId)],
+  );
+  const elsewhere = taken.filter((row) => row.vehicle_id !== vehicleId);
+  if (elsewhere.length > 0) {
+    const first = elsewhere[0]!;
+    throw new DomainError(
+      'conflict',
+      'device_already_bound',
+      `device ${first.external_id} on connection ${first.connection_id} is already bound to vehicle ${first.vehicle_id}`,
+    );
+  }
+  await sql.query(
+    `INSERT INTO device_bindings (workspace_id, connection_id, external_id, vehicle_id)
+     SELECT $1, k.connection_id, k.external_id, $4
+       FROM unnest($2::uuid[], $3::text[]) AS k(connection_id, external_id)
+     ON CONFLICT (workspace_id, connection_id, external_id) DO NOTHING`,
+    [workspaceId, devices.map((d) => d.connectionId), devices.map((d) => d.externalId), vehicleId],
+  );
+}
+
+export async function createVehicle(sql: Sql, workspaceId: string, input: NewVehicle): Promise<string> {
+  const id = randomUUID();
+  try {
+    const { rowCount } = await sql.query(
+      `INSERT INTO vehicles (workspace_id, id, name, vin, active)
+       SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $1)`,
+      [workspaceId, id, input.name, input.vin ?? null, input.active ?? true],
+    );
+    if (rowCount === 0) throw notFound('workspace', workspaceId);
+  } catch (error) {
+    if (sqlErrorIs(error, 'unique_violation')) {
+      throw new DomainError('conflict', 'vin_taken', `a vehicle with VIN ${input.vin} already exists in this workspace`);
+    }
+    throw error;
+  }
+  await bindDevices(sql, workspaceId, id, input.devices ?? []);
+  return id;
+}
+
+export async function updateVehicle(
+  sql: Sql,
+  workspaceId: string,
+  vehicleId: string,
+  changes: { name?: string | undefined; active?: boolean | undefined; vin?: string | null | undefined },
+): Promise<void> {
+  try {
+    const { rowCount } = await sql.query(
+      `UPDATE vehicles
+          SET name = COALESCE($3, name), active = COALESCE($4, active),
+              vin = CASE WHEN $5::boolean THEN $6 ELSE vin END
+        WHERE workspace_id = $1 AND id = $2`,
+      [workspaceId, vehicleId, changes.name ?? null, changes.active ?? null, changes.vin !== undefined, changes.vin ?? null],
+    );
+    if (rowCount === 0) throw notFound('vehicle', vehicleId);
+  } catch (error) {
+    if (sqlErrorIs(error, 'unique_violation')) {
+      throw new DomainError('conflict', 'vin_taken', `a vehicle with VIN ${changes.vin} already exists in this workspace`);
+    }
+    throw error;
+  }
+}
+
+export async function addVehicleDevices(sql: Sql, workspaceId: string, vehicleId: string, devices: DeviceRef[]): Promise<void> {
+  const { rowCount } = await sql.query('SELECT 1 FROM vehicles WHERE workspace_id = $1 AND id = $2', [workspaceId, vehicleId]);
+  if (rowCount === 0) throw notFound('vehicle', vehicleId);
+  await bindDevices(sql, workspaceId, vehicleId, devices);
+}
+
+export async function removeVehicleDevice(sql: Sql, workspaceId: string, vehicleId: string, device: DeviceRef): Promise<void> {
+  const { rowCount } = await sql.query(
+    `DELETE FROM device_bindings
+      WHERE workspace_id = $1 AND vehicle_id = $2 AND connection_id = $3 AND external_id = $4`,
+    [workspaceId, vehicleId, device.connectionId, device.externalId],
+  );
+  if (rowCount === 0) throw notFound('device_binding', `${device.connectionId}/${device.externalId}`);
+}

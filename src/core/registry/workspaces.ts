@@ -1,0 +1,142 @@
+/**
+ * Workspaces with their telematics policy and cutover state: the shared state every poll and every ingest batch
+ * is validated against.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Sql } from '../db/database.ts';
+import { DomainError, notFound } from '../errors.ts';
+import { iso } from '../time.ts';
+
+export type CutoverMode = 'legacy' | 'core';
+
+export interface TelematicsPolicy {
+  enabled: boolean;
+  pollIntervalSeconds: number;
+  freshnessThresholdSeconds: number;
+  silentAfterSeconds: number;
+  retentionDays: number;
+}
+
+export const defaultPolicy: TelematicsPolicy = Object.freeze({
+  enabled: true,
+  pollIntervalSeconds: 60,
+  freshnessThresholdSeconds: 300,
+  silentAfterSeconds: 3600,
+  retentionDays: 90,
+});
+
+export interface Workspace {
+  id: string;
+  name: string;
+  createdAt: string;
+  policy: TelematicsPolicy & { updatedAt: string };
+  cutover: { mode: CutoverMode; changedAt: string };
+}
+
+interface WorkspaceRow {
+  id: string;
+  name: string;
+  created_at: Date;
+  enabled: boolean;
+  poll_interval_seconds: number;
+  freshness_threshold_seconds: number;
+  silent_after_seconds: number;
+  retention_days: number;
+  policy_updated_at: Date;
+  mode: CutoverMode;
+  changed_at: Date;
+}
+
+const selectWorkspace = `
+  SELECT w.id, w.name, w.created_at,
+         p.enabled, p.poll_interval_seconds, p.freshness_threshold_seconds, p.silent_after_seconds, p.retention_days,
+         p.updated_at AS policy_updated_at, c.mode, c.changed_at
+    FROM workspaces w
+    JOIN telematics_policies p ON p.workspace_id = w.id
+    JOIN cutover_states c ON c.workspace_id = w.id`;
+
+function toWorkspace(row: WorkspaceRow): Workspace {
+  return {
+    id: row.id,
+    name: row.name,
+    createdAt: iso(row.created_at),
+    policy: {
+      enabled: row.enabled,
+      pollIntervalSeconds: row.poll_interval_seconds,
+      freshnessThresholdSeconds: row.freshness_threshold_seconds,
+      silentAfterSeconds: row.silent_after_seconds,
+      retentionDays: row.retention_days,
+      updatedAt: iso(row.policy_updated_at),
+    },
+    cutover: { mode: row.mode, changedAt: iso(row.changed_at) },
+  };
+}
+
+/** Creates a workspace with the default policy and cutover `core` (a new workspace has no legacy poller). */
+export async function createWorkspace(
+  sql: Sql,
+  input: { name: string; policy?: Partial<TelematicsPolicy>; cutover?: CutoverMode },
+): Promise<Workspace> {
+  const id = randomUUID();
+  const policy = { ...defaultPolicy, ...input.policy };
+  checkPolicy(policy);
+  await sql.query('INSERT INTO workspaces (id, name) VALUES ($1, $2)', [id, input.name]);
+  await sql.query(
+    `INSERT INTO telematics_policies
+       (workspace_id, enabled, poll_interval_seconds, freshness_threshold_seconds, silent_after_seconds, retention_days)
+     VALUES ($1, $2, $3, $4, $5, $6)`,
+    [id, policy.enabled, policy.pollIntervalSeconds, policy.freshnessThresholdSeconds, policy.silentAfterSeconds, policy.retentionDays],
+  );
+  await sql.query('INSERT INTO cutover_states (workspace_id, mode) VALUES ($1, $2)', [id, input.cutover ?? 'core']);
+  return getWorkspace(sql, id);
+}
+
+export async function listWorkspaces(sql: Sql): Promise<Workspace[]> {
+  const { rows } = await sql.query<WorkspaceRow>(`${selectWorkspace} ORDER BY w.name, w.id`);
+  return rows.map(toWorkspace);
+}
+
+export async function findWorkspace(sql: Sql, id: string): Promise<Workspace | undefined> {
+  const { rows } = await sql.query<WorkspaceRow>(`${selectWorkspace} WHERE w.id = $1`, [id]);
+  return rows[0] && toWorkspace(rows[0]);
+}
+
+export async function getWorkspace(sql: Sql, id: string): Promise<Workspace> {
+  const workspace = await findWorkspace(sql, id);
+  if (!workspace) throw notFound('workspace', id);
+  return workspace;
+}
+
+function checkPolicy(policy: TelematicsPolicy): void {
+  if (policy.silentAfterSeconds < policy.freshnessThresholdSeconds) {
+    throw new DomainError(
+      'invalid',
+      'invalid_policy',
+      'silentAfterSeconds must be at least freshnessThresholdSeconds: a vehicle is silent only while its sync is fresh',
+    );
+  }
+}
+
+export async function putTelematicsPolicy(sql: Sql, workspaceId: string, policy: TelematicsPolicy): Promise<Workspace> {
+  checkPolicy(policy);
+  const { rowCount } = await sql.query(
+    `UPDATE telematics_policies
+        SET enabled = $2, poll_interval_seconds = $3, freshness_threshold_seconds = $4,
+            silent_after_seconds = $5, retention_days = $6, updated_at = now()
+      WHERE workspace_id = $1`,
+    [workspaceId, policy.enabled, policy.pollIntervalSeconds, policy.freshnessThresholdSeconds, policy.silentAfterSeconds, policy.retentionDays],
+  );
+  if (rowCount === 0) throw notFound('workspace', workspaceId);
+  return getWorkspace(sql, workspaceId);
+}
+
+export async function putCutover(sql: Sql, workspaceId: string, mode: CutoverMode): Promise<Workspace> {
+  const { rowCount } = await sql.query(
+    `UPDATE cutover_states
+        SET mode = $2, changed_at = CASE WHEN mode = $2 THEN changed_at ELSE now() END
+      WHERE workspace_id = $1`,
+    [workspaceId, mode],
+  );
+  if (rowCount === 0) throw notFound('workspace', workspaceId);
+  return getWorkspace(sql, workspaceId);
+}
