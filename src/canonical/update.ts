@@ -26,6 +26,8 @@ export const ingestLimits = {
 } as const;
 
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// Control characters are exactly what this pattern exists to find.
+// eslint-disable-next-line no-control-regex
 const controlCharacter = /[\u0000-\u001f\u007f]/;
 
 /** Text that PostgreSQL can store as-is: no control characters, no unpaired surrogates. */
@@ -39,28 +41,41 @@ export function safeText(maxLength: number) {
 }
 
 /** An RFC 3339 timestamp with a zone (Z or an offset) that names a real instant. */
-export const timestampSchema = z.iso
-  .datetime({ offset: true })
-  .refine((s) => parseTimestamp(s) !== undefined, 'must be a real date and time');
+export const timestampSchema = z
+  .string()
+  .refine((s) => parseTimestamp(s) !== undefined, 'must be an RFC 3339 date-time with a zone (Z or ±hh:mm)')
+  .meta({ format: 'date-time' });
 
-/** Milliseconds since the epoch, or undefined when the text is not a valid RFC 3339 instant. */
+const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+const daysInMonth = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * Milliseconds since the epoch, or undefined when the text is not an RFC 3339 instant with a zone. Fractions
+ * below a millisecond are truncated: Fleetwire keeps time to the millisecond everywhere.
+ */
 export function parseTimestamp(text: string): number | undefined {
-  const ms = Date.parse(text);
-  if (!Number.isFinite(ms)) return undefined;
-  // Date.parse rolls 2026-02-30 over to March; the calendar date must survive a round trip.
-  const datePart = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
-  if (datePart) {
-    const [, y, m, d] = datePart;
-    const offsetMatch = /([+-])(\d{2}):?(\d{2})$/.exec(text);
-    const offsetMs = offsetMatch
-      ? (offsetMatch[1] === '-' ? -1 : 1) * (Number(offsetMatch[2]) * 60 + Number(offsetMatch[3])) * 60_000
-      : 0;
-    const local = new Date(ms + offsetMs);
-    if (local.getUTCFullYear() !== Number(y) || local.getUTCMonth() + 1 !== Number(m) || local.getUTCDate() !== Number(d)) {
-      return undefined;
-    }
+  const m = rfc3339.exec(text);
+  if (!m) return undefined;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 1 : 0;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth[month - 1]! + leap) return undefined;
+  if (hour > 23 || minute > 59 || second > 60) return undefined;
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
+  let offsetMinutes = 0;
+  if (!m[8]) {
+    const offsetHours = Number(m[10]);
+    const offsetMins = Number(m[11]);
+    if (offsetHours > 23 || offsetMins > 59) return undefined;
+    offsetMinutes = (m[9] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMins);
   }
-  return ms;
+  const utc = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMinutes * 60_000;
+  // Date.UTC maps years 0..99 to 1900..1999; such instants are refused rather than misread.
+  return year < 100 || !Number.isFinite(utc) ? undefined : utc;
 }
 
 const uuid = z.uuid();

@@ -50,9 +50,10 @@ async function knownPartitions(db: Database): Promise<Set<string>> {
 /** Makes sure a partition exists for each day that any of `instantsMs` falls on. */
 export async function ensureHistoryPartitions(db: Database, instantsMs: Iterable<number>): Promise<void> {
   const names = await knownPartitions(db);
+  const days = new Set<number>();
+  for (const ms of instantsMs) days.add(dayStart(ms));
   const missing = new Map<string, number>();
-  for (const ms of instantsMs) {
-    const day = dayStart(ms);
+  for (const day of days) {
     const name = partitionName(day);
     if (!names.has(name)) missing.set(name, day);
   }

@@ -74,8 +74,8 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const instance = request.url.split('?')[0];
-    if (hasZodFastifySchemaValidationErrors(error)) {
-      const errors = error.validation.map((issue) => ({
+    if (hasZodFastifySchemaValidationErrors(error) || Array.isArray(error.validation)) {
+      const errors = (error.validation ?? []).map((issue) => ({
         path: `${error.validationContext ?? 'request'}${issue.instancePath.replace(/\//g, '.')}`,
         message: issue.message ?? 'invalid',
       }));

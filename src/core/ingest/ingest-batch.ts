@@ -10,12 +10,13 @@
  *     counters against the snapshot (`implausible_value`);
  *  5. classify: `accepted`, `late`, `duplicate`;
  *  6. one transaction writes history, snapshot, rejections, sync marks and whatever the caller adds (a poll's
- *     feed cursor). If it fails nothing is written.
+ *     feed cursor). If it fails nothing is written, and nothing of it shows in the results.
  */
 import { checkSignalValue, nonDecreasingRule, signalNames, type SignalName } from '../../canonical/signals.ts';
 import { parseTimestamp, updateEnvelopeSchema, type UpdateEnvelope } from '../../canonical/update.ts';
 import { sqlErrorIs, type Database, type Sql } from '../db/database.ts';
 import { ensureHistoryPartitions, forgetHistoryPartitions } from '../db/history-partitions.ts';
+import { recordIngestOutcome } from '../metrics.ts';
 import { classifyReadings, type Candidate } from './classify.ts';
 import {
   futureAllowanceMs,
@@ -25,7 +26,6 @@ import {
   type RejectionReason,
   type UpdateResult,
 } from './reasons.ts';
-import { recordIngestOutcome } from '../metrics.ts';
 import { storableJson } from './storable-json.ts';
 import {
   deviceKey,
@@ -37,6 +37,7 @@ import {
   type DeviceKey,
   type HistoryRow,
   type RejectionRow,
+  type SyncMark,
   type WorkspaceState,
 } from './store.ts';
 
@@ -54,7 +55,6 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 /** A reading that passed every check needing no stored state. */
 interface PendingReading {
-  updateIndex: number;
   readingIndex: number;
   signal: SignalName;
   value: unknown;
@@ -66,9 +66,12 @@ interface UpdateWork {
   index: number;
   raw: unknown;
   envelope?: UpdateEnvelope;
+  receivedAt?: string;
   result: UpdateResult;
   pending: PendingReading[];
 }
+
+type Problem = { reason: RejectionReason; detail: string };
 
 function firstIssue(error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): string {
   const issue = error.issues[0];
@@ -77,15 +80,51 @@ function firstIssue(error: { issues: readonly { path: readonly PropertyKey[]; me
   return path ? `${path}: ${issue.message}` : issue.message;
 }
 
-/** What to keep of a raw value that failed the shape check: the workspace, if it names one we can key by. */
+/** The workspace to keep a shapeless update's rejection under: the one it names, if it names one at all. */
 function rawWorkspaceId(raw: unknown): string {
   const id = (raw as { workspaceId?: unknown } | null)?.workspaceId;
   return typeof id === 'string' && uuidPattern.test(id) ? id.toLowerCase() : nilWorkspace;
 }
 
-function envelopeWithout(envelope: UpdateEnvelope, readingIndex?: number): unknown {
-  const { readings, ...rest } = envelope;
-  return readingIndex === undefined ? envelope : { ...rest, readings: [readings[readingIndex]] };
+function updateRejection(work: UpdateWork, problem: Problem): RejectionRow {
+  const e = work.envelope;
+  return {
+    workspaceId: e?.workspaceId ?? rawWorkspaceId(work.raw),
+    reason: problem.reason,
+    detail: problem.detail,
+    source: e?.source ?? null,
+    provider: e?.provider ?? null,
+    connectionId: e?.connectionId ?? null,
+    externalDeviceId: e?.externalDeviceId ?? null,
+    vehicleId: null,
+    signal: null,
+    updateJson: storableJson(work.raw),
+  };
+}
+
+/** A rejected reading is kept with its update's envelope and that one reading. */
+function readingRejection(work: UpdateWork, readingIndex: number, problem: Problem, vehicleId: string | null): RejectionRow {
+  const { readings, ...envelope } = work.envelope!;
+  const reading = readings[readingIndex]!;
+  return {
+    workspaceId: envelope.workspaceId,
+    reason: problem.reason,
+    detail: problem.detail,
+    source: envelope.source,
+    provider: envelope.provider,
+    connectionId: envelope.connectionId,
+    externalDeviceId: envelope.externalDeviceId,
+    vehicleId,
+    signal: reading.signal,
+    updateJson: storableJson({ ...envelope, readings: [reading] }),
+  };
+}
+
+function markUpdateRejected(work: UpdateWork, reason: RejectionReason): void {
+  work.result.status = 'rejected';
+  work.result.reason = reason;
+  work.result.readings = (work.envelope?.readings ?? []).map((r) => ({ signal: r.signal, status: 'rejected', reason }));
+  work.pending = [];
 }
 
 export async function ingestBatch(db: Database, rawUpdates: readonly unknown[], options: IngestOptions = {}): Promise<IngestOutcome> {
@@ -93,138 +132,96 @@ export async function ingestBatch(db: Database, rawUpdates: readonly unknown[], 
   const now = options.now ?? Date.now();
   const rejections: RejectionRow[] = [];
 
-  const rejectUpdate = (work: UpdateWork, reason: RejectionReason, detail: string) => {
-    work.result.status = 'rejected';
-    work.result.reason = reason;
-    work.result.readings = (work.envelope?.readings ?? []).map((r) => ({ signal: r.signal, status: 'rejected', reason }));
-    work.pending = [];
-    const e = work.envelope;
-    rejections.push({
-      workspaceId: e?.workspaceId.toLowerCase() ?? rawWorkspaceId(work.raw),
-      reason,
-      detail,
-      source: e?.source ?? null,
-      provider: e?.provider ?? null,
-      connectionId: e?.connectionId ?? null,
-      externalDeviceId: e?.externalDeviceId ?? null,
-      vehicleId: null,
-      signal: null,
-      updateJson: storableJson(work.raw),
-    });
-  };
-
-  const rejectReading = (work: UpdateWork, readingIndex: number, reason: RejectionReason, detail: string, vehicleId: string | null) => {
-    const envelope = work.envelope!;
-    const reading = work.result.readings[readingIndex]!;
-    reading.status = 'rejected';
-    reading.reason = reason;
-    rejections.push({
-      workspaceId: envelope.workspaceId.toLowerCase(),
-      reason,
-      detail,
-      source: envelope.source,
-      provider: envelope.provider,
-      connectionId: envelope.connectionId,
-      externalDeviceId: envelope.externalDeviceId,
-      vehicleId,
-      signal: envelope.readings[readingIndex]!.signal,
-      updateJson: storableJson(envelopeWithout(envelope, readingIndex)),
-    });
-  };
-
   // 1. Shape.
   const works: UpdateWork[] = rawUpdates.map((raw, index) => {
     const work: UpdateWork = { index, raw, result: { index, status: 'processed', readings: [] }, pending: [] };
     const parsed = updateEnvelopeSchema.safeParse(raw);
     if (!parsed.success) {
-      rejectUpdate(work, 'malformed', firstIssue(parsed.error));
+      const problem: Problem = { reason: 'malformed', detail: firstIssue(parsed.error) };
+      markUpdateRejected(work, problem.reason);
+      rejections.push(updateRejection(work, problem));
       return work;
     }
-    // UUIDs are compared as text in the maps below; one spelling for each.
-    work.envelope = {
-      ...parsed.data,
-      workspaceId: parsed.data.workspaceId.toLowerCase(),
-      connectionId: parsed.data.connectionId.toLowerCase(),
-    };
+    // UUIDs are compared as text in the maps below: one spelling for each.
+    work.envelope = { ...parsed.data, workspaceId: parsed.data.workspaceId.toLowerCase(), connectionId: parsed.data.connectionId.toLowerCase() };
+    work.receivedAt = new Date(parseTimestamp(parsed.data.receivedAt)!).toISOString();
     work.result.readings = parsed.data.readings.map((r): ReadingResult => ({ signal: r.signal, status: 'accepted' }));
     return work;
   });
 
-  // 2-3. Workspace and ownership (no locks needed: policy and cutover are read as committed).
+  // 2-3. Workspace and ownership (policy and cutover are read as committed; no lock needed).
   const workspaceIds = [...new Set(works.flatMap((w) => (w.envelope ? [w.envelope.workspaceId] : [])))];
   const workspaces = await loadWorkspaceStates(db, workspaceIds);
   for (const work of works) {
-    const e = work.envelope;
-    if (!e) continue;
-    const state = workspaces.get(e.workspaceId);
-    const problem = workspaceProblem(state, e);
-    if (problem) rejectUpdate(work, problem.reason, problem.detail);
+    if (!work.envelope) continue;
+    const problem = workspaceProblem(workspaces.get(work.envelope.workspaceId), work.envelope);
+    if (problem) {
+      markUpdateRejected(work, problem.reason);
+      rejections.push(updateRejection(work, problem));
+    }
   }
 
-  // 4 (the part that needs no stored state): catalogue and clock.
+  // 4, the part that needs no stored state: catalogue and clock.
   for (const work of works) {
     const e = work.envelope;
     if (!e || work.result.status === 'rejected') continue;
     const retentionDays = workspaces.get(e.workspaceId)!.retentionDays;
     const oldestMs = now - retentionDays * dayMs;
     e.readings.forEach((reading, readingIndex) => {
-      const check = checkSignalValue(reading.signal, reading.value);
-      if (!check.ok) return rejectReading(work, readingIndex, check.reason, check.detail, null);
-      const observedMs = parseTimestamp(reading.observedAt)!;
-      if (observedMs > now + futureAllowanceMs) {
-        return rejectReading(
-          work,
-          readingIndex,
-          'future_timestamp',
-          `observedAt ${reading.observedAt} is more than ${futureAllowanceMs / 1000} s ahead of the server clock (${new Date(now).toISOString()})`,
-          null,
-        );
+      const problem = readingProblem(reading, now, oldestMs, retentionDays);
+      if ('reason' in problem) {
+        const result = work.result.readings[readingIndex]!;
+        result.status = 'rejected';
+        result.reason = problem.reason;
+        rejections.push(readingRejection(work, readingIndex, problem, null));
+        return;
       }
-      if (observedMs < oldestMs) {
-        return rejectReading(
-          work,
-          readingIndex,
-          'too_old',
-          `observedAt ${reading.observedAt} is older than the workspace's retention of ${retentionDays} days`,
-          null,
-        );
-      }
-      work.pending.push({
-        updateIndex: work.index,
-        readingIndex,
-        signal: reading.signal as SignalName,
-        value: check.value,
-        valueJson: JSON.stringify(check.value),
-        observedMs,
-      });
+      work.pending.push({ readingIndex, signal: reading.signal as SignalName, value: problem.value, valueJson: JSON.stringify(problem.value), observedMs: problem.observedMs });
     });
   }
 
-  await ensureHistoryPartitions(
-    db,
-    works.flatMap((w) => w.pending.map((p) => p.observedMs)),
-  );
+  const days = () => works.flatMap((w) => w.pending.map((p) => p.observedMs));
+  await ensureHistoryPartitions(db, days());
 
-  const attempt = () => applyUnitOfWork(db, works, rejections, rejectUpdate, rejectReading, options);
+  let decisions: Decisions;
   try {
-    await withRetry(attempt);
+    decisions = await withRetry(() => applyUnitOfWork(db, works, rejections, options));
   } catch (error) {
     // A partition dropped by retention in another process since this one last looked: learn and try once more.
     if (!sqlErrorIs(error, 'check_violation') || !/partition/i.test((error as Error).message)) throw error;
     forgetHistoryPartitions(db);
-    await ensureHistoryPartitions(db, works.flatMap((w) => w.pending.map((p) => p.observedMs)));
-    await withRetry(attempt);
+    await ensureHistoryPartitions(db, days());
+    decisions = await withRetry(() => applyUnitOfWork(db, works, rejections, options));
   }
+  applyDecisions(decisions);
 
   const outcome = { results: works.map((w) => w.result), counts: countResults(works) };
   recordIngestOutcome(outcome, (performance.now() - started) / 1000);
   return outcome;
 }
 
-function workspaceProblem(
-  state: WorkspaceState | undefined,
-  e: UpdateEnvelope,
-): { reason: RejectionReason; detail: string } | undefined {
+function readingProblem(
+  reading: UpdateEnvelope['readings'][number],
+  now: number,
+  oldestMs: number,
+  retentionDays: number,
+): Problem | { value: unknown; observedMs: number } {
+  const check = checkSignalValue(reading.signal, reading.value);
+  if (!check.ok) return { reason: check.reason, detail: check.detail };
+  const observedMs = parseTimestamp(reading.observedAt)!;
+  if (observedMs > now + futureAllowanceMs) {
+    return {
+      reason: 'future_timestamp',
+      detail: `observedAt ${reading.observedAt} is more than ${futureAllowanceMs / 1000} s ahead of the server clock (${new Date(now).toISOString()})`,
+    };
+  }
+  if (observedMs < oldestMs) {
+    return { reason: 'too_old', detail: `observedAt ${reading.observedAt} is older than the workspace's retention of ${retentionDays} days` };
+  }
+  return { value: check.value, observedMs };
+}
+
+function workspaceProblem(state: WorkspaceState | undefined, e: UpdateEnvelope): Problem | undefined {
   if (!state) return { reason: 'unknown_workspace', detail: `workspace ${e.workspaceId} does not exist` };
   if (!state.enabled) return { reason: 'telematics_disabled', detail: `telematics is disabled for workspace ${e.workspaceId}` };
   if (e.source === 'legacy_poll' && state.cutover === 'core') {
@@ -236,111 +233,7 @@ function workspaceProblem(
   return undefined;
 }
 
-type RejectUpdate = (work: UpdateWork, reason: RejectionReason, detail: string) => void;
-type RejectReading = (work: UpdateWork, readingIndex: number, reason: RejectionReason, detail: string, vehicleId: string | null) => void;
-
-/**
- * Steps 2 (devices), 4 (counters), 5 and 6 inside one transaction. Results are first computed on copies, so a
- * retried transaction starts from the same state.
- */
-async function applyUnitOfWork(
-  db: Database,
-  works: UpdateWork[],
-  rejectionsBefore: RejectionRow[],
-  rejectUpdate: RejectUpdate,
-  rejectReading: RejectReading,
-  options: IngestOptions,
-): Promise<void> {
-  const snapshotOfResults = works.map((w) => ({ result: structuredClone(w.result), pending: w.pending }));
-  const rejectionCount = rejectionsBefore.length;
-  try {
-    await db.transaction(async (tx) => {
-      const live = works.filter((w) => w.envelope && w.result.status === 'processed');
-      const keys = new Map<string, DeviceKey>();
-      for (const work of live) {
-        const e = work.envelope!;
-        const key = { workspaceId: e.workspaceId, connectionId: e.connectionId, externalId: e.externalDeviceId };
-        keys.set(deviceKey(key), key);
-      }
-      const devices = await lockBoundDevices(tx, [...keys.values()]);
-
-      const vehicleOf = new Map<number, BoundDevice>();
-      for (const work of live) {
-        const e = work.envelope!;
-        const device = devices.get(deviceKey({ workspaceId: e.workspaceId, connectionId: e.connectionId, externalId: e.externalDeviceId }));
-        const problem = deviceProblem(device, e);
-        if (problem) rejectUpdate(work, problem.reason, problem.detail);
-        else vehicleOf.set(work.index, device!);
-      }
-
-      const processed = live.filter((w) => w.result.status === 'processed');
-      const vehicles = new Map<string, { workspaceId: string; vehicleId: string }>();
-      for (const work of processed) {
-        const vehicleId = vehicleOf.get(work.index)!.vehicleId;
-        vehicles.set(`${work.envelope!.workspaceId}|${vehicleId}`, { workspaceId: work.envelope!.workspaceId, vehicleId });
-      }
-      const snapshot = await loadSnapshot(tx, [...vehicles.values()], counterSignals);
-
-      const pending = processed.flatMap((work) => work.pending.map((reading) => ({ work, reading })));
-      const candidates: Candidate[] = pending.map(({ work, reading }, position) => ({
-        position,
-        // Vehicle ids are unique across workspaces (UUIDs), so grouping by vehicle cannot mix tenants.
-        vehicleId: vehicleOf.get(work.index)!.vehicleId,
-        signal: reading.signal,
-        value: reading.value,
-        observedMs: reading.observedMs,
-      }));
-      const outcomes = classifyReadings(candidates, snapshot);
-
-      const history: HistoryRow[] = [];
-      pending.forEach(({ work, reading }, position) => {
-        const outcome = outcomes[position]!;
-        const result = work.result.readings[reading.readingIndex]!;
-        const vehicleId = vehicleOf.get(work.index)!.vehicleId;
-        if (outcome.status === 'rejected') {
-          rejectReading(work, reading.readingIndex, outcome.reason, outcome.detail, vehicleId);
-          return;
-        }
-        result.status = outcome.status;
-        if (outcome.status === 'duplicate') return;
-        const e = work.envelope!;
-        history.push({
-          position,
-          workspaceId: e.workspaceId,
-          vehicleId,
-          signal: reading.signal,
-          observedAt: new Date(reading.observedMs).toISOString(),
-          valueJson: reading.valueJson,
-          source: e.source,
-          provider: e.provider,
-          connectionId: e.connectionId,
-          receivedAt: new Date(parseTimestamp(e.receivedAt)!).toISOString(),
-        });
-      });
-
-      const alreadyStored = await writeUnitOfWork(tx, {
-        history,
-        synced: [...vehicles.values()],
-        rejections: rejectionsBefore,
-      });
-      for (const position of alreadyStored) {
-        const { work, reading } = pending[position]!;
-        work.result.readings[reading.readingIndex]!.status = 'duplicate';
-      }
-      if (options.withinTransaction) await options.withinTransaction(tx);
-    });
-  } catch (error) {
-    // Put results and rejections back as they were before this attempt.
-    works.forEach((work, i) => {
-      work.result = snapshotOfResults[i]!.result;
-      work.pending = snapshotOfResults[i]!.pending;
-    });
-    rejectionsBefore.length = rejectionCount;
-    throw error;
-  }
-}
-
-function deviceProblem(device: BoundDevice | undefined, e: UpdateEnvelope): { reason: RejectionReason; detail: string } | undefined {
+function deviceProblem(device: BoundDevice | undefined, e: UpdateEnvelope): Problem | undefined {
   if (!device) {
     return {
       reason: 'unknown_device',
@@ -348,18 +241,110 @@ function deviceProblem(device: BoundDevice | undefined, e: UpdateEnvelope): { re
     };
   }
   if (device.provider !== e.provider) {
-    return {
-      reason: 'unknown_device',
-      detail: `connection ${e.connectionId} is a ${device.provider} connection, not ${e.provider}`,
-    };
+    return { reason: 'unknown_device', detail: `connection ${e.connectionId} is a ${device.provider} connection, not ${e.provider}` };
   }
   if (!device.connectionEnabled) return { reason: 'device_inactive', detail: `connection ${e.connectionId} is disabled` };
   if (!device.vehicleActive) return { reason: 'device_inactive', detail: `the vehicle bound to device ${e.externalDeviceId} is inactive` };
   return undefined;
 }
 
+/** What the transaction decided; applied to the results only once it committed. */
+interface Decisions {
+  rejectedUpdates: { work: UpdateWork; reason: RejectionReason }[];
+  readings: { work: UpdateWork; readingIndex: number; status: ReadingResult['status']; reason?: RejectionReason }[];
+}
+
+/** Steps 2 (devices), 4 (counters), 5 and 6, in one transaction. Reads `works`, changes nothing outside the database. */
+async function applyUnitOfWork(db: Database, works: readonly UpdateWork[], earlier: readonly RejectionRow[], options: IngestOptions): Promise<Decisions> {
+  return db.transaction(async (tx) => {
+    const decisions: Decisions = { rejectedUpdates: [], readings: [] };
+    const rejections = [...earlier];
+    const live = works.filter((w) => w.envelope && w.result.status === 'processed');
+
+    const keyOf = (e: UpdateEnvelope): DeviceKey => ({ workspaceId: e.workspaceId, connectionId: e.connectionId, externalId: e.externalDeviceId });
+    const keys = new Map(live.map((w) => [deviceKey(keyOf(w.envelope!)), keyOf(w.envelope!)]));
+    const devices = await lockBoundDevices(tx, [...keys.values()]);
+
+    const processed: { work: UpdateWork; vehicleId: string }[] = [];
+    for (const work of live) {
+      const device = devices.get(deviceKey(keyOf(work.envelope!)));
+      const problem = deviceProblem(device, work.envelope!);
+      if (problem) {
+        decisions.rejectedUpdates.push({ work, reason: problem.reason });
+        rejections.push(updateRejection(work, problem));
+      } else {
+        processed.push({ work, vehicleId: device!.vehicleId });
+      }
+    }
+
+    const vehicles = new Map<string, SyncMark & { newestMs: number }>();
+    for (const { work, vehicleId } of processed) {
+      vehicles.set(vehicleId, { workspaceId: work.envelope!.workspaceId, vehicleId, newestObservedAt: null, newestMs: Number.NEGATIVE_INFINITY });
+    }
+    const snapshot = await loadSnapshot(tx, [...vehicles.values()], counterSignals);
+
+    // Vehicle ids are UUIDs, unique across workspaces, so grouping by vehicle never mixes tenants.
+    const pending = processed.flatMap(({ work, vehicleId }) => work.pending.map((reading) => ({ work, vehicleId, reading })));
+    const candidates: Candidate[] = pending.map(({ vehicleId, reading }, position) => ({
+      position,
+      vehicleId,
+      signal: reading.signal,
+      value: reading.value,
+      observedMs: reading.observedMs,
+    }));
+    const outcomes = classifyReadings(candidates, snapshot);
+
+    const history: HistoryRow[] = [];
+    pending.forEach(({ work, vehicleId, reading }, position) => {
+      const outcome = outcomes[position]!;
+      if (outcome.status === 'rejected') {
+        decisions.readings.push({ work, readingIndex: reading.readingIndex, status: 'rejected', reason: outcome.reason });
+        rejections.push(readingRejection(work, reading.readingIndex, outcome, vehicleId));
+        return;
+      }
+      decisions.readings.push({ work, readingIndex: reading.readingIndex, status: outcome.status });
+      if (outcome.status === 'duplicate') return;
+      const e = work.envelope!;
+      const mark = vehicles.get(vehicleId)!;
+      if (reading.observedMs > mark.newestMs) mark.newestMs = reading.observedMs;
+      history.push({
+        position: decisions.readings.length - 1,
+        workspaceId: e.workspaceId,
+        vehicleId,
+        signal: reading.signal,
+        observedAt: new Date(reading.observedMs).toISOString(),
+        valueJson: reading.valueJson,
+        source: e.source,
+        provider: e.provider,
+        connectionId: e.connectionId,
+        receivedAt: work.receivedAt!,
+        advances: outcome.status === 'accepted',
+      });
+    });
+
+    const synced = [...vehicles.values()].map(({ workspaceId, vehicleId, newestMs }) => ({
+      workspaceId,
+      vehicleId,
+      newestObservedAt: Number.isFinite(newestMs) ? new Date(newestMs).toISOString() : null,
+    }));
+    const alreadyStored = await writeUnitOfWork(tx, { history, synced, rejections });
+    for (const position of alreadyStored) decisions.readings[position]!.status = 'duplicate';
+    if (options.withinTransaction) await options.withinTransaction(tx);
+    return decisions;
+  });
+}
+
+function applyDecisions(decisions: Decisions): void {
+  for (const { work, reason } of decisions.rejectedUpdates) markUpdateRejected(work, reason);
+  for (const { work, readingIndex, status, reason } of decisions.readings) {
+    const result = work.result.readings[readingIndex]!;
+    result.status = status;
+    if (reason) result.reason = reason;
+  }
+}
+
 /** Deadlocks and serialization failures are retried; every attempt starts clean (the transaction rolled back). */
-async function withRetry(attempt: () => Promise<void>): Promise<void> {
+async function withRetry<T>(attempt: () => Promise<T>): Promise<T> {
   for (let tries = 1; ; tries += 1) {
     try {
       return await attempt();

@@ -89,14 +89,16 @@ export async function loadSnapshot(
 ): Promise<Map<string, SnapshotPoint>> {
   const snapshot = new Map<string, SnapshotPoint>();
   if (vehicles.length === 0) return snapshot;
-  const { rows } = await tx.query<{ vehicle_id: string; signal: string; observed_at: Date; value: unknown }>(
-    `SELECT s.vehicle_id, s.signal, s.observed_at, CASE WHEN s.signal = ANY($3::text[]) THEN s.value END AS value
+  // Epoch milliseconds as float8: cheaper to read than timestamps, and exact at millisecond precision.
+  const { rows } = await tx.query<{ vehicle_id: string; signal: string; observed_ms: number; value: unknown }>(
+    `SELECT s.vehicle_id, s.signal, (extract(epoch FROM s.observed_at) * 1000)::float8 AS observed_ms,
+            CASE WHEN s.signal = ANY($3::text[]) THEN s.value END AS value
        FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, vehicle_id)
        JOIN signal_snapshot s ON s.workspace_id = k.workspace_id AND s.vehicle_id = k.vehicle_id`,
     [vehicles.map((v) => v.workspaceId), vehicles.map((v) => v.vehicleId), signalsWithValues],
   );
   for (const row of rows) {
-    snapshot.set(snapshotKey(row.vehicle_id, row.signal), { observedMs: row.observed_at.getTime(), value: row.value });
+    snapshot.set(snapshotKey(row.vehicle_id, row.signal), { observedMs: Math.round(row.observed_ms), value: row.value });
   }
   return snapshot;
 }
@@ -112,6 +114,8 @@ export interface HistoryRow {
   provider: string;
   connectionId: string;
   receivedAt: string;
+  /** Newer than the snapshot (and than the batch before it): this row moves the snapshot. */
+  advances: boolean;
 }
 
 export interface RejectionRow {
@@ -127,40 +131,51 @@ export interface RejectionRow {
   updateJson: string;
 }
 
+export interface SyncMark {
+  workspaceId: string;
+  vehicleId: string;
+  /** The newest observed time among the vehicle's rows in this batch, or null when it had none. */
+  newestObservedAt: string | null;
+}
+
 export interface UnitOfWork {
   history: readonly HistoryRow[];
   /** Vehicles whose updates were processed: their sync mark moves to now. */
-  synced: readonly { workspaceId: string; vehicleId: string }[];
+  synced: readonly SyncMark[];
   rejections: readonly RejectionRow[];
 }
 
 const pluck = <T, K extends keyof T>(rows: readonly T[], key: K): T[K][] => rows.map((row) => row[key]);
 
 /**
- * The unit of work's writes, one statement: history rows (a reading already there is skipped), the snapshot
- * moved forward per signal from what was inserted, the vehicles' sync marks, and the rejections. Answers the
- * positions of the history rows that were already stored (duplicates).
+ * The unit of work's writes, one statement: history rows (a reading already stored is skipped), the snapshot
+ * moved forward by the rows that advance it, the vehicles' sync marks, and the rejections. Answers the positions
+ * of the non-advancing rows that were already in history (duplicates). A row that advances the snapshot is newer
+ * than every stored reading of its signal (the snapshot is the newest history row, and the vehicle is locked), so
+ * only the others are looked up, one index probe each (LIMIT 1 in the lateral keeps the planner from scanning a
+ * whole partition). Every part of the statement sees history as it was before it, so the final SELECT finds
+ * exactly the readings stored by earlier batches.
  */
 export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<number>> {
   const { history, synced, rejections } = work;
   const { rows } = await tx.query<{ position: number }>(
     `WITH input AS (
        SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[]::jsonb[],
-                            $7::text[], $8::text[], $9::uuid[], $10::timestamptz[])
-         AS r(position, workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at)
+                            $7::text[], $8::text[], $9::uuid[], $10::timestamptz[], $11::boolean[])
+         AS r(position, workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at, advances)
      ),
      inserted AS (
        INSERT INTO signal_history
               (workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at)
        SELECT workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at FROM input
        ON CONFLICT DO NOTHING
-       RETURNING workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id
      ),
      snapshot AS (
        INSERT INTO signal_snapshot AS s (workspace_id, vehicle_id, signal, value, observed_at, source, provider, connection_id)
        SELECT DISTINCT ON (workspace_id, vehicle_id, signal)
               workspace_id, vehicle_id, signal, value, observed_at, source, provider, connection_id
-         FROM inserted
+         FROM input
+        WHERE advances
         ORDER BY workspace_id, vehicle_id, signal, observed_at DESC
        ON CONFLICT (workspace_id, vehicle_id, signal) DO UPDATE
           SET value = excluded.value, observed_at = excluded.observed_at, source = excluded.source,
@@ -169,24 +184,22 @@ export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<nu
      ),
      marks AS (
        UPDATE vehicles v
-          SET last_synced_at = now(),
-              last_observed_at = GREATEST(v.last_observed_at, m.newest)
-         FROM (SELECT k.workspace_id, k.vehicle_id, max(i.observed_at) AS newest
-                 FROM unnest($11::uuid[], $12::uuid[]) AS k(workspace_id, vehicle_id)
-                 LEFT JOIN inserted i ON i.workspace_id = k.workspace_id AND i.vehicle_id = k.vehicle_id
-                GROUP BY k.workspace_id, k.vehicle_id) m
+          SET last_synced_at = now(), last_observed_at = GREATEST(v.last_observed_at, m.newest)
+         FROM unnest($12::uuid[], $13::uuid[], $14::timestamptz[]) AS m(workspace_id, vehicle_id, newest)
         WHERE v.workspace_id = m.workspace_id AND v.id = m.vehicle_id
      ),
      rejected AS (
        INSERT INTO ingest_rejections
               (workspace_id, reason, detail, source, provider, connection_id, external_device_id, vehicle_id, signal, update_body)
-       SELECT * FROM unnest($13::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::uuid[], $19::text[],
-                            $20::uuid[], $21::text[], $22::text[]::jsonb[])
+       SELECT * FROM unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::text[], $20::uuid[], $21::text[],
+                            $22::uuid[], $23::text[], $24::text[]::jsonb[])
      )
-     SELECT input.position FROM input
-      WHERE NOT EXISTS (SELECT 1 FROM inserted i
-                         WHERE i.workspace_id = input.workspace_id AND i.vehicle_id = input.vehicle_id
-                           AND i.signal = input.signal AND i.observed_at = input.observed_at)`,
+     SELECT i.position FROM input i
+       JOIN LATERAL (SELECT 1 FROM signal_history h
+                      WHERE h.workspace_id = i.workspace_id AND h.vehicle_id = i.vehicle_id
+                        AND h.signal = i.signal AND h.observed_at = i.observed_at
+                      LIMIT 1) stored ON true
+      WHERE NOT i.advances`,
     [
       pluck(history, 'position'),
       pluck(history, 'workspaceId'),
@@ -198,8 +211,10 @@ export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<nu
       pluck(history, 'provider'),
       pluck(history, 'connectionId'),
       pluck(history, 'receivedAt'),
+      pluck(history, 'advances'),
       pluck(synced, 'workspaceId'),
       pluck(synced, 'vehicleId'),
+      pluck(synced, 'newestObservedAt'),
       pluck(rejections, 'workspaceId'),
       pluck(rejections, 'reason'),
       pluck(rejections, 'detail'),

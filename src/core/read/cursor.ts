@@ -7,7 +7,7 @@ import { DomainError } from '../errors.ts';
 type Part = 'text' | 'uuid' | 'timestamp' | 'integer';
 
 const checks: Record<Part, (value: unknown) => boolean> = {
-  text: (v) => typeof v === 'string' && v.length <= 1000 && !/[\u0000]/.test(v),
+  text: (v) => typeof v === 'string' && v.length <= 1000 && !v.includes('\u0000'),
   uuid: (v) => typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
   timestamp: (v) => typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(v) && Number.isFinite(Date.parse(v)),
   integer: (v) => typeof v === 'number' && Number.isSafeInteger(v),

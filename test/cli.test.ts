@@ -1,0 +1,106 @@
+/**
+ * The `fleetwire` command as a user runs it: `demo` (what npm start runs) starts core and prints its URL and
+ * tokens, the admin commands work against it, `migrate` applies migrations, SIGTERM stops it cleanly, and a
+ * restart keeps the generated secrets and the data.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backend, createTestDatabase, postgresUrl, type TestDatabase } from './support/database.ts';
+import { freePort, runFleetwire, startFleetwire } from './support/processes.ts';
+
+let database: TestDatabase | undefined;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-cli-'));
+  env = { FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_LOG_LEVEL: 'warn' };
+  if (backend === 'postgres') {
+    database = await createTestDatabase();
+    env.DATABASE_URL = `${postgresUrl}?options=${encodeURIComponent(`-c search_path=${database.schema}`)}`;
+  }
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+describe('fleetwire', () => {
+  it('prints usage and fails on an unknown command', async () => {
+    const help = await runFleetwire(['--help'], env);
+    expect(help.code).toBe(0);
+    expect(help.output).toMatch(/usage: fleetwire/);
+    const unknown = await runFleetwire(['fly'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.output).toMatch(/unknown command: fly/);
+  });
+
+  it('refuses a bad configuration with a message naming the variable', async () => {
+    const bad = await runFleetwire(['migrate'], { ...env, FLEETWIRE_PORT: 'x' });
+    expect(bad.code).toBe(1);
+    expect(bad.output).toMatch(/FLEETWIRE_PORT: must be a port number/);
+  });
+
+  it('migrates, runs the demo, manages it from the CLI, stops on SIGTERM and keeps state across a restart', async () => {
+    const migrated = await runFleetwire(['migrate'], env);
+    expect(migrated.code).toBe(0);
+    expect(migrated.output).toMatch(/applied: 0001_core|schema is current/);
+
+    const port = await freePort();
+    const runEnv = { ...env, FLEETWIRE_PORT: String(port), FLEETWIRE_CORE_URL: `http://127.0.0.1:${port}` };
+    const demo = startFleetwire(['demo'], runEnv);
+    try {
+      const [, url] = await demo.waitFor(/is running at (http:\/\/\S+)/, 60_000);
+      const [, adminToken] = await demo.waitFor(/admin token:\s+(\S+)/);
+      expect(url).toBe(`http://127.0.0.1:${port}`);
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+
+      const created = await runFleetwire(['workspaces', 'create', '--name', 'CLI depot'], runEnv);
+      expect(created.code).toBe(0);
+      const workspace = JSON.parse(created.output) as { id: string; name: string };
+      expect(workspace.name).toBe('CLI depot');
+
+      const credentialsFile = join(env.FLEETWIRE_DATA_DIR!, 'samsara.json');
+      writeFileSync(credentialsFile, JSON.stringify({ apiToken: 'cli-secret-token-123' }));
+      const connection = await runFleetwire(['connections', 'add', workspace.id, '--provider', 'samsara', '--transport', 'poll', '--credentials-file', credentialsFile], runEnv);
+      expect(connection.code).toBe(0);
+      expect(connection.output).not.toContain('cli-secret-token-123');
+      const connectionId = (JSON.parse(connection.output) as { id: string }).id;
+
+      const vehicle = await runFleetwire(['vehicles', 'add', workspace.id, '--name', 'Van 1', '--device', `${connectionId}:sam-1`], runEnv);
+      expect(vehicle.code).toBe(0);
+      expect(JSON.parse(vehicle.output)).toMatchObject({ name: 'Van 1', devices: [{ externalId: 'sam-1' }] });
+
+      const policy = await runFleetwire(
+        ['policy', 'set', workspace.id, '--enabled', 'true', '--poll-interval', '30', '--freshness', '300', '--silent-after', '3600', '--retention-days', '30'],
+        runEnv,
+      );
+      expect(JSON.parse(policy.output).policy.pollIntervalSeconds).toBe(30);
+      const cutover = await runFleetwire(['cutover', 'set', workspace.id, 'legacy'], runEnv);
+      expect(JSON.parse(cutover.output).cutover.mode).toBe('legacy');
+      const key = await runFleetwire(['api-keys', 'create', workspace.id, '--name', 'board'], runEnv);
+      expect(JSON.parse(key.output).key).toMatch(/^fwk_/);
+
+      const wrong = await runFleetwire(['cutover', 'set', workspace.id, 'sideways'], runEnv);
+      expect(wrong.code).toBe(1);
+      expect(wrong.output).toMatch(/400 validation_failed/);
+
+      expect(await demo.stop('SIGTERM')).toBe(0);
+
+      // A restart keeps the tokens (from the data dir) and the data.
+      const again = startFleetwire(['demo'], runEnv);
+      try {
+        const [, sameToken] = await again.waitFor(/admin token:\s+(\S+)/, 60_000);
+        expect(sameToken).toBe(adminToken);
+        const list = await fetch(`${url}/v1/workspaces`, { headers: { authorization: `Bearer ${adminToken}` } });
+        const body = (await list.json()) as { items: { id: string }[] };
+        expect(body.items.map((w) => w.id)).toContain(workspace.id);
+      } finally {
+        expect(await again.stop('SIGTERM')).toBe(0);
+      }
+    } finally {
+      await demo.stop('SIGKILL');
+    }
+  }, 120_000);
+});
