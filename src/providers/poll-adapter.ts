@@ -19,6 +19,8 @@ export interface PollPage {
   cursor: unknown;
   /** HTTP (or RPC) requests this page cost, for the poll run record. */
   requests: number;
+  /** Provider entities the mapping could not read and skipped (counted in the poll run, never fatal). */
+  skipped?: number;
 }
 
 export interface PollContext<Credentials> {

@@ -1,9 +1,12 @@
 /**
- * The explicit list of providers. Adding a provider is one folder and one line here; nothing scans directories
- * and core never branches on a provider's name.
+ * The explicit list of providers. Adding a provider is one folder and a line or two here; nothing scans
+ * directories, and core never branches on a provider's name: it looks the provider up here.
  */
+import { geotabPollAdapter } from './geotab/adapter.ts';
 import { geotabContract } from './geotab/contract.ts';
+import type { PollAdapter } from './poll-adapter.ts';
 import type { ProviderConnectionContract } from './provider.ts';
+import { samsaraPollAdapter } from './samsara/adapter.ts';
 import { samsaraContract } from './samsara/contract.ts';
 import { teslaTelemetryContract } from './tesla-telemetry/contract.ts';
 import { traccarContract } from './traccar/contract.ts';
@@ -14,6 +17,16 @@ export const providerContracts: readonly ProviderConnectionContract[] = [
   traccarContract,
   teslaTelemetryContract,
 ];
+
+/**
+ * The adapters core's poll runner uses, by provider name. Each adapter takes its own credentials type; the runner
+ * parses decrypted credentials with the adapter's contract schema before it calls `poll`, which is what makes
+ * widening them to one map type sound.
+ */
+export const pollAdapters: ReadonlyMap<string, PollAdapter> = new Map<string, PollAdapter>([
+  [samsaraContract.name, samsaraPollAdapter as unknown as PollAdapter],
+  [geotabContract.name, geotabPollAdapter as unknown as PollAdapter],
+]);
 
 export function findProviderContract(name: string): ProviderConnectionContract | undefined {
   return providerContracts.find((contract) => contract.name === name);

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestBatch } from '../../src/core/ingest/ingest-batch.ts';
-import { startTestCore, type TestCore } from '../support/core.ts';
+import { startTestCore, type HttpAnswer, type TestCore } from '../support/core.ts';
 import { createFleet, update, type TestFleet } from '../support/fleet.ts';
 
 let core: TestCore;
@@ -38,7 +38,7 @@ describe('vehicles', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const answer = await core.http.admin('GET', path(`/vehicles?limit=3${cursor ? `&cursor=${cursor}` : ''}`));
+      const answer: HttpAnswer<any> = await core.http.admin('GET', path(`/vehicles?limit=3${cursor ? `&cursor=${cursor}` : ''}`));
       expect(answer.status).toBe(200);
       expect(answer.body.items.length).toBeLessThanOrEqual(3);
       seen.push(...answer.body.items.map((v: { name: string }) => v.name));
@@ -74,7 +74,7 @@ describe('history', () => {
     const all: { signal: string; observedAt: string }[] = [];
     let cursor: string | null = null;
     for (let page = 0; page < 20; page += 1) {
-      const answer = await core.http.admin('GET', path(`/vehicles/${vehicle()}/history?limit=7${cursor ? `&cursor=${cursor}` : ''}`));
+      const answer: HttpAnswer<any> = await core.http.admin('GET', path(`/vehicles/${vehicle()}/history?limit=7${cursor ? `&cursor=${cursor}` : ''}`));
       all.push(...answer.body.items);
       cursor = answer.body.nextCursor;
       if (!cursor) break;

@@ -1,0 +1,140 @@
+/**
+ * Samsara feed and history items to canonical readings (DESIGN §3, mapping cheat-sheet in
+ * provider-wire-formats.md §5). Pure: no I/O, no clock. Every stat entry keeps its own `time` as observedAt,
+ * because Samsara time-stamps each stat independently.
+ *
+ * What cannot be read (an item without an id, an entry with a bad time or an unknown enum value) is skipped and
+ * counted, never thrown: one odd entry must not cost the rest of the page. Values that are readable but out of
+ * bounds (a latitude of 91) pass through, so ingest rejects them with a reason the operator can see.
+ */
+import type { ChargingState } from '../../canonical/signals.ts';
+import { parseTimestamp, safeText, type CanonicalReading } from '../../canonical/update.ts';
+import type { DeviceReadings } from '../poll-adapter.ts';
+import { engineStateEntrySchema, evChargingStatusCodes, gpsPointSchema, timedNumberSchema, type EngineStateValue } from './wire.ts';
+
+export interface MappedStats {
+  /** One entry per Samsara vehicle id that had at least one readable reading, in first-seen order. */
+  devices: DeviceReadings[];
+  /** Items, stats and entries that could not be read. */
+  skipped: number;
+}
+
+export const kphPerMph = 1.609344;
+
+const vehicleIdSchema = safeText(256);
+
+const chargingStates: Record<number, ChargingState> = {
+  [evChargingStatusCodes.charging]: 'charging',
+  [evChargingStatusCodes.notCharging]: 'not_charging',
+  [evChargingStatusCodes.unknown]: 'unknown',
+};
+
+const ignitionOf: Record<EngineStateValue, boolean> = { On: true, Idle: true, Off: false };
+
+/** Maps the `data` items of one feed or history response. */
+export function mapVehicleStats(items: readonly unknown[]): MappedStats {
+  const byDevice = new Map<string, CanonicalReading[]>();
+  let skipped = 0;
+  for (const item of items) {
+    const id = isRecord(item) ? vehicleIdSchema.safeParse(item.id) : undefined;
+    if (!isRecord(item) || !id?.success) {
+      skipped += 1;
+      continue;
+    }
+    const { readings, skipped: itemSkipped } = mapItem(item);
+    skipped += itemSkipped;
+    if (readings.length === 0) continue;
+    const known = byDevice.get(id.data);
+    if (known) known.push(...readings);
+    else byDevice.set(id.data, readings);
+  }
+  return { devices: [...byDevice].map(([externalDeviceId, readings]) => ({ externalDeviceId, readings })), skipped };
+}
+
+function mapItem(item: Record<string, unknown>): { readings: CanonicalReading[]; skipped: number } {
+  const readings: CanonicalReading[] = [];
+  let skipped = 0;
+  const each = (key: string, read: (entry: unknown) => CanonicalReading[] | undefined) => {
+    const list = item[key];
+    if (list === undefined || list === null) return;
+    if (!Array.isArray(list)) {
+      skipped += 1;
+      return;
+    }
+    for (const entry of list) {
+      const mapped = read(entry);
+      if (mapped) readings.push(...mapped);
+      else skipped += 1;
+    }
+  };
+
+  each('gps', readGps);
+  each('evStateOfChargeMilliPercent', (e) => readNumber(e, (v) => ({ signal: 'soc_pct', value: v / 1000 })));
+  each('evChargingStatus', (e) =>
+    readNumber(e, (v) => {
+      const state = chargingStates[v];
+      return state === undefined ? undefined : { signal: 'charging_state', value: state };
+    }),
+  );
+  // The GPS odometer only counts once someone has entered a manual reading, so it is the fallback for vehicles
+  // without OBD coverage, never a second opinion next to the OBD value.
+  const odometerKey = hasEntries(item.obdOdometerMeters) ? 'obdOdometerMeters' : 'gpsOdometerMeters';
+  each(odometerKey, (e) => readNumber(e, (v) => ({ signal: 'odometer_km', value: v / 1000 })));
+  each('engineStates', readEngineState);
+  each('evAverageBatteryTemperatureMilliCelsius', (e) => readNumber(e, (v) => ({ signal: 'battery_temp_c', value: v / 1000 })));
+  return { readings, skipped };
+}
+
+/** A reading before it gets its time: Omit applied to each signal's variant, so signal and value stay paired. */
+type Unstamped = CanonicalReading extends infer R ? (R extends unknown ? Omit<R, 'observedAt'> : never) : never;
+
+function readNumber(entry: unknown, convert: (value: number) => Unstamped | undefined): CanonicalReading[] | undefined {
+  const parsed = timedNumberSchema.safeParse(entry);
+  if (!parsed.success) return undefined;
+  const observedAt = normalizeTime(parsed.data.time);
+  const reading = convert(parsed.data.value);
+  if (observedAt === undefined || reading === undefined) return undefined;
+  return [{ ...reading, observedAt }];
+}
+
+function readEngineState(entry: unknown): CanonicalReading[] | undefined {
+  const parsed = engineStateEntrySchema.safeParse(entry);
+  if (!parsed.success) return undefined;
+  const observedAt = normalizeTime(parsed.data.time);
+  if (observedAt === undefined) return undefined;
+  return [{ signal: 'ignition', value: ignitionOf[parsed.data.value], observedAt }];
+}
+
+function readGps(entry: unknown): CanonicalReading[] | undefined {
+  const parsed = gpsPointSchema.safeParse(entry);
+  if (!parsed.success) return undefined;
+  const point = parsed.data;
+  const observedAt = normalizeTime(point.time);
+  if (observedAt === undefined) return undefined;
+  const readings: CanonicalReading[] = [{ signal: 'location', value: { lat: point.latitude, lon: point.longitude }, observedAt }];
+  if (point.headingDegrees !== undefined) readings.push({ signal: 'heading_deg', value: point.headingDegrees, observedAt });
+  if (point.speedMilesPerHour !== undefined) {
+    readings.push({ signal: 'speed_kph', value: roundTo(point.speedMilesPerHour * kphPerMph, 2), observedAt });
+  }
+  return readings;
+}
+
+/** UTC RFC 3339 with `Z`, or undefined when the text is not a real instant with a zone. */
+function normalizeTime(time: string): string | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(time)) return undefined;
+  const ms = parseTimestamp(time);
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+function roundTo(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+function hasEntries(value: unknown): boolean {
+  return Array.isArray(value) && value.length > 0;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

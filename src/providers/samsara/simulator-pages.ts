@@ -1,0 +1,167 @@
+/**
+ * What each simulated vehicle-stats endpoint serves from a fleet's sample log, and the cursors that page through
+ * it. A cursor is a position in the log (base64url JSON, opaque to clients as Samsara's are):
+ * - `latest`: paging through the latest values of a first feed call, pinned to the log end `e` at that call;
+ * - `feed`: every change from log position `s` on;
+ * - `history`: the scan position `s` of a history call.
+ * A page covers `pageSize` log samples (or latest values); after filtering by type and vehicle it can be short or
+ * empty, as Samsara's pages can.
+ */
+import { z } from 'zod';
+import type { FleetModel, Sample } from '../../sim/fleet-model.ts';
+import { servedTypeSource, toEntry, type MotionIndex, type Served, type ServedType, type StatEntry } from './simulator-stats.ts';
+import type { Pagination, VehicleStatsListBody, VehicleStatsListItem, VehicleStatsSnapshotBody, VehicleStatsSnapshotItem } from './wire.ts';
+
+export interface StatsSelection {
+  /** The requested types the simulator has data for, in request order. */
+  types: readonly ServedType[];
+  /** Vehicle indexes asked for; undefined for all. */
+  vehicles: ReadonlySet<number> | undefined;
+}
+
+export interface PickedEntry {
+  sample: Sample;
+  type: ServedType;
+}
+
+export interface Page {
+  picks: PickedEntry[];
+  pagination: Pagination;
+}
+
+const cursorSchema = z.discriminatedUnion('k', [
+  z.object({ k: z.literal('latest'), e: z.number().int().nonnegative(), o: z.number().int().nonnegative() }).strict(),
+  z.object({ k: z.literal('feed'), s: z.number().int().nonnegative() }).strict(),
+  z.object({ k: z.literal('history'), s: z.number().int().nonnegative() }).strict(),
+]);
+type SimCursor = z.infer<typeof cursorSchema>;
+
+export function encodeCursor(cursor: SimCursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+export function decodeCursor(text: string): SimCursor | undefined {
+  try {
+    const parsed = cursorSchema.safeParse(JSON.parse(Buffer.from(text, 'base64url').toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class InvalidCursor extends Error {}
+
+/** A feed page: the latest values when there is no cursor, else every change since it. */
+export function feedPage(fleet: FleetModel, selection: StatsSelection, after: string | undefined, pageSize: number): Page {
+  const cursor = after ? decodeCursor(after) : { k: 'latest' as const, e: fleet.endSeq, o: 0 };
+  if (!cursor || cursor.k === 'history') throw new InvalidCursor();
+  if (cursor.k === 'latest') {
+    if (cursor.e > fleet.endSeq) throw new InvalidCursor();
+    const picks = pick(latestAsOf(fleet, cursor.e), selection);
+    const end = cursor.o + pageSize;
+    const hasNextPage = end < picks.length;
+    return {
+      picks: picks.slice(cursor.o, end),
+      pagination: { endCursor: encodeCursor(hasNextPage ? { k: 'latest', e: cursor.e, o: end } : { k: 'feed', s: cursor.e }), hasNextPage },
+    };
+  }
+  if (cursor.s > fleet.endSeq) throw new InvalidCursor();
+  // A cursor older than the retained log restarts at its oldest sample: what was trimmed is gone.
+  const from = Math.max(cursor.s, fleet.startSeq);
+  const window = fleet.samplesFrom(from, pageSize);
+  const next = from + window.length;
+  return { picks: pick(window, selection), pagination: { endCursor: encodeCursor({ k: 'feed', s: next }), hasNextPage: next < fleet.endSeq } };
+}
+
+/** A history page: samples observed in [startMs, endMs], scanned `pageSize` log samples at a time. */
+export function historyPage(
+  fleet: FleetModel,
+  selection: StatsSelection,
+  after: string | undefined,
+  range: { startMs: number; endMs: number },
+  pageSize: number,
+): Page {
+  const cursor = after ? decodeCursor(after) : { k: 'history' as const, s: fleet.startSeq };
+  if (!cursor || cursor.k !== 'history' || cursor.s > fleet.endSeq) throw new InvalidCursor();
+  const from = Math.max(cursor.s, fleet.startSeq);
+  const window = fleet.samplesFrom(from, pageSize);
+  const next = from + window.length;
+  const inRange = window.filter((s) => s.observedAtMs >= range.startMs && s.observedAtMs <= range.endMs);
+  return { picks: pick(inRange, selection), pagination: { endCursor: encodeCursor({ k: 'history', s: next }), hasNextPage: next < fleet.endSeq } };
+}
+
+/** The snapshot: each selected vehicle's newest sample of each type observed at or before `atMs`. */
+export function snapshotPicks(fleet: FleetModel, selection: StatsSelection, atMs: number): PickedEntry[] {
+  const observed = fleet.samplesFrom(fleet.startSeq).filter((s) => s.observedAtMs <= atMs);
+  return pick(newestPerSignal(observed), selection);
+}
+
+/** Feed and history bodies: one item per vehicle that has entries, an array per type. */
+export function listBody(fleet: FleetModel, motion: MotionIndex, page: Page): { body: VehicleStatsListBody; served: Served[] } {
+  const served: Served[] = [];
+  const items = new Map<number, VehicleStatsListItem>();
+  for (const { sample, type } of page.picks) {
+    const identity = fleet.vehicles[sample.vehicle]!;
+    const { entry, served: readings } = toEntry(type, sample, motion, identity.samsaraId);
+    let item = items.get(sample.vehicle);
+    if (!item) {
+      item = { id: identity.samsaraId, name: identity.name, externalIds: { 'samsara.vin': identity.vin } };
+      items.set(sample.vehicle, item);
+    }
+    // toEntry gives the entry shape that belongs under `type`.
+    const lists = item as Partial<Record<ServedType, StatEntry[]>>;
+    (lists[type] ??= []).push(entry);
+    served.push(...readings);
+  }
+  const data = [...items].sort(([a], [b]) => a - b).map(([, item]) => item);
+  return { body: { data, pagination: page.pagination }, served };
+}
+
+/** Snapshot body: one object per stat, and Samsara's singular `engineState` key. */
+export function snapshotBody(
+  fleet: FleetModel,
+  motion: MotionIndex,
+  selection: StatsSelection,
+  picks: readonly PickedEntry[],
+): { body: VehicleStatsSnapshotBody; served: Served[] } {
+  const served: Served[] = [];
+  const items = new Map<number, VehicleStatsSnapshotItem>();
+  fleet.vehicles.forEach((identity, index) => {
+    if (!selection.vehicles || selection.vehicles.has(index)) {
+      items.set(index, { id: identity.samsaraId, name: identity.name, externalIds: { 'samsara.vin': identity.vin } });
+    }
+  });
+  for (const { sample, type } of picks) {
+    const item = items.get(sample.vehicle)!;
+    const { entry, served: readings } = toEntry(type, sample, motion, item.id);
+    const stats = item as Partial<Record<ServedType | 'engineState', StatEntry>>;
+    stats[type === 'engineStates' ? 'engineState' : type] = entry;
+    served.push(...readings);
+  }
+  return { body: { data: [...items.values()], pagination: { endCursor: '', hasNextPage: false } }, served };
+}
+
+/** The selected entries a run of samples gives, in log order; one sample can feed two types (both odometers). */
+function pick(samples: readonly Sample[], selection: StatsSelection): PickedEntry[] {
+  const picks: PickedEntry[] = [];
+  for (const sample of samples) {
+    if (selection.vehicles && !selection.vehicles.has(sample.vehicle)) continue;
+    for (const type of selection.types) if (servedTypeSource[type] === sample.signal) picks.push({ sample, type });
+  }
+  return picks;
+}
+
+/** The latest value of each (vehicle, signal) among log samples before position `endSeq`, in log order. */
+function latestAsOf(fleet: FleetModel, endSeq: number): Sample[] {
+  return newestPerSignal(fleet.samplesFrom(fleet.startSeq, Math.max(0, endSeq - fleet.startSeq)));
+}
+
+function newestPerSignal(samples: readonly Sample[]): Sample[] {
+  const newest = new Map<string, Sample>();
+  for (const sample of samples) {
+    const key = `${sample.vehicle}|${sample.signal}`;
+    const seen = newest.get(key);
+    if (!seen || sample.observedAtMs >= seen.observedAtMs) newest.set(key, sample);
+  }
+  return [...newest.values()].sort((a, b) => a.seq - b.seq);
+}

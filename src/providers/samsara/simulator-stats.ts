@@ -1,0 +1,144 @@
+/**
+ * The simulator's side of the Samsara units: fleet-model samples to Samsara stat entries (milli-percent, mph,
+ * metres, milli-degrees Celsius, engine state words, charging codes), and each entry back to canonical readings for
+ * the ground truth. The way back is deliberately this file's own arithmetic, not the adapter's mapping, so the
+ * end-to-end tests compare two independent conversions.
+ */
+import type { SignalName } from '../../canonical/signals.ts';
+import type { FleetModel, Sample } from '../../sim/fleet-model.ts';
+import type { ServedReading } from '../../sim/ground-truth.ts';
+import type { EngineStateEntry, GpsPoint, SamsaraStatType, TimedNumber } from './wire.ts';
+
+/** Readings as served, before the account is known. */
+export type Served = Omit<ServedReading, 'account'>;
+
+/** The types the simulator serves, and the model signal each is drawn from. Samsara has no plugged-in, range or
+ * charge-power stat, so those model signals are never served. */
+export const servedTypeSource = {
+  gps: 'location',
+  evStateOfChargeMilliPercent: 'soc_pct',
+  evChargingStatus: 'charging_state',
+  obdOdometerMeters: 'odometer_km',
+  // The simulated vehicles have had a manual odometer reading entered, so both odometers agree.
+  gpsOdometerMeters: 'odometer_km',
+  engineStates: 'ignition',
+  evAverageBatteryTemperatureMilliCelsius: 'battery_temp_c',
+} as const satisfies Partial<Record<SamsaraStatType, SignalName>>;
+
+export type ServedType = keyof typeof servedTypeSource;
+
+export function isServedType(type: SamsaraStatType): type is ServedType {
+  return Object.hasOwn(servedTypeSource, type);
+}
+
+export type StatEntry = GpsPoint | TimedNumber | EngineStateEntry;
+
+const kphPerMph = 1.609344;
+
+/** Whole seconds as Samsara writes them, `2024-05-01T14:03:10Z`; sub-second times keep their milliseconds. */
+export function wireTime(ms: number): string {
+  return new Date(ms).toISOString().replace('.000Z', 'Z');
+}
+
+/** The entry a sample becomes under `type`, and what that entry says in canonical terms. */
+export function toEntry(type: ServedType, sample: Sample, motion: MotionIndex, externalDeviceId: string): { entry: StatEntry; served: Served[] } {
+  const time = wireTime(sample.observedAtMs);
+  const served = (signal: SignalName, value: unknown): Served => ({ externalDeviceId, signal, value, observedAtMs: Date.parse(time) });
+  switch (type) {
+    case 'gps': {
+      const { lat, lon } = sample.value as { lat: number; lon: number };
+      const { speedKph, headingDeg } = motion.at(sample.seq);
+      const point: GpsPoint = { time, latitude: lat, longitude: lon };
+      if (headingDeg !== undefined) point.headingDegrees = headingDeg;
+      if (speedKph !== undefined) point.speedMilesPerHour = round(speedKph / kphPerMph, 2);
+      point.isEcuSpeed = false;
+      const readings = [served('location', { lat: point.latitude, lon: point.longitude })];
+      if (point.headingDegrees !== undefined) readings.push(served('heading_deg', point.headingDegrees));
+      if (point.speedMilesPerHour !== undefined) readings.push(served('speed_kph', round(point.speedMilesPerHour * kphPerMph, 2)));
+      return { entry: point, served: readings };
+    }
+    case 'evStateOfChargeMilliPercent':
+      return milli(time, sample.value as number, (v) => served('soc_pct', v));
+    case 'evAverageBatteryTemperatureMilliCelsius':
+      return milli(time, sample.value as number, (v) => served('battery_temp_c', v));
+    case 'obdOdometerMeters':
+    case 'gpsOdometerMeters':
+      return milli(time, sample.value as number, (v) => served('odometer_km', v));
+    case 'evChargingStatus': {
+      // Samsara knows charging, not charging and unknown; a finished charge is "not charging".
+      const code = sample.value === 'charging' ? 2 : sample.value === 'unknown' ? 0 : 1;
+      const back = code === 2 ? 'charging' : code === 1 ? 'not_charging' : 'unknown';
+      return { entry: { time, value: code }, served: [served('charging_state', back)] };
+    }
+    case 'engineStates': {
+      const value = sample.value ? 'On' : 'Off';
+      return { entry: { time, value }, served: [served('ignition', value !== 'Off')] };
+    }
+  }
+}
+
+/** A canonical unit (%, km, °C) as its Samsara milli-unit, and back. */
+function milli(time: string, canonical: number, served: (value: number) => Served): { entry: TimedNumber; served: Served[] } {
+  const value = Math.round(canonical * 1000);
+  return { entry: { time, value }, served: [served(value / 1000)] };
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+/**
+ * Samsara reports position, heading and speed together in one gps point; the fleet model samples them as three
+ * signals on their own clocks. A gps point takes the speed and heading sampled since the vehicle's previous
+ * position, up to and including its own time, so each speed and heading sample rides on exactly one point, and
+ * a parked vehicle's points carry no stale speed.
+ */
+export interface MotionIndex {
+  /** Reads the log up to its end; call after the fleet has advanced. */
+  catchUp(): void;
+  at(locationSeq: number): { speedKph?: number; headingDeg?: number };
+}
+
+export function createMotionIndex(fleet: FleetModel): MotionIndex {
+  let indexedTo = fleet.startSeq;
+  const bySeq = new Map<number, { speedKph?: number; headingDeg?: number }>();
+  const pending = new Map<number, { speedKph?: number; headingDeg?: number }>();
+  const open = new Map<number, number>();
+  const settle = (vehicle: number) => {
+    const seq = open.get(vehicle);
+    if (seq === undefined) return;
+    bySeq.set(seq, pending.get(vehicle) ?? {});
+    pending.delete(vehicle);
+    open.delete(vehicle);
+  };
+
+  return {
+    catchUp() {
+      // The fleet model writes one vehicle's samples of one instant together, and steps whole seconds at once, so
+      // a position is settled when its block ends: at the next block, or at the end of the log.
+      let block: { vehicle: number; ms: number } | undefined;
+      for (const sample of fleet.samplesFrom(Math.max(indexedTo, fleet.startSeq))) {
+        if (block && (block.vehicle !== sample.vehicle || block.ms !== sample.observedAtMs)) settle(block.vehicle);
+        block = { vehicle: sample.vehicle, ms: sample.observedAtMs };
+        const motion = pending.get(sample.vehicle) ?? {};
+        if (sample.signal === 'speed_kph') pending.set(sample.vehicle, { ...motion, speedKph: sample.value });
+        else if (sample.signal === 'heading_deg') pending.set(sample.vehicle, { ...motion, headingDeg: sample.value });
+        else if (sample.signal === 'location') {
+          settle(sample.vehicle);
+          open.set(sample.vehicle, sample.seq);
+        }
+      }
+      if (block) settle(block.vehicle);
+      indexedTo = fleet.endSeq;
+      // Settled in log order, so the oldest entries come first.
+      for (const seq of bySeq.keys()) {
+        if (seq >= fleet.startSeq) break;
+        bySeq.delete(seq);
+      }
+    },
+    at(locationSeq) {
+      return bySeq.get(locationSeq) ?? {};
+    },
+  };
+}
