@@ -6,9 +6,12 @@ import { geotabPollAdapter } from './geotab/adapter.ts';
 import { geotabContract } from './geotab/contract.ts';
 import type { PollAdapter } from './poll-adapter.ts';
 import type { ProviderConnectionContract } from './provider.ts';
+import type { StreamAdapter } from './stream-adapter.ts';
 import { samsaraPollAdapter } from './samsara/adapter.ts';
 import { samsaraContract } from './samsara/contract.ts';
+import { teslaTelemetryStreamAdapter } from './tesla-telemetry/adapter.ts';
 import { teslaTelemetryContract } from './tesla-telemetry/contract.ts';
+import { traccarStreamAdapter } from './traccar/adapter.ts';
 import { traccarContract } from './traccar/contract.ts';
 
 export const providerContracts: readonly ProviderConnectionContract[] = [
@@ -26,6 +29,12 @@ export const providerContracts: readonly ProviderConnectionContract[] = [
 export const pollAdapters: ReadonlyMap<string, PollAdapter> = new Map<string, PollAdapter>([
   [samsaraContract.name, samsaraPollAdapter as unknown as PollAdapter],
   [geotabContract.name, geotabPollAdapter as unknown as PollAdapter],
+]);
+
+/** The adapters the stream runtime uses, by provider name (credentials parsed as for poll adapters). */
+export const streamAdapters: ReadonlyMap<string, StreamAdapter> = new Map<string, StreamAdapter>([
+  [traccarContract.name, traccarStreamAdapter as unknown as StreamAdapter],
+  [teslaTelemetryContract.name, teslaTelemetryStreamAdapter as unknown as StreamAdapter],
 ]);
 
 export function findProviderContract(name: string): ProviderConnectionContract | undefined {

@@ -16,8 +16,8 @@ export interface QueryResult<R> {
 export interface Sql {
   /** One statement with bound parameters. */
   query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
-  /** A script of several statements and no parameters (migrations). */
-  exec(script: string): Promise<void>;
+  /** A script of several statements and no parameters (migrations); answers the last statement's rows. */
+  exec(script: string): Promise<Record<string, unknown>[]>;
 }
 
 export interface Database extends Sql {
@@ -57,19 +57,20 @@ export function openPostgres(options: PostgresOptions): Database {
     const result = await client.query(text, params as unknown[] | undefined);
     return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
   };
+  const script = async (client: pg.Pool | pg.PoolClient, text: string) => {
+    const result = (await client.query(text)) as pg.QueryResult | pg.QueryResult[];
+    const last = Array.isArray(result) ? result[result.length - 1] : result;
+    return (last?.rows ?? []) as Record<string, unknown>[];
+  };
   const clientSql = (client: pg.PoolClient): Sql => ({
     query: (text, params) => run(client, text, params),
-    exec: async (script) => {
-      await client.query(script);
-    },
+    exec: (text) => script(client, text),
   });
 
   return {
     kind: 'postgres',
     query: (text, params) => run(pool, text, params),
-    exec: async (script) => {
-      await pool.query(script);
-    },
+    exec: (text) => script(pool, text),
     async transaction(work) {
       const client = await pool.connect();
       let broken: Error | undefined;
@@ -108,7 +109,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
       return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? result.rows.length };
     },
     async exec(script) {
-      await target.exec(script);
+      const results = await target.exec(script);
+      return (results[results.length - 1]?.rows ?? []) as Record<string, unknown>[];
     },
   });
 

@@ -1,0 +1,213 @@
+/**
+ * A Fleet Telemetry websocket as a consumer sees it (reference/provider-wire-formats.md §3b, the hosted
+ * per-VIN shape): `/<VIN>`, the access token in `Authorization: Bearer` or `?access_token=`, and one JSON record
+ * per vehicle and tick carrying what the fleet model sampled. Vehicles send on change and nothing on connect,
+ * so a socket stays quiet until its vehicle reports. With `resendRate`, an earlier record comes again with
+ * `isResend: true`, as vehicles do when an ack was lost. Ground truth records every reading that left on an
+ * open socket.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { SignalName } from '../../canonical/signals.ts';
+import { FaultInjector } from '../../sim/faults.ts';
+import type { FleetModel } from '../../sim/fleet-model.ts';
+import { GroundTruth } from '../../sim/ground-truth.ts';
+import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
+import { servedReadingsOf, simulatedRecord } from './simulator-records.ts';
+import { refuseUpgrade, SimulatorSockets, type StreamSocketControls } from '../../sim/stream-sockets.ts';
+import { safeDecode, upgradeFault } from './simulator-upgrades.ts';
+import type { TelemetryRecord } from './wire.ts';
+
+export interface TeslaTelemetrySimulatorOptions extends SimulatorListenOptions {
+  accounts: SimulatedAccount<{ accessToken: string }>[];
+  /** Faults for websocket upgrades (the only HTTP there is): refusals, a server that never answers, garbage. */
+  faults?: FaultInjector;
+  /** How often fleets advance and records are sent. Default 1 s. */
+  tickMs?: number;
+  /** Probability, per record sent, that an earlier record of the same vehicle is sent again. Default 0. */
+  resendRate?: number;
+  /** Seed of the resend draws, so a run can be replayed. Default 1. */
+  resendSeed?: number;
+}
+
+export interface RunningTeslaTelemetrySimulator extends RunningSimulator, StreamSocketControls {
+  /** Advances every fleet and sends now, without waiting for the timer. */
+  tick(): void;
+  /** Ticks that threw (the timer keeps running); the last error is kept for a test to show. */
+  readonly tickErrors: { count: number; last?: unknown };
+}
+
+interface Account {
+  token: string;
+  fleet: FleetModel;
+  cursor: number;
+  vinIndex: Map<string, number>;
+  /** The latest value of every signal per vehicle, as sampled. */
+  known: Map<number, Map<SignalName, unknown>>;
+  /** Records that left on a socket, per VIN, newest last: what a resend picks from. */
+  sent: Map<string, TelemetryRecord[]>;
+}
+
+interface SocketTag {
+  account: Account;
+  vin: string;
+}
+
+/** How many sent records per vehicle a resend may pick from. */
+const resendWindow = 20;
+
+export async function startTeslaTelemetrySimulator(options: TeslaTelemetrySimulatorOptions): Promise<RunningTeslaTelemetrySimulator> {
+  const now = options.now ?? Date.now;
+  const faults = options.faults ?? new FaultInjector();
+  const resendRate = options.resendRate ?? 0;
+  const random = xorshift(options.resendSeed ?? 1);
+  const groundTruth = new GroundTruth();
+  const served = { requests: 0 };
+  const tickErrors: { count: number; last?: unknown } = { count: 0 };
+  const sockets = new SimulatorSockets<SocketTag>(() => {
+    served.requests += 1;
+  }, '{"data":[{"key":"Soc","value":{"stringValue":');
+  const accounts = options.accounts.map((account) => openAccount(account.credentials.accessToken, account.fleet, now()));
+  const byToken = new Map(accounts.map((account) => [account.token, account]));
+  /** Upgrades held unanswered by a timeout fault; stop() destroys them. */
+  const held = new Set<Duplex>();
+
+  const server = createServer((_request, response) => {
+    served.requests += 1;
+    response.writeHead(426, { 'content-type': 'application/json', upgrade: 'websocket' }).end('{"message":"websocket only"}');
+  });
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (request, socket, head) => {
+    served.requests += 1;
+    const url = new URL(request.url ?? '/', 'http://simulator');
+    const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+    const account = byToken.get(bearer ?? url.searchParams.get('access_token') ?? '');
+    if (!account) return refuseUpgrade(socket, 401, 'a valid access token is required');
+    const vin = safeDecode(url.pathname.slice(1));
+    if (vin === undefined || !account.vinIndex.has(vin)) return refuseUpgrade(socket, 404, 'no such vehicle');
+    const fault = faults.next();
+    if (fault) return upgradeFault(socket, fault, held);
+    wss.handleUpgrade(request, socket, head, (ws) => sockets.add(ws, { account, vin }));
+  });
+
+  const send = (account: Account, record: TelemetryRecord, createdAtMs: number) => {
+    let kept = record.isResend;
+    sockets.send(
+      (tag) => tag.account === account && tag.vin === record.vin,
+      JSON.stringify(record),
+      () => {
+        for (const reading of servedReadingsOf(record, account.token, createdAtMs)) groundTruth.record(reading);
+        if (kept) return;
+        kept = true;
+        const history = account.sent.get(record.vin) ?? [];
+        history.push(record);
+        if (history.length > resendWindow) history.shift();
+        account.sent.set(record.vin, history);
+      },
+    );
+  };
+
+  const tickAccount = (account: Account, nowMs: number) => {
+    const { fleet } = account;
+    fleet.advanceTo(nowMs);
+    const samples = fleet.samplesFrom(account.cursor);
+    account.cursor = fleet.endSeq;
+    const reports = new Map<number, { sampled: Map<SignalName, unknown>; newestMs: number }>();
+    for (const sample of samples) {
+      const report = reports.get(sample.vehicle) ?? { sampled: new Map(), newestMs: 0 };
+      report.sampled.set(sample.signal, sample.value);
+      report.newestMs = Math.max(report.newestMs, sample.observedAtMs);
+      reports.set(sample.vehicle, report);
+      account.known.get(sample.vehicle)!.set(sample.signal, sample.value);
+    }
+    for (const [index, report] of reports) {
+      const vin = fleet.vehicles[index]!.vin;
+      // Decided before this tick's record is sent, so a resend is always of an earlier record.
+      const history = account.sent.get(vin) ?? [];
+      const resend = history.length > 0 && random() < resendRate ? history[Math.floor(random() * history.length)] : undefined;
+      const record = simulatedRecord(vin, { sampled: report.sampled, known: account.known.get(index)! }, report.newestMs);
+      if (record) send(account, record, report.newestMs);
+      if (resend) send(account, { ...resend, isResend: true }, Date.parse(resend.createdAt!));
+    }
+  };
+
+  const tick = () => {
+    const nowMs = now();
+    for (const account of accounts) {
+      // A timer never throws: a failing tick is counted and the next one runs.
+      try {
+        tickAccount(account, nowMs);
+      } catch (error) {
+        tickErrors.count += 1;
+        tickErrors.last = error;
+      }
+    }
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const tickTimer = setInterval(tick, options.tickMs ?? 1000);
+
+  let stopping: Promise<void> | undefined;
+  const controls = sockets.controls;
+  return {
+    provider: 'tesla-telemetry',
+    url: `http://${address.address}:${address.port}`,
+    groundTruth,
+    faults,
+    served,
+    tickErrors,
+    tick,
+    dropSockets: controls.dropSockets,
+    goHalfOpen: controls.goHalfOpen,
+    setSlowMode: controls.setSlowMode,
+    sendMalformedFrame: controls.sendMalformedFrame,
+    get openSockets() {
+      return controls.openSockets;
+    },
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(tickTimer);
+        sockets.closeAll();
+        for (const socket of held) socket.destroy();
+        held.clear();
+        wss.close();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+      })();
+      return stopping;
+    },
+  };
+}
+
+function openAccount(token: string, fleet: FleetModel, nowMs: number): Account {
+  fleet.advanceTo(nowMs);
+  const known = new Map<number, Map<SignalName, unknown>>(fleet.vehicles.map((_, index) => [index, new Map()]));
+  for (const sample of fleet.latest()) known.get(sample.vehicle)!.set(sample.signal, sample.value);
+  return {
+    token,
+    fleet,
+    cursor: fleet.endSeq,
+    vinIndex: new Map(fleet.vehicles.map((v, index) => [v.vin, index])),
+    known,
+    sent: new Map(),
+  };
+}
+
+/** xorshift32: the resend draws, deterministic per seed. */
+function xorshift(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return state / 4294967296;
+  };
+}
