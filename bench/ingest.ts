@@ -19,6 +19,7 @@ import { openPglite, openPostgres, type Database } from '../src/core/db/database
 import { ensureHistoryPartitions } from '../src/core/db/history-partitions.ts';
 import { migrate } from '../src/core/db/migrate.ts';
 import { buildCoreApp } from '../src/core/http/app.ts';
+import { createPollJobQueue } from '../src/core/polling/job-queue.ts';
 import { createConnection } from '../src/core/registry/connections.ts';
 import { createWorkspace } from '../src/core/registry/workspaces.ts';
 import { createLogger } from '../src/logging.ts';
@@ -116,7 +117,7 @@ interface Result {
   counts: Record<string, number>;
 }
 
-async function runOn(backend: string, db: Database, rounds: number): Promise<Result> {
+async function runOn(backend: string, db: Database, rounds: number, jobSchema: string): Promise<Result> {
   await migrate(db);
   const secretKey = randomBytes(32);
   const serviceToken = `fws_bench_${randomBytes(16).toString('hex')}`;
@@ -125,7 +126,16 @@ async function runOn(backend: string, db: Database, rounds: number): Promise<Res
   const baseMs = Date.now() - (rounds + 10) * 60_000;
   await ensureHistoryPartitions(db, [baseMs - 3600_000, Date.now()]);
 
-  const app = await buildCoreApp({ db, logger: createLogger({ level: 'warn', name: 'bench' }), adminToken: `fwa_bench_${randomBytes(16).toString('hex')}`, serviceToken, secretKey });
+  const jobs = createPollJobQueue(db, {
+    schema: `${jobSchema}`,
+    expireInSeconds: 30,
+    maintenanceIntervalSeconds: 60,
+    pollingIntervalSeconds: 5,
+    concurrency: 1,
+    onError: () => undefined,
+  });
+  await jobs.start();
+  const app = await buildCoreApp({ db, jobs, logger: createLogger({ level: 'warn', name: 'bench' }), adminToken: `fwa_bench_${randomBytes(16).toString('hex')}`, serviceToken, secretKey });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/internal/v1/ingest`;
@@ -175,6 +185,7 @@ async function runOn(backend: string, db: Database, rounds: number): Promise<Res
     measured += step.readings;
   }
   await app.close();
+  await jobs.stop();
   await dispatcher.close();
   const fullPerSecond = (measured / fullMs) * 1000;
   const rawPerSecond = (measured / rawMs) * 1000;
@@ -194,7 +205,7 @@ async function main(): Promise<void> {
   process.stdout.write(`bench:ingest  ${vehicles} vehicles x ${signals.length} signals per batch, new/late/duplicate 80/10/10\n`);
   const pglite = await openPglite();
   try {
-    report(await runOn('pglite', pglite, Number(process.env.BENCH_ROUNDS_PGLITE ?? 12)));
+    report(await runOn('pglite', pglite, Number(process.env.BENCH_ROUNDS_PGLITE ?? 12), 'fleetwire_jobs'));
   } finally {
     await pglite.close();
   }
@@ -210,10 +221,11 @@ async function main(): Promise<void> {
   await admin.query(`CREATE SCHEMA ${schema}`);
   const db = openPostgres({ url, searchPath: schema, poolSize: 4 });
   try {
-    report(await runOn('postgres', db, Number(process.env.BENCH_ROUNDS_POSTGRES ?? 30)));
+    report(await runOn('postgres', db, Number(process.env.BENCH_ROUNDS_POSTGRES ?? 30), `${schema}_jobs`));
   } finally {
     await db.close();
     await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema}_jobs CASCADE`);
     await admin.end();
   }
 }

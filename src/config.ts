@@ -41,6 +41,14 @@ const environmentSchema = z.object({
   FLEETWIRE_SECRET_KEY: secretKey.optional(),
   FLEETWIRE_LOG_LEVEL: z.enum(logLevels).default('info'),
   FLEETWIRE_CORE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  FLEETWIRE_SCHEDULER: z.enum(['embedded', 'external'], { error: 'must be embedded or external' }).default('embedded'),
+  FLEETWIRE_TICK_SECONDS: z.coerce.number().int().min(1).max(300).default(10),
+  FLEETWIRE_POLL_WORKERS: z.coerce.number().int().min(1).max(64).default(4),
+  FLEETWIRE_POLL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  FLEETWIRE_JOB_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
+    .default('fleetwire_jobs'),
 });
 
 export type LogLevel = (typeof logLevels)[number];
@@ -63,6 +71,17 @@ export interface Config {
   /** Where a client of core (the CLI, the stream runtime) finds it. */
   readonly coreUrl: string;
   readonly secrets: Secrets;
+  readonly polling: {
+    /** embedded: this process ticks; external: an EventBridge Scheduler rule posts scheduled events. */
+    readonly scheduler: 'embedded' | 'external';
+    readonly tickSeconds: number;
+    /** Workspace polls this process runs at once. */
+    readonly workers: number;
+    /** Connections of one workspace polled at once. */
+    readonly connectionConcurrency: number;
+    /** Where the shared job queue keeps its tables. */
+    readonly jobSchema: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -168,6 +187,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.FLEETWIRE_LOG_LEVEL,
     coreUrl: e.FLEETWIRE_CORE_URL ?? `http://${hostInUrl}:${e.FLEETWIRE_PORT}`,
     secrets,
+    polling: Object.freeze({
+      scheduler: e.FLEETWIRE_SCHEDULER,
+      tickSeconds: e.FLEETWIRE_TICK_SECONDS,
+      workers: e.FLEETWIRE_POLL_WORKERS,
+      connectionConcurrency: e.FLEETWIRE_POLL_CONCURRENCY,
+      jobSchema: e.FLEETWIRE_JOB_SCHEMA,
+    }),
   });
 }
 

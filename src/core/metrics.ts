@@ -55,3 +55,42 @@ export function recordIngestOutcome(outcome: IngestOutcome, seconds: number): vo
     ingestReadings.inc({ status, reason }, count);
   }
 }
+
+const pollRuns = new Counter({
+  name: 'fleetwire_poll_runs_total',
+  help: 'Connection poll runs, by provider, status and error class',
+  labelNames: ['provider', 'status', 'error_class'] as const,
+  registers: [metricsRegistry],
+});
+
+const pollRunSeconds = new Histogram({
+  name: 'fleetwire_poll_run_duration_seconds',
+  help: 'Duration of one connection poll run',
+  labelNames: ['provider'] as const,
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  registers: [metricsRegistry],
+});
+
+const providerRequests = new Counter({
+  name: 'fleetwire_provider_requests_total',
+  help: 'Requests made to providers by the poll runner',
+  labelNames: ['provider'] as const,
+  registers: [metricsRegistry],
+});
+
+export function recordPollRun(provider: string, status: string, errorClass: string, seconds: number, requests: number): void {
+  pollRuns.inc({ provider, status, error_class: errorClass });
+  pollRunSeconds.observe({ provider }, seconds);
+  providerRequests.inc({ provider }, requests);
+}
+
+const scheduledEvents = new Counter({
+  name: 'fleetwire_scheduled_events_total',
+  help: 'Scheduled events processed, by origin and whether they were redelivered',
+  labelNames: ['origin', 'duplicate'] as const,
+  registers: [metricsRegistry],
+});
+
+export function recordScheduledEvent(origin: 'http' | 'ticker', duplicate: boolean): void {
+  scheduledEvents.inc({ origin, duplicate: String(duplicate) });
+}

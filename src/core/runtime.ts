@@ -1,21 +1,39 @@
 /**
- * The core runtime: opens the database, applies migrations, serves the HTTP API. `start` and `stop` are
- * idempotent; `stop` closes the listener first (in-flight requests finish), then the database.
+ * The core runtime: opens the database, applies migrations, serves the HTTP API, works the shared poll job queue
+ * and, with the embedded scheduler, ticks. `stop` is idempotent and orderly: no new ticks, no new requests, running
+ * polls finish, then the database closes.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logging.ts';
+import type { PollAdapter } from '../providers/poll-adapter.ts';
+import { pollAdapters } from '../providers/registry.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { ensureHistoryPartitions } from './db/history-partitions.ts';
 import { migrate } from './db/migrate.ts';
 import { buildCoreApp } from './http/app.ts';
+import { recordScheduledEvent } from './metrics.ts';
+import { createPollJobQueue, type PollJobQueue } from './polling/job-queue.ts';
+import { createPollRunner } from './polling/poll-runner.ts';
+import { processScheduledEvent } from './polling/scheduled-events.ts';
+import { createTicker } from './polling/ticker.ts';
 
 export interface CoreRuntime {
   readonly url: string;
   readonly db: Database;
   readonly app: FastifyInstance;
+  readonly jobs: PollJobQueue;
   stop(): Promise<void>;
 }
+
+/** Timings of the shared job queue: a dead holder's poll is taken over within expiry + maintenance + fetch interval. */
+export const pollJobTimings = {
+  expireInSeconds: 30,
+  maintenanceIntervalSeconds: 10,
+  pollingIntervalSeconds: 1,
+  /** Below the expiry, so a live holder always finishes (or gives up) before its job could be taken over. */
+  runDeadlineMs: 25_000,
+} as const;
 
 export async function openCoreDatabase(config: Config, logger: Logger): Promise<Database> {
   const db = await openDatabase(
@@ -30,19 +48,56 @@ export async function openCoreDatabase(config: Config, logger: Logger): Promise<
   return db;
 }
 
-export async function startCore(config: Config, logger: Logger): Promise<CoreRuntime> {
+export interface CoreExtras {
+  /** Poll adapters by provider; the provider registry's by default. */
+  adapters?: ReadonlyMap<string, PollAdapter>;
+}
+
+export async function startCore(config: Config, logger: Logger, extras: CoreExtras = {}): Promise<CoreRuntime> {
   const db = await openCoreDatabase(config, logger);
+  const jobs = createPollJobQueue(db, {
+    schema: config.polling.jobSchema,
+    expireInSeconds: pollJobTimings.expireInSeconds,
+    maintenanceIntervalSeconds: pollJobTimings.maintenanceIntervalSeconds,
+    pollingIntervalSeconds: pollJobTimings.pollingIntervalSeconds,
+    concurrency: config.polling.workers,
+    onError: (error) => logger.warn({ err: error }, 'job queue error'),
+  });
+  const runner = createPollRunner(
+    { db, secretKey: config.secrets.secretKey, logger: logger.child({ component: 'poll-runner' }), adapters: extras.adapters ?? pollAdapters },
+    { connectionConcurrency: config.polling.connectionConcurrency, runDeadlineMs: pollJobTimings.runDeadlineMs, maxInlineRetryAfterMs: 5000, transientRetries: 2 },
+  );
+  const ticker = createTicker({
+    intervalMs: config.polling.tickSeconds * 1000,
+    onTick: async (event) => {
+      const answer = await processScheduledEvent(db, jobs, event);
+      recordScheduledEvent('ticker', answer.duplicate);
+    },
+    onError: (error) => logger.warn({ err: error }, 'scheduler tick failed'),
+  });
+
   let app: FastifyInstance;
   try {
+    await jobs.start();
     app = await buildCoreApp({
       db,
+      jobs,
       logger,
       adminToken: config.secrets.adminToken,
       serviceToken: config.secrets.serviceToken,
       secretKey: config.secrets.secretKey,
     });
     await app.listen({ port: config.port, host: config.host });
+    await jobs.work(async (job) => {
+      try {
+        await runner.runWorkspace(job);
+      } catch (error) {
+        logger.error({ err: error, 'fleetwire.workspace.id': job.workspaceId }, 'workspace poll failed');
+      }
+    });
+    if (config.polling.scheduler === 'embedded') ticker.start();
   } catch (error) {
+    await jobs.stop().catch(() => undefined);
     await db.close();
     throw error;
   }
@@ -50,16 +105,22 @@ export async function startCore(config: Config, logger: Logger): Promise<CoreRun
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ 'url.full': url, 'db.system': db.kind === 'pglite' ? 'pglite' : 'postgresql' }, 'core listening');
+  logger.info(
+    { 'url.full': url, 'db.system': db.kind === 'pglite' ? 'pglite' : 'postgresql', 'fleetwire.scheduler': config.polling.scheduler },
+    'core listening',
+  );
 
   let stopping: Promise<void> | undefined;
   return {
     url,
     db,
     app,
+    jobs,
     stop: () =>
       (stopping ??= (async () => {
+        await ticker.stop();
         await app.close();
+        await jobs.stop();
         await db.close();
         logger.info('core stopped');
       })()),

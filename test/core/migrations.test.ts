@@ -28,8 +28,8 @@ describe('migrate', () => {
   it.runIf(backend === 'postgres')('applies each migration once when several processes migrate at the same moment', async () => {
     const fresh = await createTestDatabase();
     try {
-      // A second schema, migrated by three connections at once.
-      await fresh.db.exec('DROP TABLE schema_migrations; DROP TABLE api_keys, ingest_rejections, signal_history, signal_snapshot, device_bindings, vehicles, provider_connections, cutover_states, telematics_policies, workspaces CASCADE');
+      // An empty schema, migrated by three connections at once.
+      await fresh.db.exec(`DROP SCHEMA ${fresh.schema} CASCADE; CREATE SCHEMA ${fresh.schema}`);
       const handles: Database[] = [await fresh.reopen(), await fresh.reopen(), await fresh.reopen()];
       const applied = await Promise.all(handles.map((db) => migrate(db)));
       expect(applied.flat()).toEqual(listMigrations().map((m) => m.version));

@@ -6,6 +6,10 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Writable } from 'node:stream';
 import { buildCoreApp } from '../../src/core/http/app.ts';
+import { createPollJobQueue, type PollJobQueue } from '../../src/core/polling/job-queue.ts';
+import { createPollRunner, type PollRunner, type PollRunnerOptions } from '../../src/core/polling/poll-runner.ts';
+import type { PollAdapter } from '../../src/providers/poll-adapter.ts';
+import { pollAdapters } from '../../src/providers/registry.ts';
 import type { Database } from '../../src/core/db/database.ts';
 import { createLogger } from '../../src/logging.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
@@ -20,6 +24,9 @@ export interface TestCore {
   secretKey: Buffer;
   /** Every log line the app wrote, for tests that look for leaked secrets. */
   logs: string[];
+  jobs: PollJobQueue;
+  /** The poll runner (also working the job queue when `polling.work` was asked for). */
+  runner: PollRunner;
   http: HttpClient;
   close(): Promise<void>;
 }
@@ -62,7 +69,24 @@ export function httpClient(url: string, tokens: { admin: string; service: string
   };
 }
 
-export async function startTestCore(options: { database?: TestDatabase } = {}): Promise<TestCore> {
+export interface TestCoreOptions {
+  database?: TestDatabase;
+  polling?: {
+    adapters?: ReadonlyMap<string, PollAdapter>;
+    runner?: Partial<PollRunnerOptions>;
+    /** Work the job queue (as a core process does); otherwise tests call `runner.runWorkspace` themselves. */
+    work?: boolean;
+  };
+}
+
+export const testRunnerOptions: PollRunnerOptions = {
+  connectionConcurrency: 4,
+  runDeadlineMs: 20_000,
+  maxInlineRetryAfterMs: 2000,
+  transientRetries: 2,
+};
+
+export async function startTestCore(options: TestCoreOptions = {}): Promise<TestCore> {
   const database = options.database ?? (await createTestDatabase());
   const logs: string[] = [];
   const destination = new Writable({
@@ -74,9 +98,25 @@ export async function startTestCore(options: { database?: TestDatabase } = {}): 
   const adminToken = `fwa_test_${randomBytes(24).toString('base64url')}`;
   const serviceToken = `fws_test_${randomBytes(24).toString('base64url')}`;
   const secretKey = randomBytes(32);
+  const logger = createLogger({ level: 'debug', name: 'fleetwire-test', destination });
+  const jobs = createPollJobQueue(database.db, {
+    schema: database.jobSchema,
+    expireInSeconds: 30,
+    maintenanceIntervalSeconds: 10,
+    pollingIntervalSeconds: 0.5,
+    concurrency: 2,
+    onError: () => undefined,
+  });
+  await jobs.start();
+  const runner = createPollRunner(
+    { db: database.db, secretKey, logger, adapters: options.polling?.adapters ?? pollAdapters },
+    { ...testRunnerOptions, ...options.polling?.runner },
+  );
+  if (options.polling?.work) await jobs.work((job) => runner.runWorkspace(job));
   const app = await buildCoreApp({
     db: database.db,
-    logger: createLogger({ level: 'debug', name: 'fleetwire-test', destination }),
+    jobs,
+    logger,
     adminToken,
     serviceToken,
     secretKey,
@@ -94,9 +134,12 @@ export async function startTestCore(options: { database?: TestDatabase } = {}): 
     serviceToken,
     secretKey,
     logs,
+    jobs,
+    runner,
     http: httpClient(url, { admin: adminToken, service: serviceToken }),
     close: async () => {
       await app.close();
+      await jobs.stop();
       if (!options.database) await database.drop();
     },
   };

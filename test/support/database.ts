@@ -12,6 +12,8 @@ const postgresUrl = process.env.FLEETWIRE_TEST_DATABASE_URL ?? 'postgres://postg
 
 export interface TestDatabase {
   db: Database;
+  /** Where this test's job queue keeps its tables. */
+  jobSchema: string;
   /** For PostgreSQL: the schema the test owns; reopen it with `reopen` (a second process, say). */
   schema?: string;
   reopen(): Promise<Database>;
@@ -24,6 +26,7 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
     await migrate(db);
     return {
       db,
+      jobSchema: 'fleetwire_jobs',
       reopen: async () => {
         throw new Error('an in-memory PGlite cannot be opened twice');
       },
@@ -41,12 +44,14 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
   return {
     db,
     schema,
+    jobSchema: `${schema}_jobs`,
     reopen: async () => open(),
     drop: async () => {
       await db.close();
       const cleanup = new pg.Client({ connectionString: postgresUrl });
       await cleanup.connect();
       await cleanup.query(`DROP SCHEMA ${schema} CASCADE`);
+      await cleanup.query(`DROP SCHEMA IF EXISTS ${schema}_jobs CASCADE`);
       await cleanup.end();
     },
   };

@@ -16,6 +16,7 @@ import {
 import { ingestLimits } from '../../canonical/update.ts';
 import type { Logger } from '../../logging.ts';
 import type { Database } from '../db/database.ts';
+import type { PollJobQueue } from '../polling/job-queue.ts';
 import { DomainError } from '../errors.ts';
 import { httpRequestSeconds } from '../metrics.ts';
 import { installAuth } from './auth.ts';
@@ -23,12 +24,15 @@ import { HttpProblem, problem, problemContentType } from './problem.ts';
 import { registerConnectionRoutes } from './routes/connections.ts';
 import { registerIngestRoutes } from './routes/ingest.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
+import { registerPollingRoutes } from './routes/polling.ts';
 import { registerRejectionRoutes } from './routes/rejections.ts';
 import { registerVehicleRoutes } from './routes/vehicles.ts';
 import { registerWorkspaceRoutes } from './routes/workspaces.ts';
 
 export interface CoreAppOptions {
   db: Database;
+  /** The shared poll job queue (started by the caller). */
+  jobs: PollJobQueue;
   logger: Logger;
   adminToken: string;
   serviceToken: string;
@@ -142,6 +146,7 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   registerVehicleRoutes(typed, { db: options.db });
   registerRejectionRoutes(typed, { db: options.db });
   registerIngestRoutes(typed, { db: options.db, bodyLimit: ingestLimits.bodyBytes });
+  registerPollingRoutes(typed, { db: options.db, jobs: options.jobs });
 
   await app.ready();
   return app;

@@ -34,6 +34,20 @@ export const newWorkspaceSchema = z.object({ name: safeText(200) }).strict();
 
 export const cutoverSchema = z.object({ mode: z.enum(['legacy', 'core']) }).strict();
 
+export const pollStateSchema = z
+  .object({
+    lastAttemptAt: nullableTime,
+    lastSuccessAt: nullableTime,
+    lastErrorAt: nullableTime,
+    lastErrorClass: z.string().nullable(),
+    lastErrorMessage: z.string().nullable(),
+    consecutiveFailures: z.number().int(),
+    nextPollAt: nullableTime,
+    rateLimitedUntil: nullableTime,
+    authFailedAt: nullableTime,
+  })
+  .nullable();
+
 export const connectionSchema = z.object({
   id: z.uuid(),
   workspaceId: z.uuid(),
@@ -44,6 +58,7 @@ export const connectionSchema = z.object({
   enabled: z.boolean(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  pollState: pollStateSchema,
 });
 
 export const newConnectionSchema = z
@@ -181,3 +196,33 @@ export const ingestResponseSchema = z.object({
 export function page<T extends z.ZodType>(item: T) {
   return z.object({ items: z.array(item), nextCursor: z.string().nullable() });
 }
+
+export const pollRunQuery = z.object({
+  connectionId: z.uuid().optional(),
+  status: z.enum(['running', 'succeeded', 'failed']).optional(),
+  limit: limit(1000, 100),
+  cursor,
+});
+
+export const pollRunSchema = z.object({
+  id: z.number().int(),
+  connectionId: z.string(),
+  provider: z.string(),
+  triggerEventId: z.string().nullable(),
+  runner: z.string(),
+  startedAt: z.string(),
+  finishedAt: nullableTime,
+  status: z.enum(['running', 'succeeded', 'failed']),
+  errorClass: z.string().nullable(),
+  errorMessage: z.string().nullable(),
+  providerRequests: z.number().int(),
+  pages: z.number().int(),
+  skippedEntities: z.number().int(),
+  readings: z.object({ accepted: z.number().int(), late: z.number().int(), duplicate: z.number().int(), rejected: z.number().int() }),
+});
+
+export const scheduledEventAnswerSchema = z.object({
+  eventId: z.string(),
+  duplicate: z.boolean(),
+  workspacesDue: z.number().int(),
+});

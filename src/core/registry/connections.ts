@@ -8,8 +8,21 @@ import { findProviderContract, providerContracts } from '../../providers/registr
 import type { Transport } from '../../providers/provider.ts';
 import type { Sql } from '../db/database.ts';
 import { DomainError, notFound } from '../errors.ts';
-import { iso } from '../time.ts';
+import { iso, isoOrNull } from '../time.ts';
 import { decryptCredentials, encryptCredentials } from './credentials-cipher.ts';
+
+/** How a poll connection has been doing (null for a stream connection, or one never polled). */
+export interface PollState {
+  lastAttemptAt: string | null;
+  lastSuccessAt: string | null;
+  lastErrorAt: string | null;
+  lastErrorClass: string | null;
+  lastErrorMessage: string | null;
+  consecutiveFailures: number;
+  nextPollAt: string | null;
+  rateLimitedUntil: string | null;
+  authFailedAt: string | null;
+}
 
 export interface Connection {
   id: string;
@@ -21,6 +34,7 @@ export interface Connection {
   enabled: boolean;
   createdAt: string;
   updatedAt: string;
+  pollState: PollState | null;
 }
 
 interface ConnectionRow {
@@ -33,9 +47,23 @@ interface ConnectionRow {
   enabled: boolean;
   created_at: Date;
   updated_at: Date;
+  last_attempt_at: Date | null;
+  last_success_at: Date | null;
+  last_error_at: Date | null;
+  last_error_class: string | null;
+  last_error_message: string | null;
+  consecutive_failures: number | null;
+  next_poll_at: Date | null;
+  rate_limited_until: Date | null;
+  auth_failed_at: Date | null;
 }
 
-const connectionColumns = 'workspace_id, id, provider, transport, label, base_url, enabled, created_at, updated_at';
+const selectConnections = `
+  SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.base_url, c.enabled, c.created_at, c.updated_at,
+         s.last_attempt_at, s.last_success_at, s.last_error_at, s.last_error_class, s.last_error_message,
+         s.consecutive_failures, s.next_poll_at, s.rate_limited_until, s.auth_failed_at
+    FROM provider_connections c
+    LEFT JOIN connection_poll_states s ON s.workspace_id = c.workspace_id AND s.connection_id = c.id`;
 
 function toConnection(row: ConnectionRow): Connection {
   return {
@@ -48,6 +76,20 @@ function toConnection(row: ConnectionRow): Connection {
     enabled: row.enabled,
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
+    pollState:
+      row.consecutive_failures === null
+        ? null
+        : {
+            lastAttemptAt: isoOrNull(row.last_attempt_at),
+            lastSuccessAt: isoOrNull(row.last_success_at),
+            lastErrorAt: isoOrNull(row.last_error_at),
+            lastErrorClass: row.last_error_class,
+            lastErrorMessage: row.last_error_message,
+            consecutiveFailures: row.consecutive_failures,
+            nextPollAt: isoOrNull(row.next_poll_at),
+            rateLimitedUntil: isoOrNull(row.rate_limited_until),
+            authFailedAt: isoOrNull(row.auth_failed_at),
+          },
   };
 }
 
@@ -123,7 +165,7 @@ export async function createConnection(sql: Sql, secretKey: Buffer, workspaceId:
 
 export async function findConnection(sql: Sql, workspaceId: string, id: string): Promise<Connection | undefined> {
   const { rows } = await sql.query<ConnectionRow>(
-    `SELECT ${connectionColumns} FROM provider_connections WHERE workspace_id = $1 AND id = $2`,
+    `${selectConnections} WHERE c.workspace_id = $1 AND c.id = $2`,
     [workspaceId, id],
   );
   return rows[0] && toConnection(rows[0]);
@@ -131,7 +173,7 @@ export async function findConnection(sql: Sql, workspaceId: string, id: string):
 
 export async function listConnections(sql: Sql, workspaceId: string): Promise<Connection[]> {
   const { rows } = await sql.query<ConnectionRow>(
-    `SELECT ${connectionColumns} FROM provider_connections WHERE workspace_id = $1 ORDER BY label, id`,
+    `${selectConnections} WHERE c.workspace_id = $1 ORDER BY c.label, c.id`,
     [workspaceId],
   );
   return rows.map(toConnection);
@@ -164,6 +206,14 @@ export async function updateConnection(
       WHERE workspace_id = $1 AND id = $2`,
     [workspaceId, id, changes.label ?? null, changes.enabled ?? null, changes.baseUrl === undefined ? null : checkBaseUrl(changes.baseUrl), ciphertext],
   );
+  if (ciphertext !== null || changes.enabled === true || changes.baseUrl !== undefined) {
+    // New credentials or a fixed configuration deserve a poll at once, not after the backoff of the old failures.
+    await sql.query(
+      `UPDATE connection_poll_states SET auth_failed_at = NULL, next_poll_at = NULL, consecutive_failures = 0
+        WHERE workspace_id = $1 AND connection_id = $2`,
+      [workspaceId, id],
+    );
+  }
   return (await findConnection(sql, workspaceId, id)) ?? current;
 }
 

@@ -1,0 +1,278 @@
+/**
+ * The workspace poll runner (DESIGN §5): for one workspace poll job, loads policy, cutover and poll connections
+ * from SQL, runs each connection's provider task with a concurrency limit, and hands every page of canonical
+ * updates to the ingest handler, with the connection's feed cursor committed in the same transaction as the data
+ * it covers. Devices the provider reports but the workspace has not bound go through ingest too, and show up as
+ * `unknown_device` rejections: the operator sees what is missing.
+ *
+ * Provider errors fall in a closed set and pick what happens next: `rate_limited` waits Retry-After, `transient`
+ * and `malformed_response` back off with jitter, `auth` stops the connection until its credentials change,
+ * `permanent` waits an hour. One failing connection never holds up the others. Every run is recorded.
+ */
+import { hostname } from 'node:os';
+import type { CanonicalUpdate } from '../../canonical/update.ts';
+import { ingestLimits } from '../../canonical/update.ts';
+import type { Logger } from '../../logging.ts';
+import type { PollAdapter, PollPage } from '../../providers/poll-adapter.ts';
+import { isProviderError, type ProviderErrorClass } from '../../providers/provider-error.ts';
+import type { Database } from '../db/database.ts';
+import { ingestBatch } from '../ingest/ingest-batch.ts';
+import { recordPollRun } from '../metrics.ts';
+import { decryptCredentials } from '../registry/credentials-cipher.ts';
+import type { WorkspacePollJob } from './job-queue.ts';
+import {
+  commitFeedCursor,
+  finishPollRun,
+  listBoundDevices,
+  loadPollPlan,
+  recordPollFailure,
+  recordPollSuccess,
+  startPollRun,
+  type PollConnection,
+  type RunTotals,
+} from './poll-store.ts';
+
+/** Our own failures (a database error, a bug) are recorded apart from the provider's. */
+export type PollErrorClass = ProviderErrorClass | 'internal';
+
+export interface PollRunnerOptions {
+  /** Connections of one workspace polled at the same time. */
+  connectionConcurrency: number;
+  /** A connection's run ends by this deadline; what is left follows on the next poll. Keep it under the job expiry. */
+  runDeadlineMs: number;
+  /** Wait out a Retry-After within the run when it is at most this long; longer ones end the run. */
+  maxInlineRetryAfterMs: number;
+  /** Retries within a run after a transient failure. */
+  transientRetries: number;
+  now?: () => number;
+  random?: () => number;
+  /** Names this process in poll run records; host:pid by default. */
+  runnerId?: string;
+}
+
+export interface PollRunnerDeps {
+  db: Database;
+  secretKey: Buffer;
+  logger: Logger;
+  adapters: ReadonlyMap<string, PollAdapter>;
+}
+
+export interface PollRunner {
+  runWorkspace(job: WorkspacePollJob): Promise<void>;
+}
+
+class CursorMovedError extends Error {
+  constructor() {
+    super('another poller moved this connection\'s feed cursor; this run stops without writing');
+    this.name = 'CursorMovedError';
+  }
+}
+
+class DeadlineError extends Error {}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+
+/** When to poll a failing connection again, by error class and how many failures in a row. */
+export function nextAttempt(
+  errorClass: PollErrorClass,
+  failures: number,
+  retryAfterMs: number | undefined,
+  now: number,
+  random: () => number,
+): { nextPollAt: Date | null; rateLimitedUntil: Date | null; authFailed: boolean } {
+  const jitter = 0.5 + random();
+  switch (errorClass) {
+    case 'auth':
+      return { nextPollAt: null, rateLimitedUntil: null, authFailed: true };
+    case 'rate_limited':
+      return { nextPollAt: null, rateLimitedUntil: new Date(now + (retryAfterMs ?? 60_000)), authFailed: false };
+    case 'permanent':
+      return { nextPollAt: new Date(now + 3600_000), rateLimitedUntil: null, authFailed: false };
+    default: {
+      // 15 s, 30 s, 1 min, 2 min ... capped at 15 min, each spread ±50 % so failing connections do not retry in step.
+      const backoff = Math.min(15 * 60_000, 15_000 * 2 ** Math.max(0, failures - 1)) * jitter;
+      return { nextPollAt: new Date(now + backoff), rateLimitedUntil: null, authFailed: false };
+    }
+  }
+}
+
+async function runWithConcurrency<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await work(item);
+    }
+  });
+  await Promise.all(lanes);
+}
+
+/** Splits a page's updates into ingest batches within the handler's limits; the cursor rides on the last one. */
+function chunkUpdates(updates: CanonicalUpdate[]): CanonicalUpdate[][] {
+  const chunks: CanonicalUpdate[][] = [];
+  let current: CanonicalUpdate[] = [];
+  let readings = 0;
+  for (const update of updates) {
+    if (current.length > 0 && (current.length >= ingestLimits.updatesPerBatch || readings + update.readings.length > ingestLimits.readingsPerBatch)) {
+      chunks.push(current);
+      current = [];
+      readings = 0;
+    }
+    current.push(update);
+    readings += update.readings.length;
+  }
+  chunks.push(current);
+  return chunks;
+}
+
+export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOptions): PollRunner {
+  const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
+  const sessions = new Map<string, Map<string, unknown>>();
+  const runnerId = options.runnerId ?? `${hostname()}:${process.pid}`;
+
+  async function ingestPage(workspaceId: string, connection: PollConnection, page: PollPage, version: { value: number }, totals: RunTotals) {
+    const receivedAt = new Date(now()).toISOString();
+    const updates: CanonicalUpdate[] = page.devices.map((device) => ({
+      workspaceId,
+      provider: connection.provider,
+      connectionId: connection.id,
+      externalDeviceId: device.externalDeviceId,
+      source: 'poll',
+      receivedAt,
+      readings: device.readings,
+    }));
+    const chunks = chunkUpdates(updates);
+    for (const [i, chunk] of chunks.entries()) {
+      const last = i === chunks.length - 1;
+      const commitCursor = async (tx: Parameters<typeof commitFeedCursor>[0]) => {
+        if (!(await commitFeedCursor(tx, workspaceId, connection.id, version.value, page.cursor))) throw new CursorMovedError();
+      };
+      if (chunk.length === 0) {
+        await deps.db.transaction(commitCursor);
+      } else {
+        const outcome = await ingestBatch(deps.db, chunk, last ? { withinTransaction: commitCursor } : {});
+        totals.accepted += outcome.counts.accepted;
+        totals.late += outcome.counts.late;
+        totals.duplicate += outcome.counts.duplicate;
+        totals.rejected += outcome.counts.rejected;
+      }
+      if (last) version.value += 1;
+    }
+    totals.pages += 1;
+    totals.requests += page.requests;
+    totals.skipped += page.skipped ?? 0;
+  }
+
+  async function pollConnection(job: WorkspacePollJob, connection: PollConnection): Promise<void> {
+    const { workspaceId } = job;
+    const started = now();
+    const log = deps.logger.child({ 'fleetwire.workspace.id': workspaceId, 'fleetwire.connection.id': connection.id, 'fleetwire.provider': connection.provider });
+    const runId = await startPollRun(deps.db, { workspaceId, connectionId: connection.id, provider: connection.provider, eventId: job.eventId, runner: runnerId });
+    const totals: RunTotals = { requests: 0, pages: 0, skipped: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0 };
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DeadlineError('run deadline')), options.runDeadlineMs);
+    let failure: { errorClass: PollErrorClass; message: string; retryAfterMs?: number } | undefined;
+    try {
+      const adapter = deps.adapters.get(connection.provider);
+      if (!adapter) throw Object.assign(new Error(`no poll adapter for provider ${connection.provider}`), { pollClass: 'permanent' as const });
+      const parsed = adapter.contract.credentials.safeParse(
+        decryptCredentials(deps.secretKey, { workspaceId, connectionId: connection.id }, connection.credentialsCiphertext),
+      );
+      if (!parsed.success) throw Object.assign(new Error('the stored credentials do not fit this provider'), { pollClass: 'permanent' as const });
+      const boundDevices = await listBoundDevices(deps.db, workspaceId, connection.id);
+      const session = sessions.get(connection.id) ?? new Map<string, unknown>();
+      sessions.set(connection.id, session);
+
+      const version = { value: connection.cursorVersion };
+      let cursor = connection.cursor;
+      let transientLeft = options.transientRetries;
+      let rateLimitedLeft = 3;
+      for (;;) {
+        try {
+          for await (const page of adapter.poll({ baseUrl: connection.baseUrl, credentials: parsed.data, cursor, boundDevices, signal: deadline.signal, session })) {
+            await ingestPage(workspaceId, connection, page, version, totals);
+            cursor = page.cursor;
+          }
+          break;
+        } catch (error) {
+          if (deadline.signal.aborted || !isProviderError(error)) throw error;
+          const remaining = started + options.runDeadlineMs - now();
+          if (error.errorClass === 'rate_limited' && rateLimitedLeft > 0 && (error.retryAfterMs ?? Infinity) <= Math.min(options.maxInlineRetryAfterMs, remaining - 1000)) {
+            rateLimitedLeft -= 1;
+            log.debug({ 'fleetwire.retry_after_ms': error.retryAfterMs }, 'rate limited; waiting within the run');
+            await sleep(error.retryAfterMs!, deadline.signal);
+            continue;
+          }
+          if ((error.errorClass === 'transient' || error.errorClass === 'malformed_response') && transientLeft > 0) {
+            const wait = 500 * 2 ** (options.transientRetries - transientLeft) * (0.5 + random());
+            if (wait < remaining - 1000) {
+              transientLeft -= 1;
+              await sleep(wait, deadline.signal);
+              continue;
+            }
+          }
+          throw error;
+        }
+      }
+    } catch (error) {
+      if (deadline.signal.aborted) {
+        failure = { errorClass: 'transient', message: `the run reached its ${options.runDeadlineMs / 1000} s deadline after ${totals.pages} pages; the rest follows on the next poll` };
+      } else if (isProviderError(error)) {
+        failure = { errorClass: error.errorClass, message: error.message, retryAfterMs: error.retryAfterMs };
+      } else if (error instanceof CursorMovedError) {
+        failure = { errorClass: 'internal', message: error.message };
+      } else {
+        const pollClass = (error as { pollClass?: PollErrorClass }).pollClass;
+        failure = { errorClass: pollClass ?? 'internal', message: (error as Error).message ?? String(error) };
+        if (!pollClass) log.error({ err: error }, 'poll failed on our side');
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+
+    const message = failure?.message.slice(0, 500) ?? null;
+    if (failure) {
+      const next = nextAttempt(failure.errorClass, connection.consecutiveFailures + 1, failure.retryAfterMs, now(), random);
+      await recordPollFailure(deps.db, workspaceId, connection.id, { errorClass: failure.errorClass, message: message!, ...next });
+      log.warn({ 'error.type': failure.errorClass, 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.next_at': next.nextPollAt ?? next.rateLimitedUntil }, `poll failed: ${message}`);
+    } else {
+      await recordPollSuccess(deps.db, workspaceId, connection.id);
+      log.info({ 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.requests': totals.requests, 'fleetwire.poll.accepted': totals.accepted, 'fleetwire.poll.rejected': totals.rejected }, 'poll succeeded');
+    }
+    await finishPollRun(deps.db, workspaceId, runId, {
+      status: failure ? 'failed' : 'succeeded',
+      errorClass: failure?.errorClass ?? null,
+      errorMessage: message,
+      totals,
+    });
+    recordPollRun(connection.provider, failure ? 'failed' : 'succeeded', failure?.errorClass ?? '', (now() - started) / 1000, totals.requests);
+  }
+
+  return {
+    async runWorkspace(job) {
+      const plan = await loadPollPlan(deps.db, job.workspaceId);
+      // The workspace may have changed since it was enqueued.
+      if (!plan || !plan.enabled || plan.cutover !== 'core') return;
+      const at = now();
+      const due = plan.connections.filter(
+        (c) => !c.authFailedAt && !(c.rateLimitedUntil && c.rateLimitedUntil.getTime() > at) && !(c.nextPollAt && c.nextPollAt.getTime() > at),
+      );
+      await runWithConcurrency(due, options.connectionConcurrency, async (connection) => {
+        try {
+          await pollConnection(job, connection);
+        } catch (error) {
+          // Recording the run failed (the database is down): the next poll starts from the committed cursor.
+          deps.logger.error({ err: error, 'fleetwire.connection.id': connection.id }, 'poll run could not be recorded');
+        }
+      });
+    },
+  };
+}

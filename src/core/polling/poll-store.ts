@@ -1,0 +1,171 @@
+/**
+ * The SQL of scheduled polling: what a workspace poll loads (policy, cutover, poll connections with their feed
+ * cursors and health, bound devices), the fenced cursor commit, connection health, and poll run records.
+ */
+import type { Sql } from '../db/database.ts';
+import type { CutoverMode } from '../registry/workspaces.ts';
+
+export interface PollConnection {
+  id: string;
+  provider: string;
+  baseUrl: string;
+  credentialsCiphertext: string;
+  cursor: unknown;
+  cursorVersion: number;
+  nextPollAt: Date | null;
+  rateLimitedUntil: Date | null;
+  authFailedAt: Date | null;
+  consecutiveFailures: number;
+}
+
+export interface WorkspacePollPlan {
+  enabled: boolean;
+  cutover: CutoverMode;
+  connections: PollConnection[];
+}
+
+export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<WorkspacePollPlan | undefined> {
+  const { rows: workspaces } = await sql.query<{ enabled: boolean; mode: CutoverMode }>(
+    `SELECT p.enabled, c.mode FROM telematics_policies p JOIN cutover_states c ON c.workspace_id = p.workspace_id
+      WHERE p.workspace_id = $1`,
+    [workspaceId],
+  );
+  const workspace = workspaces[0];
+  if (!workspace) return undefined;
+  const { rows } = await sql.query<{
+    id: string;
+    provider: string;
+    base_url: string;
+    credentials_ciphertext: string;
+    feed_cursor: unknown;
+    feed_cursor_version: number;
+    next_poll_at: Date | null;
+    rate_limited_until: Date | null;
+    auth_failed_at: Date | null;
+    consecutive_failures: number | null;
+  }>(
+    `SELECT c.id, c.provider, c.base_url, c.credentials_ciphertext, c.feed_cursor, c.feed_cursor_version,
+            s.next_poll_at, s.rate_limited_until, s.auth_failed_at, s.consecutive_failures
+       FROM provider_connections c
+       LEFT JOIN connection_poll_states s ON s.workspace_id = c.workspace_id AND s.connection_id = c.id
+      WHERE c.workspace_id = $1 AND c.transport = 'poll' AND c.enabled
+      ORDER BY c.id`,
+    [workspaceId],
+  );
+  return {
+    enabled: workspace.enabled,
+    cutover: workspace.mode,
+    connections: rows.map((row) => ({
+      id: row.id,
+      provider: row.provider,
+      baseUrl: row.base_url,
+      credentialsCiphertext: row.credentials_ciphertext,
+      cursor: row.feed_cursor,
+      cursorVersion: Number(row.feed_cursor_version),
+      nextPollAt: row.next_poll_at,
+      rateLimitedUntil: row.rate_limited_until,
+      authFailedAt: row.auth_failed_at,
+      consecutiveFailures: row.consecutive_failures ?? 0,
+    })),
+  };
+}
+
+export async function listBoundDevices(sql: Sql, workspaceId: string, connectionId: string): Promise<string[]> {
+  const { rows } = await sql.query<{ external_id: string }>(
+    'SELECT external_id FROM device_bindings WHERE workspace_id = $1 AND connection_id = $2 ORDER BY external_id',
+    [workspaceId, connectionId],
+  );
+  return rows.map((row) => row.external_id);
+}
+
+/**
+ * Stores a connection's new feed cursor, but only over the version it was read at: if another poller moved the
+ * cursor meanwhile (a poll that outlived its job), this one's transaction is refused instead of rewinding it.
+ */
+export async function commitFeedCursor(tx: Sql, workspaceId: string, connectionId: string, expectedVersion: number, cursor: unknown): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `UPDATE provider_connections SET feed_cursor = $4::jsonb, feed_cursor_version = feed_cursor_version + 1
+      WHERE workspace_id = $1 AND id = $2 AND feed_cursor_version = $3`,
+    [workspaceId, connectionId, expectedVersion, JSON.stringify(cursor ?? null)],
+  );
+  return rowCount === 1;
+}
+
+export async function startPollRun(
+  sql: Sql,
+  run: { workspaceId: string; connectionId: string; provider: string; eventId: string | null; runner: string },
+): Promise<number> {
+  const { rows } = await sql.query<{ id: number }>(
+    `INSERT INTO poll_runs (workspace_id, connection_id, provider, trigger_event_id, runner, status)
+     VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id`,
+    [run.workspaceId, run.connectionId, run.provider, run.eventId, run.runner],
+  );
+  await sql.query(
+    `INSERT INTO connection_poll_states (workspace_id, connection_id, last_attempt_at) VALUES ($1, $2, now())
+     ON CONFLICT (workspace_id, connection_id) DO UPDATE SET last_attempt_at = now()`,
+    [run.workspaceId, run.connectionId],
+  );
+  return rows[0]!.id;
+}
+
+export interface RunTotals {
+  requests: number;
+  pages: number;
+  skipped: number;
+  accepted: number;
+  late: number;
+  duplicate: number;
+  rejected: number;
+}
+
+export async function finishPollRun(
+  sql: Sql,
+  workspaceId: string,
+  runId: number,
+  outcome: { status: 'succeeded' | 'failed'; errorClass: string | null; errorMessage: string | null; totals: RunTotals },
+): Promise<void> {
+  const t = outcome.totals;
+  await sql.query(
+    `UPDATE poll_runs
+        SET finished_at = date_trunc('milliseconds', now()), status = $3, error_class = $4, error_message = $5,
+            provider_requests = $6, pages = $7, skipped_entities = $8, accepted = $9, late = $10, duplicate = $11, rejected = $12
+      WHERE workspace_id = $1 AND id = $2`,
+    [workspaceId, runId, outcome.status, outcome.errorClass, outcome.errorMessage, t.requests, t.pages, t.skipped, t.accepted, t.late, t.duplicate, t.rejected],
+  );
+}
+
+/**
+ * A successful poll: the connection is healthy again, and every vehicle bound to it is confirmed in sync with
+ * its provider (the `lastSyncedAt` clock of DESIGN §8), whether or not it reported anything new.
+ */
+export async function recordPollSuccess(sql: Sql, workspaceId: string, connectionId: string): Promise<void> {
+  await sql.query(
+    `UPDATE connection_poll_states
+        SET last_success_at = now(), consecutive_failures = 0, next_poll_at = NULL, rate_limited_until = NULL,
+            auth_failed_at = NULL
+      WHERE workspace_id = $1 AND connection_id = $2`,
+    [workspaceId, connectionId],
+  );
+  await sql.query(
+    `UPDATE vehicles v SET last_synced_at = now()
+       FROM device_bindings d
+      WHERE d.workspace_id = $1 AND d.connection_id = $2 AND v.workspace_id = d.workspace_id AND v.id = d.vehicle_id`,
+    [workspaceId, connectionId],
+  );
+}
+
+export async function recordPollFailure(
+  sql: Sql,
+  workspaceId: string,
+  connectionId: string,
+  failure: { errorClass: string; message: string; nextPollAt: Date | null; rateLimitedUntil: Date | null; authFailed: boolean },
+): Promise<void> {
+  await sql.query(
+    `UPDATE connection_poll_states
+        SET last_error_at = now(), last_error_class = $3, last_error_message = $4,
+            consecutive_failures = consecutive_failures + 1, next_poll_at = $5, rate_limited_until = $6,
+            auth_failed_at = CASE WHEN $7::boolean THEN now() ELSE NULL END
+      WHERE workspace_id = $1 AND connection_id = $2`,
+    [workspaceId, connectionId, failure.errorClass, failure.message, failure.nextPollAt, failure.rateLimitedUntil, failure.authFailed],
+  );
+}
