@@ -5,13 +5,16 @@
 import { adminGroups, adminUsage, runAdminCommand, UsageError } from './cli/admin-commands.ts';
 import { ConfigError, environmentVariables, loadConfig, type Config } from './config.ts';
 import { migrate } from './core/db/migrate.ts';
-import { openCoreDatabase, startCore, type CoreRuntime } from './core/runtime.ts';
+import { openCoreDatabase, startCore } from './core/runtime.ts';
+import { startDemo, type Demo } from './demo/run.ts';
+import { runSimulators, simulatorUsage } from './demo/sim-command.ts';
 import { createLogger } from './logging.ts';
 
 const usage = `usage: fleetwire <command>
 
-  core        start the core runtime (API, ingest)
+  core        start the core runtime (API, ingest, scheduler, poll runner)
   demo        start everything on embedded defaults (what npm start runs)
+  sim         start the provider simulators alone ${simulatorUsage}
   migrate     apply database migrations and exit
 ${adminUsage}
 
@@ -34,16 +37,23 @@ function onShutdown(stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
-function printBanner(config: Config, core: CoreRuntime): void {
+function printBanner(config: Config, demo: Demo): void {
+  const { core } = demo;
   const lines = [
     '',
-    `Fleetwire core is running at ${core.url}  (database: ${core.db.kind === 'pglite' ? `PGlite in ${config.database.kind === 'pglite' ? config.database.dataDir : ''}` : 'PostgreSQL'})`,
+    `Fleetwire is running at ${core.url}  (database: ${core.db.kind === 'pglite' ? `PGlite in ${config.database.kind === 'pglite' ? config.database.dataDir : ''}` : 'PostgreSQL'})`,
     '',
     `  admin token:    ${config.secrets.adminToken}`,
     `  service token:  ${config.secrets.serviceToken}`,
     '',
+    '  Demo workspaces (read keys):',
+    ...demo.workspaces.map((w) => `    ${w.name.padEnd(12)} ${w.id}  key ${w.apiKey}`),
+    '',
+    '  Simulated providers:',
+    ...Object.entries(demo.simulators.running).map(([provider, sim]) => `    ${provider.padEnd(16)} ${sim.url}`),
+    '',
     `  API description: ${core.url}/openapi.json`,
-    `  try:  curl -H "Authorization: Bearer ${config.secrets.adminToken}" ${core.url}/v1/workspaces`,
+    `  try:  curl -H "Authorization: Bearer ${demo.workspaces[0]?.apiKey ?? config.secrets.adminToken}" ${core.url}/v1/workspaces/${demo.workspaces[0]?.id ?? ''}/vehicles`,
     '',
     config.secrets.generated.length > 0
       ? `  Generated ${config.secrets.generated.join(', ')} and kept them in ${config.dataDir}/secrets.json.`
@@ -64,11 +74,20 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger({ level: config.logLevel, name: `fleetwire-${command}` });
 
   switch (command) {
-    case 'core':
-    case 'demo': {
+    case 'core': {
       const core = await startCore(config, logger);
       onShutdown(() => core.stop());
-      if (command === 'demo') printBanner(config, core);
+      return -1;
+    }
+    case 'demo': {
+      const demo = await startDemo(config, logger);
+      onShutdown(() => demo.stop());
+      printBanner(config, demo);
+      return -1;
+    }
+    case 'sim': {
+      const simulators = await runSimulators(rest);
+      onShutdown(() => simulators.stop());
       return -1;
     }
     case 'migrate': {

@@ -42,7 +42,7 @@ const environmentSchema = z.object({
   FLEETWIRE_LOG_LEVEL: z.enum(logLevels).default('info'),
   FLEETWIRE_CORE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   FLEETWIRE_SCHEDULER: z.enum(['embedded', 'external'], { error: 'must be embedded or external' }).default('embedded'),
-  FLEETWIRE_TICK_SECONDS: z.coerce.number().int().min(1).max(300).default(10),
+  FLEETWIRE_TICK_SECONDS: z.coerce.number().int().min(1).max(300).default(5),
   FLEETWIRE_POLL_WORKERS: z.coerce.number().int().min(1).max(64).default(4),
   FLEETWIRE_POLL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   FLEETWIRE_JOB_SCHEMA: z

@@ -79,6 +79,47 @@ export function createPollJobQueue(db: Database, options: PollJobQueueOptions): 
 
   let started: Promise<void> | undefined;
   let stopped: Promise<void> | undefined;
+  let stopping = false;
+  const loops: Promise<void>[] = [];
+  const sleepers = new Set<() => void>();
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      sleepers.add(wake);
+    });
+
+  /**
+   * One worker: fetch a job, run it, and fetch again at once while there is work; wait the polling interval only
+   * when the queue is empty. (pg-boss's own worker waits the interval after every job, which would cap a process
+   * at one workspace per interval per worker.)
+   */
+  async function workLoop(handler: (job: WorkspacePollJob) => Promise<void>): Promise<void> {
+    while (!stopping) {
+      let job: PgBoss.Job<WorkspacePollJob> | undefined;
+      try {
+        const jobs = await boss.fetch<WorkspacePollJob>(workspacePollQueue, { batchSize: 1 });
+        job = jobs?.[0];
+      } catch (error) {
+        options.onError(error as Error);
+      }
+      if (!job) {
+        await pause(options.pollingIntervalSeconds * 1000);
+        continue;
+      }
+      try {
+        await handler(job.data);
+        await boss.complete(workspacePollQueue, job.id);
+      } catch (error) {
+        await boss.fail(workspacePollQueue, job.id, { message: (error as Error).message }).catch((e: Error) => options.onError(e));
+      }
+    }
+  }
+
   return {
     start: () =>
       (started ??= (async () => {
@@ -95,9 +136,12 @@ export function createPollJobQueue(db: Database, options: PollJobQueueOptions): 
       })()),
     stop: () =>
       (stopped ??= (async () => {
+        stopping = true;
+        for (const wake of sleepers) wake();
+        // Running polls finish (they are bounded by the run deadline); then the queue stops.
+        await Promise.all(loops);
         if (!started) return;
         await started.catch(() => undefined);
-        // Waits for running jobs to finish; the database stays open (it is not pg-boss's to close).
         await boss.stop({ graceful: true, wait: true, close: false, timeout: options.expireInSeconds * 1000 });
       })()),
     async enqueue(tx, jobs) {
@@ -107,15 +151,7 @@ export function createPollJobQueue(db: Database, options: PollJobQueueOptions): 
     },
     async work(handler) {
       // Independent workers, one job each: a slow workspace never holds up the next one.
-      for (let i = 0; i < options.concurrency; i += 1) {
-        await boss.work<WorkspacePollJob>(
-          workspacePollQueue,
-          { batchSize: 1, pollingIntervalSeconds: options.pollingIntervalSeconds },
-          async ([job]) => {
-            if (job) await handler(job.data);
-          },
-        );
-      }
+      for (let i = 0; i < options.concurrency; i += 1) loops.push(workLoop(handler));
     },
   };
 }

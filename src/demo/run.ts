@@ -1,0 +1,54 @@
+/**
+ * `npm start`: the whole system in one process on embedded defaults. The provider simulators, core (API, ingest,
+ * scheduler, poll runner) and the demo's workspaces, seeded on first start and brought up to date after that.
+ */
+import type { Config } from '../config.ts';
+import { startCore, type CoreRuntime } from '../core/runtime.ts';
+import type { Logger } from '../logging.ts';
+import { seedDemo, type DemoWorkspace } from './seed.ts';
+import { startDemoSimulators, type DemoSimulators } from './simulators.ts';
+
+export interface Demo {
+  core: CoreRuntime;
+  simulators: DemoSimulators;
+  workspaces: DemoWorkspace[];
+  stop(): Promise<void>;
+}
+
+/** Simulator ports follow core's: core on 8080 puts them on 8081-8084. */
+export function demoSimulatorPorts(corePort: number) {
+  const at = (offset: number) => (corePort === 0 ? 0 : corePort + offset);
+  return { samsara: at(1), geotab: at(2), traccar: at(3), 'tesla-telemetry': at(4) };
+}
+
+export async function startDemo(config: Config, logger: Logger): Promise<Demo> {
+  const simulators = await startDemoSimulators({
+    host: '127.0.0.1',
+    ports: demoSimulatorPorts(config.port),
+    timeScale: 5,
+    vehicles: { samsara: 26, geotab: 26, traccar: 8, 'tesla-telemetry': 4 },
+  });
+  let core: CoreRuntime;
+  try {
+    core = await startCore(config, logger);
+  } catch (error) {
+    await simulators.stop();
+    throw error;
+  }
+  try {
+    const workspaces = await seedDemo(core.db, config.secrets.secretKey, simulators, config.dataDir);
+    return {
+      core,
+      simulators,
+      workspaces,
+      stop: async () => {
+        await core.stop();
+        await simulators.stop();
+      },
+    };
+  } catch (error) {
+    await core.stop();
+    await simulators.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The demo's workspaces, made once and brought up to date on every start: "North depot" reads its vans and buses
+ * from Samsara (polled) and a Traccar shuttle fleet (streamed); "South depot" reads Geotab (polled) and a few
+ * Tesla Fleet Telemetry cars (streamed). A couple of vehicles per polled provider are left unbound, so the
+ * rejections view shows `unknown_device` from the first minute. A read key per workspace is made once and kept in
+ * the data dir, so the banner can show it after a restart.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Database } from '../core/db/database.ts';
+import { createApiKey } from '../core/registry/api-keys.ts';
+import { createConnection, listConnections, updateConnection } from '../core/registry/connections.ts';
+import { createVehicle } from '../core/registry/vehicles.ts';
+import { createWorkspace, defaultPolicy, listWorkspaces } from '../core/registry/workspaces.ts';
+import { demoCredentials, demoExternalId, type DemoProvider, type DemoSimulators } from './simulators.ts';
+
+export interface DemoWorkspace {
+  id: string;
+  name: string;
+  apiKey: string;
+}
+
+interface Plan {
+  name: string;
+  connections: { provider: DemoProvider; transport: 'poll' | 'stream'; label: string; unbound: number }[];
+}
+
+const plans: Plan[] = [
+  {
+    name: 'North depot',
+    connections: [
+      { provider: 'samsara', transport: 'poll', label: 'Samsara (North)', unbound: 2 },
+      { provider: 'traccar', transport: 'stream', label: 'Traccar shuttles', unbound: 0 },
+    ],
+  },
+  {
+    name: 'South depot',
+    connections: [
+      { provider: 'geotab', transport: 'poll', label: 'Geotab (South)', unbound: 2 },
+      { provider: 'tesla-telemetry', transport: 'stream', label: 'Tesla Fleet Telemetry', unbound: 0 },
+    ],
+  },
+];
+
+export async function seedDemo(db: Database, secretKey: Buffer, sims: DemoSimulators, dataDir: string): Promise<DemoWorkspace[]> {
+  const keysFile = join(dataDir, 'demo-keys.json');
+  const keys: Record<string, string> = existsSync(keysFile) ? (JSON.parse(readFileSync(keysFile, 'utf8')) as Record<string, string>) : {};
+  const existing = await listWorkspaces(db);
+  const result: DemoWorkspace[] = [];
+  for (const plan of plans) {
+    let workspace = existing.find((w) => w.name === plan.name);
+    if (!workspace) {
+      workspace = await createWorkspace(db, { name: plan.name, policy: { ...defaultPolicy, pollIntervalSeconds: 15, retentionDays: 30 } });
+    }
+    const connections = await listConnections(db, workspace.id);
+    for (const wanted of plan.connections) {
+      const baseUrl = sims.running[wanted.provider].url;
+      const found = connections.find((c) => c.provider === wanted.provider);
+      if (found) {
+        // The simulators restarted: new fleets, new logs. Point at them and start the feeds afresh.
+        await updateConnection(db, secretKey, workspace.id, found.id, { baseUrl, enabled: true });
+        await db.query('UPDATE provider_connections SET feed_cursor = NULL WHERE workspace_id = $1 AND id = $2', [workspace.id, found.id]);
+        await db.query('DELETE FROM connection_poll_states WHERE workspace_id = $1 AND connection_id = $2', [workspace.id, found.id]);
+        continue;
+      }
+      const connection = await createConnection(db, secretKey, workspace.id, {
+        provider: wanted.provider,
+        transport: wanted.transport,
+        baseUrl,
+        label: wanted.label,
+        credentials: { ...demoCredentials[wanted.provider] },
+      });
+      const fleet = sims.fleets[wanted.provider];
+      for (const vehicle of fleet.vehicles.slice(0, fleet.vehicles.length - wanted.unbound)) {
+        await createVehicle(db, workspace.id, {
+          name: vehicle.name,
+          vin: vehicle.vin,
+          devices: [{ connectionId: connection.id, externalId: demoExternalId[wanted.provider](vehicle) }],
+        });
+      }
+    }
+    if (!keys[workspace.id]) keys[workspace.id] = (await createApiKey(db, workspace.id, 'demo dashboard')).key;
+    result.push({ id: workspace.id, name: workspace.name, apiKey: keys[workspace.id]! });
+  }
+  writeFileSync(keysFile, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+  return result;
+}

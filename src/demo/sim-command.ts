@@ -1,0 +1,45 @@
+/** `fleetwire sim`: the demo's provider simulators on their own, for a core run separately. */
+import { parseArgs } from 'node:util';
+import { demoCredentials, startDemoSimulators, type DemoSimulators } from './simulators.ts';
+
+export const simulatorUsage = `[--host 127.0.0.1] [--samsara-port 8081] [--geotab-port 8082]
+              [--traccar-port 8083] [--tesla-port 8084] [--vehicles 25] [--time-scale 5]`;
+
+export async function runSimulators(args: string[]): Promise<DemoSimulators> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      'samsara-port': { type: 'string', default: '8081' },
+      'geotab-port': { type: 'string', default: '8082' },
+      'traccar-port': { type: 'string', default: '8083' },
+      'tesla-port': { type: 'string', default: '8084' },
+      vehicles: { type: 'string', default: '25' },
+      'time-scale': { type: 'string', default: '5' },
+    },
+  });
+  const number = (text: string, name: string) => {
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} takes a number`);
+    return n;
+  };
+  const vehicles = number(values.vehicles, 'vehicles');
+  const simulators = await startDemoSimulators({
+    host: values.host,
+    ports: {
+      samsara: number(values['samsara-port'], 'samsara-port'),
+      geotab: number(values['geotab-port'], 'geotab-port'),
+      traccar: number(values['traccar-port'], 'traccar-port'),
+      'tesla-telemetry': number(values['tesla-port'], 'tesla-port'),
+    },
+    timeScale: number(values['time-scale'], 'time-scale'),
+    vehicles: { samsara: vehicles, geotab: vehicles, traccar: vehicles, 'tesla-telemetry': vehicles },
+  });
+  const lines = ['', 'Fleetwire provider simulators:', ''];
+  for (const [provider, sim] of Object.entries(simulators.running)) {
+    lines.push(`  ${provider.padEnd(16)} ${sim.url}  credentials ${JSON.stringify(demoCredentials[provider as keyof typeof demoCredentials])}`);
+  }
+  lines.push('', 'Vehicle external ids follow each fleet (see GET /fleet/vehicles/stats, Get Device, /api/devices).', 'Stop with Ctrl-C.', '');
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return simulators;
+}

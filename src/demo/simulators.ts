@@ -1,0 +1,110 @@
+/**
+ * The demo's provider simulators: one simulated account per provider, each with its own seeded fleet, on fixed
+ * loopback ports (so connections stored in the database still point at them after a restart). `fleetwire sim`
+ * runs the same set on its own, for a core started separately.
+ */
+import { startGeotabSimulator } from '../providers/geotab/simulator.ts';
+import { startSamsaraSimulator } from '../providers/samsara/simulator.ts';
+import { startTeslaTelemetrySimulator } from '../providers/tesla-telemetry/simulator.ts';
+import { startTraccarSimulator } from '../providers/traccar/simulator.ts';
+import { FaultInjector } from '../sim/faults.ts';
+import { FleetModel, type VehicleIdentity } from '../sim/fleet-model.ts';
+import type { RunningSimulator } from '../sim/simulator.ts';
+
+/** The demo accounts' credentials: made up, printed, and good only against these simulators. */
+export const demoCredentials = {
+  samsara: { apiToken: 'demo-samsara-token' },
+  geotab: { database: 'demo_depot', userName: 'demo@fleetwire.invalid', password: 'demo-geotab-password' },
+  traccar: { token: 'demo-traccar-token' },
+  'tesla-telemetry': { accessToken: 'demo-tesla-token' },
+} as const;
+
+export type DemoProvider = keyof typeof demoCredentials;
+export const demoProviders = Object.keys(demoCredentials) as DemoProvider[];
+
+export interface DemoSimulatorOptions {
+  host: string;
+  /** Port of each simulator; 0 picks a free one. */
+  ports: Record<DemoProvider, number>;
+  /** How much faster than real time the fleets live (routes, charging). */
+  timeScale: number;
+  /** Vehicles per provider account. */
+  vehicles: Record<DemoProvider, number>;
+}
+
+export interface DemoSimulators {
+  readonly running: Record<DemoProvider, RunningSimulator>;
+  readonly fleets: Record<DemoProvider, FleetModel>;
+  readonly faults: Record<DemoProvider, FaultInjector>;
+  stop(): Promise<void>;
+}
+
+export async function startDemoSimulators(options: DemoSimulatorOptions): Promise<DemoSimulators> {
+  const startMs = Date.now();
+  const fleet = (provider: DemoProvider, seed: number, namePrefix: string) =>
+    new FleetModel({ seed, vehicles: options.vehicles[provider], startMs, timeScale: options.timeScale, namePrefix });
+  const fleets: Record<DemoProvider, FleetModel> = {
+    samsara: fleet('samsara', 1001, 'North'),
+    geotab: fleet('geotab', 1002, 'South'),
+    traccar: fleet('traccar', 1003, 'Shuttle'),
+    'tesla-telemetry': fleet('tesla-telemetry', 1004, 'Exec'),
+  };
+  const faults: Record<DemoProvider, FaultInjector> = {
+    samsara: new FaultInjector({}, 11),
+    geotab: new FaultInjector({}, 12),
+    traccar: new FaultInjector({}, 13),
+    'tesla-telemetry': new FaultInjector({}, 14),
+  };
+  const started: RunningSimulator[] = [];
+  try {
+    const samsara = await startSamsaraSimulator({
+      host: options.host,
+      port: options.ports.samsara,
+      accounts: [{ credentials: { ...demoCredentials.samsara }, fleet: fleets.samsara }],
+      faults: faults.samsara,
+      timeoutMs: 15_000,
+    });
+    started.push(samsara);
+    const geotab = await startGeotabSimulator({
+      host: options.host,
+      port: options.ports.geotab,
+      accounts: [{ credentials: { ...demoCredentials.geotab }, fleet: fleets.geotab }],
+      faults: faults.geotab,
+    });
+    started.push(geotab);
+    const traccar = await startTraccarSimulator({
+      host: options.host,
+      port: options.ports.traccar,
+      accounts: [{ credentials: { ...demoCredentials.traccar }, fleet: fleets.traccar }],
+      faults: faults.traccar,
+    });
+    started.push(traccar);
+    const tesla = await startTeslaTelemetrySimulator({
+      host: options.host,
+      port: options.ports['tesla-telemetry'],
+      accounts: [{ credentials: { ...demoCredentials['tesla-telemetry'] }, fleet: fleets['tesla-telemetry'] }],
+      faults: faults['tesla-telemetry'],
+      resendRate: 0.02,
+    });
+    started.push(tesla);
+    return {
+      running: { samsara, geotab, traccar, 'tesla-telemetry': tesla },
+      fleets,
+      faults,
+      stop: async () => {
+        await Promise.all(started.map((s) => s.stop()));
+      },
+    };
+  } catch (error) {
+    await Promise.all(started.map((s) => s.stop()));
+    throw error;
+  }
+}
+
+/** The external id each provider knows a simulated vehicle by. */
+export const demoExternalId: Record<DemoProvider, (vehicle: VehicleIdentity) => string> = {
+  samsara: (vehicle) => vehicle.samsaraId,
+  geotab: (vehicle) => vehicle.geotabId,
+  traccar: (vehicle) => vehicle.traccarUniqueId,
+  'tesla-telemetry': (vehicle) => vehicle.vin,
+};
