@@ -50,10 +50,26 @@ const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9
 const daysInMonth = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /**
+ * Recently parsed timestamps. Readings of one update often share their observed time, and every timestamp is
+ * read twice on the ingest path (shape check, then rules); the parse is pure, so its answers can be kept.
+ */
+const parsed = new Map<string, number | undefined>();
+const parsedLimit = 4096;
+
+/**
  * Milliseconds since the epoch, or undefined when the text is not an RFC 3339 instant with a zone. Fractions
  * below a millisecond are truncated: Fleetwire keeps time to the millisecond everywhere.
  */
 export function parseTimestamp(text: string): number | undefined {
+  if (parsed.has(text)) return parsed.get(text);
+  const ms = parseTimestampText(text);
+  if (parsed.size >= parsedLimit) parsed.clear();
+  parsed.set(text, ms);
+  return ms;
+}
+
+function parseTimestampText(text: string): number | undefined {
+  if (text.length > 40) return undefined;
   const m = rfc3339.exec(text);
   if (!m) return undefined;
   const year = Number(m[1]);

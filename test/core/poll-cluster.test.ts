@@ -42,13 +42,15 @@ async function startCoreProcess(name: string) {
     FLEETWIRE_LOG_LEVEL: 'warn',
   });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 120; i += 1) {
+  // Tracked at once, so afterAll stops it whatever happens next.
+  cores.push({ name, url, process });
+  for (let i = 0; ; i += 1) {
     if (process.child.exitCode !== null) throw new Error(`core ${name} exited:\n${process.output()}`);
     const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ready) break;
+    if (ready) return;
+    if (i >= 120) throw new Error(`core ${name} did not get ready:\n${process.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  cores.push({ name, url, process });
 }
 
 async function postEvent(url: string, id: string) {

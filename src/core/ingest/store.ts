@@ -2,6 +2,7 @@
  * The SQL of the ingest handler. Set-based: whatever the batch size, a batch costs a fixed number of statements
  * (arrays bound as parameters and expanded with unnest), never one statement per reading.
  */
+import { boolArray, intArray, jsonArray, textArray } from '../db/array-literal.ts';
 import type { Sql } from '../db/database.ts';
 import type { CutoverMode } from '../registry/workspaces.ts';
 import type { SnapshotPoint } from './classify.ts';
@@ -68,7 +69,7 @@ export async function lockBoundDevices(tx: Sql, keys: readonly DeviceKey[]): Pro
        JOIN vehicles v ON v.workspace_id = d.workspace_id AND v.id = d.vehicle_id
       ORDER BY v.workspace_id, v.id
         FOR NO KEY UPDATE OF v`,
-    [keys.map((k) => k.workspaceId), keys.map((k) => k.connectionId), keys.map((k) => k.externalId)],
+    [textArray(keys.map((k) => k.workspaceId)), textArray(keys.map((k) => k.connectionId)), textArray(keys.map((k) => k.externalId))],
   );
   for (const row of rows) {
     devices.set(deviceKey({ workspaceId: row.workspace_id, connectionId: row.connection_id, externalId: row.external_id }), {
@@ -95,7 +96,7 @@ export async function loadSnapshot(
             CASE WHEN s.signal = ANY($3::text[]) THEN s.value END AS value
        FROM unnest($1::uuid[], $2::uuid[]) AS k(workspace_id, vehicle_id)
        JOIN signal_snapshot s ON s.workspace_id = k.workspace_id AND s.vehicle_id = k.vehicle_id`,
-    [vehicles.map((v) => v.workspaceId), vehicles.map((v) => v.vehicleId), signalsWithValues],
+    [textArray(vehicles.map((v) => v.workspaceId)), textArray(vehicles.map((v) => v.vehicleId)), textArray(signalsWithValues)],
   );
   for (const row of rows) {
     snapshot.set(snapshotKey(row.vehicle_id, row.signal), { observedMs: Math.round(row.observed_ms), value: row.value });
@@ -160,8 +161,10 @@ export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<nu
   const { history, synced, rejections } = work;
   const { rows } = await tx.query<{ position: number }>(
     `WITH input AS (
-       SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[]::jsonb[],
-                            $7::text[], $8::text[], $9::uuid[], $10::timestamptz[], $11::boolean[])
+       SELECT * FROM ROWS FROM (
+                unnest($1::int[]), unnest($2::uuid[]), unnest($3::uuid[]), unnest($4::text[]), unnest($5::timestamptz[]),
+                jsonb_array_elements($6::jsonb), unnest($7::text[]), unnest($8::text[]), unnest($9::uuid[]),
+                unnest($10::timestamptz[]), unnest($11::boolean[]))
          AS r(position, workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at, advances)
      ),
      inserted AS (
@@ -201,30 +204,30 @@ export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<nu
                       LIMIT 1) stored ON true
       WHERE NOT i.advances`,
     [
-      pluck(history, 'position'),
-      pluck(history, 'workspaceId'),
-      pluck(history, 'vehicleId'),
-      pluck(history, 'signal'),
-      pluck(history, 'observedAt'),
-      pluck(history, 'valueJson'),
-      pluck(history, 'source'),
-      pluck(history, 'provider'),
-      pluck(history, 'connectionId'),
-      pluck(history, 'receivedAt'),
-      pluck(history, 'advances'),
-      pluck(synced, 'workspaceId'),
-      pluck(synced, 'vehicleId'),
-      pluck(synced, 'newestObservedAt'),
-      pluck(rejections, 'workspaceId'),
-      pluck(rejections, 'reason'),
-      pluck(rejections, 'detail'),
-      pluck(rejections, 'source'),
-      pluck(rejections, 'provider'),
-      pluck(rejections, 'connectionId'),
-      pluck(rejections, 'externalDeviceId'),
-      pluck(rejections, 'vehicleId'),
-      pluck(rejections, 'signal'),
-      pluck(rejections, 'updateJson'),
+      intArray(pluck(history, 'position')),
+      textArray(pluck(history, 'workspaceId')),
+      textArray(pluck(history, 'vehicleId')),
+      textArray(pluck(history, 'signal')),
+      textArray(pluck(history, 'observedAt')),
+      jsonArray(pluck(history, 'valueJson')),
+      textArray(pluck(history, 'source')),
+      textArray(pluck(history, 'provider')),
+      textArray(pluck(history, 'connectionId')),
+      textArray(pluck(history, 'receivedAt')),
+      boolArray(pluck(history, 'advances')),
+      textArray(pluck(synced, 'workspaceId')),
+      textArray(pluck(synced, 'vehicleId')),
+      textArray(pluck(synced, 'newestObservedAt')),
+      textArray(pluck(rejections, 'workspaceId')),
+      textArray(pluck(rejections, 'reason')),
+      textArray(pluck(rejections, 'detail')),
+      textArray(pluck(rejections, 'source')),
+      textArray(pluck(rejections, 'provider')),
+      textArray(pluck(rejections, 'connectionId')),
+      textArray(pluck(rejections, 'externalDeviceId')),
+      textArray(pluck(rejections, 'vehicleId')),
+      textArray(pluck(rejections, 'signal')),
+      textArray(pluck(rejections, 'updateJson')),
     ],
   );
   return new Set(rows.map((row) => row.position));
