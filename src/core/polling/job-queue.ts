@@ -125,14 +125,26 @@ export function createPollJobQueue(db: Database, options: PollJobQueueOptions): 
       (started ??= (async () => {
         await createSchemaOnce(db, options.schema);
         await boss.start();
-        await boss.createQueue(workspacePollQueue, {
-          name: workspacePollQueue,
-          policy: 'stately',
-          expireInSeconds: options.expireInSeconds,
-          // A job whose holder died is retried at once, by whichever process fetches it first.
-          retryLimit: 2,
-          retryDelay: 0,
-        });
+        // Processes starting together can deadlock inside pg-boss's queue creation (it attaches a partition while
+        // another process waits on the queue row); the loser is rolled back and finds the queue on its next try.
+        for (let attempt = 1; ; attempt += 1) {
+          try {
+            if (await boss.getQueue(workspacePollQueue)) break;
+            await boss.createQueue(workspacePollQueue, {
+              name: workspacePollQueue,
+              policy: 'stately',
+              expireInSeconds: options.expireInSeconds,
+              // A job whose holder died is retried at once, by whichever process fetches it first.
+              retryLimit: 2,
+              retryDelay: 0,
+            });
+            break;
+          } catch (error) {
+            const race = sqlErrorIs(error, 'deadlock_detected') || sqlErrorIs(error, 'unique_violation');
+            if (!race || attempt >= 5) throw error;
+            await pause(100 + Math.random() * 400);
+          }
+        }
       })()),
     stop: () =>
       (stopped ??= (async () => {
