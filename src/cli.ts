@@ -9,10 +9,14 @@ import { openCoreDatabase, startCore } from './core/runtime.ts';
 import { startDemo, type Demo } from './demo/run.ts';
 import { runSimulators, simulatorUsage } from './demo/sim-command.ts';
 import { createLogger } from './logging.ts';
+import { streamAdapters } from './providers/registry.ts';
+import { startStreamHttp } from './stream/http.ts';
+import { defaultStreamTimings, startStreamRuntime } from './stream/runtime.ts';
 
 const usage = `usage: fleetwire <command>
 
   core        start the core runtime (API, ingest, scheduler, poll runner)
+  stream      start the stream runtime (provider websockets into core's ingest)
   demo        start everything on embedded defaults (what npm start runs)
   sim         start the provider simulators alone ${simulatorUsage}
   migrate     apply database migrations and exit
@@ -83,6 +87,24 @@ async function main(argv: string[]): Promise<number> {
       const demo = await startDemo(config, logger);
       onShutdown(() => demo.stop());
       printBanner(config, demo);
+      return -1;
+    }
+    case 'stream': {
+      const runtime = startStreamRuntime({
+        ...defaultStreamTimings,
+        coreUrl: config.coreUrl,
+        serviceToken: config.secrets.serviceToken,
+        logger,
+        adapters: streamAdapters,
+        coalesceMs: config.stream.coalesceMs,
+        delivery: { ...defaultStreamTimings.delivery, bufferReadings: config.stream.bufferReadings },
+      });
+      const http = await startStreamHttp(runtime, { host: config.host, port: config.port, serviceToken: config.secrets.serviceToken });
+      logger.info({ 'url.full': config.coreUrl, 'fleetwire.stream.holder': runtime.holder }, 'stream runtime started');
+      onShutdown(async () => {
+        await http.close();
+        await runtime.stop();
+      });
       return -1;
     }
     case 'sim': {

@@ -45,6 +45,8 @@ const environmentSchema = z.object({
   FLEETWIRE_TICK_SECONDS: z.coerce.number().int().min(1).max(300).default(5),
   FLEETWIRE_POLL_WORKERS: z.coerce.number().int().min(1).max(64).default(4),
   FLEETWIRE_POLL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  FLEETWIRE_STREAM_COALESCE_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  FLEETWIRE_STREAM_BUFFER_READINGS: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
   FLEETWIRE_JOB_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
@@ -81,6 +83,12 @@ export interface Config {
     readonly connectionConcurrency: number;
     /** Where the shared job queue keeps its tables. */
     readonly jobSchema: string;
+  };
+  readonly stream: {
+    /** Per-vehicle coalescing window; 0 passes every reading on as it comes. */
+    readonly coalesceMs: number;
+    /** Readings the delivery buffer holds before it drops the oldest. */
+    readonly bufferReadings: number;
   };
 }
 
@@ -194,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionConcurrency: e.FLEETWIRE_POLL_CONCURRENCY,
       jobSchema: e.FLEETWIRE_JOB_SCHEMA,
     }),
+    stream: Object.freeze({ coalesceMs: e.FLEETWIRE_STREAM_COALESCE_MS, bufferReadings: e.FLEETWIRE_STREAM_BUFFER_READINGS }),
   });
 }
 

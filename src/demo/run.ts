@@ -2,14 +2,18 @@
  * `npm start`: the whole system in one process on embedded defaults. The provider simulators, core (API, ingest,
  * scheduler, poll runner) and the demo's workspaces, seeded on first start and brought up to date after that.
  */
+import { hostname } from 'node:os';
 import type { Config } from '../config.ts';
 import { startCore, type CoreRuntime } from '../core/runtime.ts';
 import type { Logger } from '../logging.ts';
+import { streamAdapters } from '../providers/registry.ts';
+import { defaultStreamTimings, startStreamRuntime, type StreamRuntime } from '../stream/runtime.ts';
 import { seedDemo, type DemoWorkspace } from './seed.ts';
 import { startDemoSimulators, type DemoSimulators } from './simulators.ts';
 
 export interface Demo {
   core: CoreRuntime;
+  stream: StreamRuntime;
   simulators: DemoSimulators;
   workspaces: DemoWorkspace[];
   stop(): Promise<void>;
@@ -37,11 +41,25 @@ export async function startDemo(config: Config, logger: Logger): Promise<Demo> {
   }
   try {
     const workspaces = await seedDemo(core.db, config.secrets.secretKey, simulators, config.dataDir);
+    // The stream runtime, in-process but as it runs on its own: it reaches core over HTTP only.
+    const stream = startStreamRuntime({
+      ...defaultStreamTimings,
+      coreUrl: core.url,
+      serviceToken: config.secrets.serviceToken,
+      logger,
+      adapters: streamAdapters,
+      holder: `demo-${hostname()}`,
+      refreshMs: 5_000,
+      coalesceMs: config.stream.coalesceMs,
+      delivery: { ...defaultStreamTimings.delivery, bufferReadings: config.stream.bufferReadings },
+    });
     return {
       core,
+      stream,
       simulators,
       workspaces,
       stop: async () => {
+        await stream.stop();
         await core.stop();
         await simulators.stop();
       },

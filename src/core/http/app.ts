@@ -26,6 +26,7 @@ import { registerIngestRoutes } from './routes/ingest.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerPollingRoutes } from './routes/polling.ts';
 import { registerRejectionRoutes } from './routes/rejections.ts';
+import { registerStreamRoutes } from './routes/streams.ts';
 import { registerVehicleRoutes } from './routes/vehicles.ts';
 import { registerWorkspaceRoutes } from './routes/workspaces.ts';
 
@@ -147,6 +148,7 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   registerRejectionRoutes(typed, { db: options.db });
   registerIngestRoutes(typed, { db: options.db, bodyLimit: ingestLimits.bodyBytes });
   registerPollingRoutes(typed, { db: options.db, jobs: options.jobs });
+  registerStreamRoutes(typed, { db: options.db, secretKey: options.secretKey });
 
   await app.ready();
   return app;

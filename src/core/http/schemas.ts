@@ -48,6 +48,30 @@ export const pollStateSchema = z
   })
   .nullable();
 
+export const streamStateSchema = z
+  .object({
+    holder: z.string(),
+    connected: z.boolean(),
+    sockets: z.number().int(),
+    socketsOpen: z.number().int(),
+    lastMessageAt: nullableTime,
+    lastHeartbeatAt: nullableTime,
+    connectedSince: nullableTime,
+    reconnects: z.number(),
+    readingsIn: z.number(),
+    delivered: z.number(),
+    coalesced: z.number(),
+    dropped: z.number(),
+    buffered: z.number(),
+    badFrames: z.number(),
+    lastErrorClass: z.string().nullable(),
+    lastError: z.string().nullable(),
+    lastErrorAt: nullableTime,
+    nextReconnectAt: nullableTime,
+    reportedAt: z.string(),
+  })
+  .nullable();
+
 export const connectionSchema = z.object({
   id: z.uuid(),
   workspaceId: z.uuid(),
@@ -59,6 +83,7 @@ export const connectionSchema = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   pollState: pollStateSchema,
+  streamState: streamStateSchema,
 });
 
 export const newConnectionSchema = z

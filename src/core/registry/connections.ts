@@ -8,6 +8,7 @@ import { findProviderContract, providerContracts } from '../../providers/registr
 import type { Transport } from '../../providers/provider.ts';
 import type { Sql } from '../db/database.ts';
 import { DomainError, notFound } from '../errors.ts';
+import { utcText } from '../read/sql-fragments.ts';
 import { iso, isoOrNull } from '../time.ts';
 import { decryptCredentials, encryptCredentials } from './credentials-cipher.ts';
 
@@ -24,6 +25,29 @@ export interface PollState {
   authFailedAt: string | null;
 }
 
+/** What the stream process holding a stream connection last reported (null until one does). */
+export interface StreamState {
+  holder: string;
+  connected: boolean;
+  sockets: number;
+  socketsOpen: number;
+  lastMessageAt: string | null;
+  lastHeartbeatAt: string | null;
+  connectedSince: string | null;
+  reconnects: number;
+  readingsIn: number;
+  delivered: number;
+  coalesced: number;
+  dropped: number;
+  buffered: number;
+  badFrames: number;
+  lastErrorClass: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  nextReconnectAt: string | null;
+  reportedAt: string;
+}
+
 export interface Connection {
   id: string;
   workspaceId: string;
@@ -35,6 +59,7 @@ export interface Connection {
   createdAt: string;
   updatedAt: string;
   pollState: PollState | null;
+  streamState: StreamState | null;
 }
 
 interface ConnectionRow {
@@ -56,12 +81,23 @@ interface ConnectionRow {
   next_poll_at: Date | null;
   rate_limited_until: Date | null;
   auth_failed_at: Date | null;
+  stream: (Omit<StreamState, 'reconnects' | 'readingsIn' | 'delivered' | 'coalesced' | 'dropped' | 'badFrames'> & Record<'reconnects' | 'readingsIn' | 'delivered' | 'coalesced' | 'dropped' | 'badFrames', number | string>) | null;
 }
 
 const selectConnections = `
   SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.base_url, c.enabled, c.created_at, c.updated_at,
          s.last_attempt_at, s.last_success_at, s.last_error_at, s.last_error_class, s.last_error_message,
-         s.consecutive_failures, s.next_poll_at, s.rate_limited_until, s.auth_failed_at
+         s.consecutive_failures, s.next_poll_at, s.rate_limited_until, s.auth_failed_at,
+         (SELECT jsonb_build_object(
+                   'holder', t.holder, 'connected', t.connected, 'sockets', t.sockets, 'socketsOpen', t.sockets_open,
+                   'lastMessageAt', ${utcText('t.last_message_at')}, 'lastHeartbeatAt', ${utcText('t.last_heartbeat_at')},
+                   'connectedSince', ${utcText('t.connected_since')}, 'reconnects', t.reconnects, 'readingsIn', t.readings_in,
+                   'delivered', t.delivered, 'coalesced', t.coalesced, 'dropped', t.dropped, 'buffered', t.buffered,
+                   'badFrames', t.bad_frames, 'lastErrorClass', t.last_error_class, 'lastError', t.last_error,
+                   'lastErrorAt', ${utcText('t.last_error_at')}, 'nextReconnectAt', ${utcText('t.next_reconnect_at')},
+                   'reportedAt', ${utcText('t.reported_at')})
+            FROM stream_connection_states t
+           WHERE t.workspace_id = c.workspace_id AND t.connection_id = c.id) AS stream
     FROM provider_connections c
     LEFT JOIN connection_poll_states s ON s.workspace_id = c.workspace_id AND s.connection_id = c.id`;
 
@@ -89,6 +125,19 @@ function toConnection(row: ConnectionRow): Connection {
             nextPollAt: isoOrNull(row.next_poll_at),
             rateLimitedUntil: isoOrNull(row.rate_limited_until),
             authFailedAt: isoOrNull(row.auth_failed_at),
+          },
+    streamState:
+      row.stream === null
+        ? null
+        : {
+            ...row.stream,
+            // bigint counters arrive as JSON numbers; keep them numbers.
+            reconnects: Number(row.stream.reconnects),
+            readingsIn: Number(row.stream.readingsIn),
+            delivered: Number(row.stream.delivered),
+            coalesced: Number(row.stream.coalesced),
+            dropped: Number(row.stream.dropped),
+            badFrames: Number(row.stream.badFrames),
           },
   };
 }

@@ -1,0 +1,168 @@
+/**
+ * Core's side of the stream runtime: the stream connections to hold (with their decrypted credentials, for the
+ * service only), leases that give each connection to exactly one stream process, and the state those processes
+ * report. A live, heartbeating connection confirms its vehicles are in sync (DESIGN §8).
+ */
+import type { StreamConnectionGrant, StreamStatus } from '../../canonical/stream-api.ts';
+import type { Sql } from '../db/database.ts';
+import { decryptCredentials } from '../registry/credentials-cipher.ts';
+
+/** Enabled stream connections of workspaces with telematics enabled. */
+export async function listStreamConnections(sql: Sql, secretKey: Buffer): Promise<StreamConnectionGrant[]> {
+  const { rows } = await sql.query<{
+    workspace_id: string;
+    id: string;
+    provider: string;
+    base_url: string;
+    credentials_ciphertext: string;
+    updated_at: Date;
+    devices: string[] | null;
+    holder: string | null;
+    expires_at: Date | null;
+  }>(
+    `SELECT c.workspace_id, c.id, c.provider, c.base_url, c.credentials_ciphertext, c.updated_at,
+            (SELECT array_agg(d.external_id ORDER BY d.external_id)
+               FROM device_bindings d
+               JOIN vehicles v ON v.workspace_id = d.workspace_id AND v.id = d.vehicle_id AND v.active
+              WHERE d.workspace_id = c.workspace_id AND d.connection_id = c.id) AS devices,
+            l.holder, CASE WHEN l.expires_at > now() THEN l.expires_at END AS expires_at
+       FROM provider_connections c
+       JOIN telematics_policies p ON p.workspace_id = c.workspace_id AND p.enabled
+       LEFT JOIN stream_leases l ON l.workspace_id = c.workspace_id AND l.connection_id = c.id
+      WHERE c.transport = 'stream' AND c.enabled
+      ORDER BY c.workspace_id, c.id`,
+  );
+  return rows.map((row) => {
+    const devices = row.devices ?? [];
+    return {
+      id: row.id,
+      workspaceId: row.workspace_id,
+      provider: row.provider,
+      baseUrl: row.base_url,
+      credentials: decryptCredentials(secretKey, { workspaceId: row.workspace_id, connectionId: row.id }, row.credentials_ciphertext),
+      boundDevices: devices,
+      revision: hashOf(`${row.updated_at.getTime()}|${row.base_url}|${devices.join('\n')}`),
+      lease: row.holder && row.expires_at ? { holder: row.holder, expiresAt: row.expires_at.toISOString() } : null,
+    };
+  });
+}
+
+/** Stream processes that asked for leases within `withinSeconds`; forgets the long gone. */
+export async function liveStreamHolders(sql: Sql, withinSeconds: number): Promise<string[]> {
+  const { rows } = await sql.query<{ holder: string }>(
+    'SELECT holder FROM stream_holders WHERE seen_at > now() - make_interval(secs => $1) ORDER BY holder',
+    [withinSeconds],
+  );
+  return rows.map((row) => row.holder);
+}
+
+function hashOf(text: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i += 1) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  return (h >>> 0).toString(36);
+}
+
+/**
+ * Grants `holder` the connections it asks for that nobody else holds (or whose lease expired), renews the ones
+ * it holds, and releases the ones it gives up. One statement each way; a lease moves only when it is free.
+ */
+export async function acquireStreamLeases(
+  sql: Sql,
+  holder: string,
+  wanted: readonly string[],
+  release: readonly string[],
+  ttlSeconds: number,
+): Promise<string[]> {
+  await sql.query(
+    `INSERT INTO stream_holders (holder, seen_at) VALUES ($1, now())
+     ON CONFLICT (holder) DO UPDATE SET seen_at = now()`,
+    [holder],
+  );
+  // Processes gone for a day are forgotten.
+  await sql.query(`DELETE FROM stream_holders WHERE seen_at < now() - interval '1 day'`);
+  if (release.length > 0) {
+    await sql.query('DELETE FROM stream_leases WHERE holder = $1 AND connection_id = ANY($2::uuid[])', [holder, release]);
+  }
+  if (wanted.length === 0) return [];
+  const { rows } = await sql.query<{ connection_id: string }>(
+    `INSERT INTO stream_leases AS l (workspace_id, connection_id, holder, expires_at)
+     SELECT c.workspace_id, c.id, $1, now() + make_interval(secs => $3)
+       FROM provider_connections c
+      WHERE c.id = ANY($2::uuid[]) AND c.transport = 'stream' AND c.enabled
+     ON CONFLICT (workspace_id, connection_id) DO UPDATE
+        SET holder = excluded.holder, expires_at = excluded.expires_at,
+            acquired_at = CASE WHEN l.holder = excluded.holder THEN l.acquired_at ELSE now() END
+      WHERE l.holder = excluded.holder OR l.expires_at <= now()
+     RETURNING connection_id`,
+    [holder, wanted, ttlSeconds],
+  );
+  return rows.map((row) => row.connection_id);
+}
+
+/**
+ * Stores what a stream process reports for the connections it holds (only those it holds a lease on), and marks
+ * the vehicles of every connection that is connected with a heartbeat in the last `liveWithinSeconds` as synced.
+ */
+export async function recordStreamStatus(sql: Sql, holder: string, reports: readonly StreamStatus[], liveWithinSeconds: number): Promise<number> {
+  if (reports.length === 0) return 0;
+  const { rows } = await sql.query<{ connection_id: string }>(
+    `INSERT INTO stream_connection_states AS s
+            (workspace_id, connection_id, holder, connected, sockets, sockets_open, last_message_at, last_heartbeat_at,
+             connected_since, reconnects, readings_in, delivered, coalesced, dropped, buffered, bad_frames,
+             last_error_class, last_error, last_error_at, next_reconnect_at, reported_at)
+     SELECT l.workspace_id, l.connection_id, $1, r.connected, r.sockets, r.sockets_open, r.last_message_at, r.last_heartbeat_at,
+            r.connected_since, r.reconnects, r.readings_in, r.delivered, r.coalesced, r.dropped, r.buffered, r.bad_frames,
+            r.last_error_class, r.last_error, r.last_error_at, r.next_reconnect_at, now()
+       FROM jsonb_to_recordset($2::jsonb) AS r(
+              connection_id uuid, connected boolean, sockets int, sockets_open int, last_message_at timestamptz,
+              last_heartbeat_at timestamptz, connected_since timestamptz, reconnects bigint, readings_in bigint,
+              delivered bigint, coalesced bigint, dropped bigint, buffered int, bad_frames bigint, last_error_class text,
+              last_error text, last_error_at timestamptz, next_reconnect_at timestamptz)
+       JOIN stream_leases l ON l.connection_id = r.connection_id AND l.holder = $1
+     ON CONFLICT (workspace_id, connection_id) DO UPDATE
+        SET holder = excluded.holder, connected = excluded.connected, sockets = excluded.sockets,
+            sockets_open = excluded.sockets_open, last_message_at = excluded.last_message_at,
+            last_heartbeat_at = excluded.last_heartbeat_at, connected_since = excluded.connected_since,
+            reconnects = excluded.reconnects, readings_in = excluded.readings_in, delivered = excluded.delivered,
+            coalesced = excluded.coalesced, dropped = excluded.dropped, buffered = excluded.buffered,
+            bad_frames = excluded.bad_frames, last_error_class = excluded.last_error_class,
+            last_error = excluded.last_error, last_error_at = excluded.last_error_at,
+            next_reconnect_at = excluded.next_reconnect_at, reported_at = now()
+     RETURNING connection_id`,
+    [
+      holder,
+      JSON.stringify(
+        reports.map((r) => ({
+          connection_id: r.connectionId,
+          connected: r.connected,
+          sockets: r.sockets,
+          sockets_open: r.socketsOpen,
+          last_message_at: r.lastMessageAt,
+          last_heartbeat_at: r.lastHeartbeatAt,
+          connected_since: r.connectedSince,
+          reconnects: r.reconnects,
+          readings_in: r.readingsIn,
+          delivered: r.delivered,
+          coalesced: r.coalesced,
+          dropped: r.dropped,
+          buffered: r.buffered,
+          bad_frames: r.badFrames,
+          last_error_class: r.lastErrorClass,
+          last_error: r.lastError,
+          last_error_at: r.lastErrorAt,
+          next_reconnect_at: r.nextReconnectAt,
+        })),
+      ),
+    ],
+  );
+  await sql.query(
+    `UPDATE vehicles v SET last_synced_at = now()
+       FROM device_bindings d
+       JOIN stream_connection_states s ON s.workspace_id = d.workspace_id AND s.connection_id = d.connection_id
+      WHERE s.holder = $1 AND s.connection_id = ANY($2::uuid[]) AND s.connected
+        AND s.last_heartbeat_at > now() - make_interval(secs => $3)
+        AND v.workspace_id = d.workspace_id AND v.id = d.vehicle_id`,
+    [holder, rows.map((r) => r.connection_id), liveWithinSeconds],
+  );
+  return rows.length;
+}

@@ -1,0 +1,44 @@
+/**
+ * Prometheus metrics of a stream process: connections up and down, and where every reading taken in went
+ * (delivered, coalesced, dropped, still buffered), refreshed with each status report.
+ */
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StreamStatus } from '../canonical/stream-api.ts';
+import type { Coalescer } from './coalescer.ts';
+import type { DeliveryPipeline } from './delivery.ts';
+
+export const streamRegistry = new Registry();
+collectDefaultMetrics({ register: streamRegistry, prefix: 'fleetwire_stream_' });
+
+const connections = new Gauge({
+  name: 'fleetwire_stream_connections',
+  help: 'Stream connections held by this process, by state',
+  labelNames: ['state'] as const,
+  registers: [streamRegistry],
+});
+
+const readings = new Gauge({
+  name: 'fleetwire_stream_readings',
+  help: 'Readings taken in since start, by what became of them (in = delivered + coalesced + dropped + buffered)',
+  labelNames: ['outcome'] as const,
+  registers: [streamRegistry],
+});
+
+const badFrames = new Gauge({ name: 'fleetwire_stream_bad_frames', help: 'Frames that could not be read, since start', registers: [streamRegistry] });
+const reconnects = new Gauge({ name: 'fleetwire_stream_reconnects', help: 'Socket reconnects since start', registers: [streamRegistry] });
+
+export const streamMetrics = {
+  observe(statuses: readonly StreamStatus[], pipeline: DeliveryPipeline, coalescer: Coalescer): void {
+    const up = statuses.filter((s) => s.connected).length;
+    connections.set({ state: 'up' }, up);
+    connections.set({ state: 'down' }, statuses.length - up);
+    const totals = pipeline.totals;
+    readings.set({ outcome: 'in' }, statuses.reduce((n, s) => n + s.readingsIn, 0));
+    readings.set({ outcome: 'delivered' }, totals.delivered);
+    readings.set({ outcome: 'coalesced' }, coalescer.coalesced);
+    readings.set({ outcome: 'dropped' }, totals.dropped);
+    readings.set({ outcome: 'buffered' }, totals.buffered + coalescer.held);
+    badFrames.set(statuses.reduce((n, s) => n + s.badFrames, 0));
+    reconnects.set(statuses.reduce((n, s) => n + s.reconnects, 0));
+  },
+};

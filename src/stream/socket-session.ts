@@ -1,0 +1,233 @@
+/**
+ * One provider websocket, kept open: connect (refused upgrades classified like HTTP answers), let the adapter
+ * prepare, decode every text frame, detect a dead socket by heartbeat (a ping every `heartbeatMs`; no pong and no
+ * frame for `deadAfterMs` means dead, which also catches half-open sockets that never see a FIN), and reconnect
+ * with capped exponential backoff and jitter. A bad frame is counted and skipped; nothing here throws out of a
+ * timer or an event handler, and one socket's trouble never touches another.
+ */
+import { WebSocket } from 'ws';
+import { classifyHttpStatus, isProviderError, parseRetryAfter, type ProviderErrorClass } from '../providers/provider-error.ts';
+import type { DeviceReadings } from '../providers/poll-adapter.ts';
+import type { SocketPlan, StreamAdapter, StreamConnectionContext } from '../providers/stream-adapter.ts';
+
+export interface SocketTimings {
+  heartbeatMs: number;
+  deadAfterMs: number;
+  handshakeTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+}
+
+export interface SocketState {
+  open: boolean;
+  connectedSince: number | null;
+  lastMessageAt: number | null;
+  lastHeartbeatAt: number | null;
+  reconnects: number;
+  badFrames: number;
+  lastErrorClass: ProviderErrorClass | 'closed' | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+  nextReconnectAt: number | null;
+}
+
+export interface SocketEvents {
+  /** Readings decoded from one frame, with when the frame arrived. */
+  onReadings(devices: DeviceReadings[], receivedAtMs: number, resend: boolean): void;
+  onBadFrame(reason: string): void;
+  onStateChange(): void;
+}
+
+export class SocketSession {
+  readonly state: SocketState = {
+    open: false,
+    connectedSince: null,
+    lastMessageAt: null,
+    lastHeartbeatAt: null,
+    reconnects: 0,
+    badFrames: 0,
+    lastErrorClass: null,
+    lastError: null,
+    lastErrorAt: null,
+    nextReconnectAt: null,
+  };
+  private ws: WebSocket | undefined;
+  private stopped = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastSignOfLife = 0;
+  private readonly session = new Map<string, unknown>();
+
+  constructor(
+    private readonly adapter: StreamAdapter,
+    private readonly context: StreamConnectionContext<Record<string, unknown>>,
+    readonly plan: SocketPlan,
+    private readonly timings: SocketTimings,
+    private readonly events: SocketEvents,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Closes the socket and stops reconnecting; idempotent. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeatTimer);
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws) {
+      ws.removeAllListeners();
+      ws.on('error', () => undefined);
+      ws.terminate();
+    }
+    this.state.open = false;
+    this.state.nextReconnectAt = null;
+  }
+
+  private fail(errorClass: SocketState['lastErrorClass'], message: string): void {
+    this.state.lastErrorClass = errorClass;
+    this.state.lastError = message.slice(0, 500);
+    this.state.lastErrorAt = Date.now();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.state.nextReconnectAt = null;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.plan.url, { headers: this.plan.headers, handshakeTimeout: this.timings.handshakeTimeoutMs });
+    } catch (error) {
+      this.fail('permanent', `cannot open ${this.plan.key}: ${(error as Error).message}`);
+      this.scheduleReconnect('permanent');
+      return;
+    }
+    this.ws = ws;
+    let refusedClass: ProviderErrorClass | undefined;
+    let retryAfterMs: number | undefined;
+    let prepared = false;
+    const early: { text: string; at: number }[] = [];
+
+    ws.on('unexpected-response', (_request, response) => {
+      refusedClass = classifyHttpStatus(response.statusCode ?? 0);
+      retryAfterMs = parseRetryAfter(response.headers['retry-after'] as string | undefined);
+      this.fail(refusedClass, `the provider refused the websocket upgrade for ${this.plan.key} with HTTP ${response.statusCode}`);
+      response.resume();
+      ws.terminate();
+    });
+
+    ws.on('open', () => {
+      this.state.open = true;
+      this.state.connectedSince = Date.now();
+      this.lastSignOfLife = Date.now();
+      this.state.lastHeartbeatAt = Date.now();
+      this.startHeartbeat(ws);
+      this.events.onStateChange();
+      const prepare = this.adapter.prepare?.(this.context, this.plan, this.session) ?? Promise.resolve();
+      prepare.then(
+        () => {
+          prepared = true;
+          for (const frame of early.splice(0)) this.handleFrame(frame.text, frame.at);
+        },
+        (error: unknown) => {
+          const errorClass = isProviderError(error) ? error.errorClass : 'transient';
+          this.fail(errorClass, `preparing ${this.plan.key} failed: ${(error as Error).message}`);
+          ws.terminate();
+        },
+      );
+    });
+
+    ws.on('message', (data, isBinary) => {
+      const at = Date.now();
+      this.lastSignOfLife = at;
+      this.state.lastMessageAt = at;
+      if (isBinary) {
+        this.countBad('binary frame');
+        return;
+      }
+      const text = data.toString();
+      if (!prepared) early.push({ text, at });
+      else this.handleFrame(text, at);
+    });
+
+    ws.on('pong', () => {
+      this.lastSignOfLife = Date.now();
+      this.state.lastHeartbeatAt = this.lastSignOfLife;
+    });
+
+    ws.on('error', (error) => {
+      if (!refusedClass) this.fail('transient', `${this.plan.key}: ${error.message}`);
+    });
+
+    ws.on('close', (code) => {
+      clearInterval(this.heartbeatTimer);
+      const wasOpen = this.state.open;
+      this.state.open = false;
+      if (this.ws === ws) this.ws = undefined;
+      if (this.stopped) return;
+      // A socket that closes without an error of its own (the provider hung up) says so.
+      if (wasOpen && (this.state.lastErrorAt ?? 0) < (this.state.connectedSince ?? 0)) this.fail('closed', `${this.plan.key} closed (code ${code})`);
+      this.state.reconnects += 1;
+      this.events.onStateChange();
+      this.scheduleReconnect(refusedClass ?? 'transient', retryAfterMs);
+    });
+  }
+
+  private handleFrame(text: string, at: number): void {
+    let decoded;
+    try {
+      decoded = this.adapter.decode(text, this.plan, this.session, at);
+    } catch (error) {
+      decoded = { kind: 'bad' as const, reason: `decoder threw: ${(error as Error).message}` };
+    }
+    if (decoded.kind === 'bad') {
+      this.countBad(decoded.reason);
+      return;
+    }
+    // A frame that decodes proves the connection works: the next failure starts the backoff afresh.
+    this.attempt = 0;
+    if (decoded.kind === 'keepalive') {
+      this.state.lastHeartbeatAt = at;
+      return;
+    }
+    this.state.lastHeartbeatAt = at;
+    if (decoded.devices.length > 0) this.events.onReadings(decoded.devices, at, decoded.resend === true);
+  }
+
+  private countBad(reason: string): void {
+    this.state.badFrames += 1;
+    this.events.onBadFrame(reason);
+  }
+
+  private startHeartbeat(ws: WebSocket): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => {
+      if (Date.now() - this.lastSignOfLife > this.timings.deadAfterMs) {
+        this.fail('transient', `${this.plan.key} sent nothing and answered no ping for ${this.timings.deadAfterMs} ms: taken for dead`);
+        ws.terminate();
+        return;
+      }
+      try {
+        ws.ping();
+      } catch {
+        // The socket is closing; its close handler reconnects.
+      }
+    }, this.timings.heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private scheduleReconnect(errorClass: ProviderErrorClass, retryAfterMs?: number): void {
+    if (this.stopped) return;
+    this.attempt += 1;
+    const { backoffBaseMs, backoffCapMs } = this.timings;
+    // Refused credentials or a bad address will not fix themselves in a second: wait the longest.
+    const exponential = errorClass === 'auth' || errorClass === 'permanent' ? backoffCapMs : Math.min(backoffCapMs, backoffBaseMs * 2 ** (this.attempt - 1));
+    const delay = Math.max(retryAfterMs ?? 0, Math.round(exponential * (0.5 + this.random())));
+    this.state.nextReconnectAt = Date.now() + delay;
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    this.reconnectTimer.unref();
+  }
+}
