@@ -32,6 +32,8 @@ export const streamLeaseRequestSchema = z
     holder: holderSchema,
     wanted: z.array(z.uuid()).max(10_000),
     release: z.array(z.uuid()).max(10_000).default([]),
+    /** The process is stopping: it holds nothing more and should no longer count when connections are shared out. */
+    leaving: z.boolean().default(false),
   })
   .strict();
 

@@ -31,7 +31,7 @@ export class CoreUnreachableError extends Error {
 
 export interface CoreClient {
   listStreamConnections(): Promise<{ items: StreamConnectionGrant[]; holders: string[]; leaseTtlSeconds: number }>;
-  leases(holder: string, wanted: readonly string[], release: readonly string[]): Promise<{ granted: string[]; ttlSeconds: number }>;
+  leases(holder: string, wanted: readonly string[], release: readonly string[], leaving?: boolean): Promise<{ granted: string[]; ttlSeconds: number }>;
   ingest(updates: readonly CanonicalUpdate[]): Promise<{ results: { status: string; readings: { status: string }[] }[] }>;
   reportStatus(holder: string, connections: readonly StreamStatus[]): Promise<void>;
   close(): Promise<void>;
@@ -81,7 +81,7 @@ export function createCoreClient(options: { coreUrl: string; serviceToken: strin
 
   return {
     listStreamConnections: () => call('GET', '/internal/v1/stream-connections'),
-    leases: (holder, wanted, release) => call('POST', '/internal/v1/stream-leases', { holder, wanted, release }),
+    leases: (holder, wanted, release, leaving = false) => call('POST', '/internal/v1/stream-leases', { holder, wanted, release, leaving }),
     ingest: (updates) => call('POST', '/internal/v1/ingest', { updates }),
     reportStatus: async (holder, connections) => {
       await call('POST', '/internal/v1/stream-status', { holder, connections });

@@ -146,7 +146,7 @@ export function startStreamRuntime(options: StreamRuntimeOptions, client: CoreCl
         await pipeline.stop(5_000);
         await report();
         connections.clear();
-        await client.leases(holder, [], held).catch(() => undefined);
+        await client.leases(holder, [], held, true).catch(() => undefined);
         await client.close();
         logger.info('stream runtime stopped');
       })()),

@@ -72,7 +72,13 @@ export async function acquireStreamLeases(
   wanted: readonly string[],
   release: readonly string[],
   ttlSeconds: number,
+  leaving = false,
 ): Promise<string[]> {
+  if (leaving) {
+    await sql.query('DELETE FROM stream_holders WHERE holder = $1', [holder]);
+    await sql.query('DELETE FROM stream_leases WHERE holder = $1', [holder]);
+    return [];
+  }
   await sql.query(
     `INSERT INTO stream_holders (holder, seen_at) VALUES ($1, now())
      ON CONFLICT (holder) DO UPDATE SET seen_at = now()`,

@@ -53,8 +53,8 @@ export function registerStreamRoutes(app: TypedApp, deps: { db: Database; secret
       },
     },
     async (request) => {
-      const { holder, wanted, release } = request.body;
-      const granted = await acquireStreamLeases(deps.db, holder, wanted, release, streamLeaseTtlSeconds);
+      const { holder, wanted, release, leaving } = request.body;
+      const granted = await acquireStreamLeases(deps.db, holder, wanted, release, streamLeaseTtlSeconds, leaving);
       return { granted, ttlSeconds: streamLeaseTtlSeconds };
     },
   );

@@ -1,0 +1,290 @@
+/**
+ * The stream runtime against the Traccar and Tesla Fleet Telemetry simulators over real websockets, delivering
+ * to a test core over real HTTP: everything served arrives once (resends absorbed), status reaches core, a bad
+ * token is refused and backed off, dropped and half-open sockets are reconnected, bad frames are skipped, core
+ * down for 10 s loses nothing, and two runtimes never hold one connection twice.
+ */
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWorkspace } from '../../src/core/registry/workspaces.ts';
+import { createLogger } from '../../src/logging.ts';
+import { startTeslaTelemetrySimulator, type RunningTeslaTelemetrySimulator } from '../../src/providers/tesla-telemetry/simulator.ts';
+import { startTraccarSimulator, type RunningTraccarSimulator } from '../../src/providers/traccar/simulator.ts';
+import { FleetModel } from '../../src/sim/fleet-model.ts';
+import type { StreamRuntime } from '../../src/stream/runtime.ts';
+import { startTestCore, type TestCore } from '../support/core.ts';
+import { expectStoreMatchesGroundTruth } from '../support/simulated.ts';
+import { connectStreamProvider, pastFastClock, startTestStream, until } from '../support/stream.ts';
+import { startSwitchableProxy } from '../support/switchable-proxy.ts';
+
+const quiet = createLogger({ level: 'warn', name: 'stream-test', destination: new Writable({ write: (_c, _e, done) => done() }) });
+const clock = pastFastClock();
+let core: TestCore;
+const runtimes: StreamRuntime[] = [];
+const simulators: { stop(): Promise<void> }[] = [];
+
+beforeAll(async () => {
+  core = await startTestCore();
+});
+afterAll(async () => {
+  await Promise.all(runtimes.map((r) => r.stop()));
+  await Promise.all(simulators.map((s) => s.stop()));
+  await core.close();
+});
+
+function fleet(seed: number, vehicles: number): FleetModel {
+  return new FleetModel({ seed, vehicles, startMs: clock.startMs, timeScale: 5 });
+}
+
+async function traccar(token: string, model: FleetModel): Promise<RunningTraccarSimulator> {
+  const sim = await startTraccarSimulator({ accounts: [{ credentials: { token }, fleet: model }], now: clock.now, tickMs: 50, keepaliveMs: 200 });
+  simulators.push(sim);
+  return sim;
+}
+
+async function tesla(accessToken: string, model: FleetModel, resendRate = 0): Promise<RunningTeslaTelemetrySimulator> {
+  const sim = await startTeslaTelemetrySimulator({ accounts: [{ credentials: { accessToken }, fleet: model }], now: clock.now, tickMs: 50, resendRate });
+  simulators.push(sim);
+  return sim;
+}
+
+function stream(overrides: Parameters<typeof startTestStream>[0] extends infer O ? Partial<O> : never = {}): StreamRuntime {
+  const runtime = startTestStream({ coreUrl: core.url, serviceToken: core.serviceToken, logger: quiet, ...overrides });
+  runtimes.push(runtime);
+  return runtime;
+}
+
+/** Ends a test: its runtime stops (releasing its leases) and its connections are disabled, so later tests' runtimes leave them alone. */
+async function finish(runtime: StreamRuntime | undefined, workspaceId: string): Promise<void> {
+  await runtime?.stop();
+  await core.db.query(`UPDATE provider_connections SET enabled = false WHERE workspace_id = $1 AND transport = 'stream'`, [workspaceId]);
+}
+
+async function connectionView(workspaceId: string, connectionId: string) {
+  return (await core.http.admin('GET', `/v1/workspaces/${workspaceId}/connections/${connectionId}`)).body;
+}
+
+/** Waits until the runtime has nothing left to deliver. */
+async function drained(runtime: StreamRuntime): Promise<void> {
+  await until('the stream runtime to deliver everything', () => runtime.pipeline.totals.buffered === 0 && runtime.coalescer.held === 0, 20_000);
+}
+
+function accounted(runtime: StreamRuntime) {
+  let readingsIn = 0;
+  for (const connection of runtime.connections.values()) readingsIn += connection.counters.readingsIn;
+  const t = runtime.pipeline.totals;
+  return { readingsIn, delivered: t.delivered, coalesced: runtime.coalescer.coalesced, dropped: t.dropped, buffered: t.buffered + runtime.coalescer.held };
+}
+
+describe('stream runtime', () => {
+  it('delivers every reading the simulators served exactly once, resends absorbed, and reports connection status to core', async () => {
+    const ws = (await createWorkspace(core.db, { name: 'Stream depot' })).id;
+    const traccarFleet = fleet(301, 4);
+    const teslaFleet = fleet(302, 3);
+    const tr = await traccar('tr-all', traccarFleet);
+    const ts = await tesla('ts-all', teslaFleet, 0.3);
+    const trConnection = await connectStreamProvider(core.db, core.secretKey, ws, {
+      provider: 'traccar',
+      baseUrl: tr.url,
+      credentials: { token: 'tr-all' },
+      vehicles: traccarFleet.vehicles,
+      externalId: (v) => v.traccarUniqueId,
+    });
+    const tsConnection = await connectStreamProvider(core.db, core.secretKey, ws, {
+      provider: 'tesla-telemetry',
+      baseUrl: ts.url,
+      credentials: { accessToken: 'ts-all' },
+      vehicles: teslaFleet.vehicles,
+      externalId: (v) => v.vin,
+    });
+    const runtime = stream();
+    await until('readings from both providers', () => tr.groundTruth.all().length > 40 && ts.groundTruth.all().length > 40);
+    await until('status at core', async () => (await connectionView(ws, tsConnection.connectionId)).streamState?.connected === true);
+    const status = (await connectionView(ws, tsConnection.connectionId)).streamState;
+    expect(status).toMatchObject({ holder: runtime.holder, connected: true, sockets: 3, socketsOpen: 3, badFrames: 0, dropped: 0 });
+    expect(status.readingsIn).toBeGreaterThan(0);
+    const vehicles = (await core.http.admin('GET', `/v1/workspaces/${ws}/vehicles?limit=100`)).body.items;
+    expect(vehicles.filter((v: { lastSyncedAt: string | null }) => v.lastSyncedAt !== null)).toHaveLength(7);
+
+    await tr.stop();
+    await ts.stop();
+    await drained(runtime);
+    await expectStoreMatchesGroundTruth(core.db, ws, trConnection, tr.groundTruth, 'tr-all');
+    await expectStoreMatchesGroundTruth(core.db, ws, tsConnection, ts.groundTruth, 'ts-all');
+    expect(ts.groundTruth.all().length).toBeGreaterThan(ts.groundTruth.unique().size);
+    expect(runtime.pipeline.answered.duplicate).toBeGreaterThan(0);
+    const counts = accounted(runtime);
+    expect(counts.readingsIn).toBe(counts.delivered + counts.coalesced + counts.dropped + counts.buffered);
+    expect(counts.dropped).toBe(0);
+
+    // Resends never moved the snapshot backwards: each snapshot row is the newest history row of its signal.
+    const { rows } = await core.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM signal_snapshot s
+        WHERE s.workspace_id = $1
+          AND s.observed_at <> (SELECT max(observed_at) FROM signal_history h
+                                 WHERE h.workspace_id = s.workspace_id AND h.vehicle_id = s.vehicle_id AND h.signal = s.signal)`,
+      [ws],
+    );
+    expect(rows[0]!.n).toBe(0);
+    await finish(runtime, ws);
+  });
+
+  it('refuses a bad token, reports auth and backs off instead of hammering the provider', async () => {
+    const ws = (await createWorkspace(core.db, { name: 'Bad token depot' })).id;
+    const model = fleet(303, 2);
+    const tr = await traccar('tr-right', model);
+    const connection = await connectStreamProvider(core.db, core.secretKey, ws, {
+      provider: 'traccar',
+      baseUrl: tr.url,
+      credentials: { token: 'tr-wrong' },
+      vehicles: model.vehicles,
+      externalId: (v) => v.traccarUniqueId,
+    });
+    const runtime = stream({ holder: 'bad-token-runtime' });
+    const state = await until('the auth failure to be reported', async () => {
+      const view = (await connectionView(ws, connection.connectionId)).streamState;
+      return view?.lastErrorClass === 'auth' ? view : undefined;
+    });
+    expect(state.connected).toBe(false);
+    expect(state.lastError).not.toContain('tr-wrong');
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const later = (await connectionView(ws, connection.connectionId)).streamState;
+    // With a 1 s backoff cap taken at once for auth failures, two seconds allow a few attempts, not dozens.
+    expect(later.reconnects).toBeLessThanOrEqual(5);
+    expect(later.readingsIn).toBe(0);
+    await finish(runtime, ws);
+  });
+
+  it('reconnects after the provider drops the socket, and after a half-open socket goes quiet; counts and skips bad frames', async () => {
+    const ws = (await createWorkspace(core.db, { name: 'Flaky depot' })).id;
+    const model = fleet(304, 3);
+    const tr = await traccar('tr-flaky', model);
+    const connection = await connectStreamProvider(core.db, core.secretKey, ws, {
+      provider: 'traccar',
+      baseUrl: tr.url,
+      credentials: { token: 'tr-flaky' },
+      vehicles: model.vehicles,
+      externalId: (v) => v.traccarUniqueId,
+    });
+    const runtime = stream();
+    const held = () => runtime.connections.get(connection.connectionId);
+    await until('the first readings', () => (held()?.counters.readingsIn ?? 0) > 0);
+
+    tr.sendMalformedFrame();
+    await until('the bad frame to be counted', () => (held()?.counters.badFrames ?? 0) >= 1);
+
+    tr.dropSockets();
+    await until('a reconnect after the drop', () => (held()?.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).reconnects ?? 0) >= 1);
+    const afterDrop = held()!.counters.readingsIn;
+    await until('readings after the reconnect', () => held()!.counters.readingsIn > afterDrop);
+
+    tr.goHalfOpen();
+    const reconnectsBefore = held()!.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).reconnects;
+    await until('the half-open socket to be found dead and replaced', () =>
+      held()!.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).reconnects > reconnectsBefore,
+    );
+    const afterHalfOpen = held()!.counters.readingsIn;
+    await until('readings after the half-open socket was replaced', () => held()!.counters.readingsIn > afterHalfOpen);
+
+    await tr.stop();
+    await drained(runtime);
+    await expectStoreMatchesGroundTruth(core.db, ws, connection, tr.groundTruth, 'tr-flaky');
+    await finish(runtime, ws);
+  });
+
+  it('buffers while core is down for 10 s, then delivers every reading once', async () => {
+    const ws = (await createWorkspace(core.db, { name: 'Outage depot' })).id;
+    const model = fleet(305, 4);
+    const ts = await tesla('ts-outage', model);
+    const connection = await connectStreamProvider(core.db, core.secretKey, ws, {
+      provider: 'tesla-telemetry',
+      baseUrl: ts.url,
+      credentials: { accessToken: 'ts-outage' },
+      vehicles: model.vehicles,
+      externalId: (v) => v.vin,
+    });
+    const address = core.app.server.address();
+    const proxy = await startSwitchableProxy(typeof address === 'object' && address ? address.port : 0);
+    const runtime = stream({ coreUrl: proxy.url, holder: 'outage-runtime' });
+    await until('deliveries through the proxy', () => runtime.pipeline.totals.delivered > 0);
+
+    await proxy.down();
+    const deliveredAtOutage = runtime.pipeline.totals.delivered;
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    expect(runtime.pipeline.totals.buffered).toBeGreaterThan(0);
+    expect(runtime.pipeline.totals.delivered).toBe(deliveredAtOutage);
+    expect(runtime.pipeline.lastError).toMatch(/unreachable/);
+
+    await proxy.up();
+    await ts.stop();
+    await drained(runtime);
+    await expectStoreMatchesGroundTruth(core.db, ws, connection, ts.groundTruth, 'ts-outage');
+    const counts = accounted(runtime);
+    expect(counts).toMatchObject({ dropped: 0, buffered: 0 });
+    expect(counts.readingsIn).toBe(counts.delivered + counts.coalesced);
+    await finish(runtime, ws);
+    await proxy.close();
+  }, 60_000);
+
+  it('coalesces per vehicle: the newest value of each signal over the window, the rest counted', async () => {
+    const ws = (await createWorkspace(core.db, { name: 'Coalescing depot' })).id;
+    const model = fleet(306, 3);
+    const tr = await traccar('tr-coalesce', model);
+    await connectStreamProvider(core.db, core.secretKey, ws, {
+      provider: 'traccar',
+      baseUrl: tr.url,
+      credentials: { token: 'tr-coalesce' },
+      vehicles: model.vehicles,
+      externalId: (v) => v.traccarUniqueId,
+    });
+    const runtime = stream({ coalesceMs: 1000, holder: 'coalescing-runtime' });
+    await until('coalesced readings', () => runtime.coalescer.coalesced > 10, 20_000);
+    await tr.stop();
+    await drained(runtime);
+    const counts = accounted(runtime);
+    expect(counts.readingsIn).toBe(counts.delivered + counts.coalesced + counts.dropped);
+    expect(counts.delivered).toBeLessThan(counts.readingsIn);
+    await finish(runtime, ws);
+  });
+
+  it('shares connections between two runtimes without ever holding one twice, and hands them over on a clean stop', async () => {
+    const ws = (await createWorkspace(core.db, { name: 'Shared depot' })).id;
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const model = fleet(310 + i, 2);
+      const sim = await traccar(`tr-shared-${i}`, model);
+      const c = await connectStreamProvider(core.db, core.secretKey, ws, {
+        provider: 'traccar',
+        baseUrl: sim.url,
+        credentials: { token: `tr-shared-${i}` },
+        vehicles: model.vehicles,
+        externalId: (v) => v.traccarUniqueId,
+      });
+      ids.push(c.connectionId);
+    }
+    const mine = (runtime: StreamRuntime) => ids.filter((id) => runtime.connections.has(id));
+    const a = stream({ holder: 'runtime-a' });
+    await until('runtime A to hold all four', () => mine(a).length === 4);
+    const b = stream({ holder: 'runtime-b' });
+    // Every moment: no connection held by both.
+    const overlaps: string[] = [];
+    const watch = setInterval(() => overlaps.push(...mine(a).filter((id) => b.connections.has(id))), 20);
+    try {
+      await until('a fair share each', () => mine(a).length === 2 && mine(b).length === 2, 20_000);
+      const { rows } = await core.db.query<{ holder: string; n: number }>(
+        `SELECT holder, count(*)::int AS n FROM stream_leases WHERE connection_id = ANY($1::uuid[]) AND expires_at > now() GROUP BY holder ORDER BY holder`,
+        [ids],
+      );
+      expect(rows).toEqual([
+        { holder: 'runtime-a', n: 2 },
+        { holder: 'runtime-b', n: 2 },
+      ]);
+      await a.stop();
+      await until('runtime B to take over all four', () => mine(b).length === 4, 20_000);
+    } finally {
+      clearInterval(watch);
+    }
+    expect(overlaps).toEqual([]);
+    await finish(b, ws);
+  });
+});
