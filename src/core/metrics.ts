@@ -2,7 +2,7 @@
  * Prometheus metrics of a core process (served at /metrics). One registry per process; counters are cumulative
  * since start, as Prometheus expects.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { IngestOutcome } from './ingest/reasons.ts';
 
 export const metricsRegistry = new Registry();
@@ -94,3 +94,93 @@ const scheduledEvents = new Counter({
 export function recordScheduledEvent(origin: 'http' | 'ticker', duplicate: boolean): void {
   scheduledEvents.inc({ origin, duplicate: String(duplicate) });
 }
+
+/**
+ * Freshness and connection health, computed at scrape time from the database (the same queries as the health
+ * API), so an alert sees staleness the moment a threshold passes. The process's app points this at its database.
+ */
+type HealthSnapshot = () => Promise<
+  {
+    workspaceId: string;
+    freshness: { counts: Record<string, number> };
+    connections: { id: string; transport: string; status: string; lastSuccessAt: string | null }[];
+  }[]
+>;
+let healthSnapshot: HealthSnapshot | undefined;
+
+export function observeHealthFrom(source: HealthSnapshot): void {
+  healthSnapshot = source;
+}
+
+let lastSnapshot: { at: number; value: ReturnType<HealthSnapshot> } | undefined;
+/** One database round per scrape, however many gauges ask. */
+function snapshot(): ReturnType<HealthSnapshot> {
+  const now = Date.now();
+  if (!healthSnapshot) return Promise.resolve([]);
+  if (!lastSnapshot || now - lastSnapshot.at > 1000) lastSnapshot = { at: now, value: healthSnapshot().catch(() => []) };
+  return lastSnapshot.value;
+}
+
+new Gauge({
+  name: 'fleetwire_workspace_vehicles',
+  help: 'Active vehicles per workspace by freshness status (fresh, stale, silent, never), computed at scrape time',
+  labelNames: ['workspace_id', 'status'] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    for (const workspace of await snapshot()) {
+      for (const [status, n] of Object.entries(workspace.freshness.counts)) this.set({ workspace_id: workspace.workspaceId, status }, n);
+    }
+  },
+});
+
+new Gauge({
+  name: 'fleetwire_connections',
+  help: 'Provider connections per workspace by transport and health status',
+  labelNames: ['workspace_id', 'transport', 'status'] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    const counts = new Map<string, number>();
+    for (const workspace of await snapshot()) {
+      for (const c of workspace.connections) {
+        const key = `${workspace.workspaceId}|${c.transport}|${c.status}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }
+    for (const [key, n] of counts) {
+      const [workspace_id, transport, status] = key.split('|') as [string, string, string];
+      this.set({ workspace_id, transport, status }, n);
+    }
+  },
+});
+
+new Gauge({
+  name: 'fleetwire_stream_connections_up',
+  help: 'Stream connections per workspace that are connected, as their stream processes report',
+  labelNames: ['workspace_id'] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    for (const workspace of await snapshot()) {
+      this.set({ workspace_id: workspace.workspaceId }, workspace.connections.filter((c) => c.transport === 'stream' && c.status === 'ok').length);
+    }
+  },
+});
+
+new Gauge({
+  name: 'fleetwire_poll_lag_seconds',
+  help: 'Seconds since the last successful poll of each poll connection',
+  labelNames: ['workspace_id', 'connection_id'] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    const now = Date.now();
+    for (const workspace of await snapshot()) {
+      for (const c of workspace.connections) {
+        if (c.transport !== 'poll' || !c.lastSuccessAt) continue;
+        this.set({ workspace_id: workspace.workspaceId, connection_id: c.id }, (now - Date.parse(c.lastSuccessAt)) / 1000);
+      }
+    }
+  },
+});

@@ -18,10 +18,12 @@ import type { Logger } from '../../logging.ts';
 import type { Database } from '../db/database.ts';
 import type { PollJobQueue } from '../polling/job-queue.ts';
 import { DomainError } from '../errors.ts';
-import { httpRequestSeconds } from '../metrics.ts';
+import { loadWorkspaceHealth } from '../health/health-queries.ts';
+import { httpRequestSeconds, observeHealthFrom } from '../metrics.ts';
 import { installAuth } from './auth.ts';
 import { HttpProblem, problem, problemContentType } from './problem.ts';
 import { registerConnectionRoutes } from './routes/connections.ts';
+import { registerHealthRoutes } from './routes/health.ts';
 import { registerIngestRoutes } from './routes/ingest.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerPollingRoutes } from './routes/polling.ts';
@@ -139,6 +141,7 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   });
 
   installAuth(app, { db: options.db, adminToken: options.adminToken, serviceToken: options.serviceToken });
+  observeHealthFrom(() => loadWorkspaceHealth(options.db, 'all', Date.now()));
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
   registerOpsRoutes(typed, { db: options.db });
@@ -146,6 +149,7 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   registerConnectionRoutes(typed, { db: options.db, secretKey: options.secretKey });
   registerVehicleRoutes(typed, { db: options.db });
   registerRejectionRoutes(typed, { db: options.db });
+  registerHealthRoutes(typed, { db: options.db });
   registerIngestRoutes(typed, { db: options.db, bodyLimit: ingestLimits.bodyBytes });
   registerPollingRoutes(typed, { db: options.db, jobs: options.jobs });
   registerStreamRoutes(typed, { db: options.db, secretKey: options.secretKey });

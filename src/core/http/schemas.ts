@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { safeText, timestampSchema } from '../../canonical/update.ts';
+import { vehicleStatuses, connectionStatuses } from '../health/rules.ts';
 import { rejectionReasons, readingStatuses, updateStatuses } from '../ingest/reasons.ts';
 
 export const idParam = z.uuid().describe('A resource id (UUID)');
@@ -139,6 +140,12 @@ export const vehicleSchema = z.object({
   lastObservedAt: nullableTime,
   devices: z.array(z.object({ connectionId: z.string(), externalId: z.string(), provider: z.string() })),
   signals: z.record(z.string(), signalStateSchema),
+  freshness: z.object({
+    status: z.enum(vehicleStatuses),
+    syncAgeSeconds: z.number().nullable(),
+    observedAgeSeconds: z.number().nullable(),
+    reason: z.object({ code: z.string(), detail: z.string(), connectionId: z.string().nullable() }).nullable(),
+  }),
 });
 
 const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
@@ -148,6 +155,7 @@ export const vehicleListQuery = z.object({
   limit: limit(1000, 100),
   cursor,
   active: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  status: z.enum(vehicleStatuses).optional().describe('Only vehicles with this freshness status, computed now'),
 });
 
 export const historyQuery = z.object({
@@ -250,4 +258,32 @@ export const scheduledEventAnswerSchema = z.object({
   eventId: z.string(),
   duplicate: z.boolean(),
   workspacesDue: z.number().int(),
+});
+
+export const connectionHealthSchema = z.object({
+  id: z.string(),
+  provider: z.string(),
+  transport: z.enum(['poll', 'stream']),
+  label: z.string(),
+  status: z.enum(connectionStatuses),
+  detail: z.string(),
+  lastSuccessAt: nullableTime,
+  lastError: z.object({ class: z.string(), message: z.string(), at: nullableTime }).nullable(),
+  nextAttemptAt: nullableTime,
+});
+
+export const workspaceHealthSchema = z.object({
+  workspaceId: z.string(),
+  name: z.string(),
+  status: z.enum(['ok', 'degraded', 'failing']),
+  reasons: z.array(z.object({ code: z.string(), detail: z.string() })),
+  freshness: z.object({
+    thresholdSeconds: z.number(),
+    silentAfterSeconds: z.number(),
+    counts: z.object({ fresh: z.number(), stale: z.number(), silent: z.number(), never: z.number() }),
+    freshRatio: z.number().nullable().describe('Reporting vehicles synced within the threshold (fresh or silent), as a share'),
+  }),
+  connections: z.array(connectionHealthSchema),
+  cutover: z.object({ mode: z.enum(['legacy', 'core']), changedAt: z.string() }),
+  checkedAt: z.string(),
 });

@@ -3,6 +3,7 @@
  */
 import type { Sql } from '../db/database.ts';
 import { notFound } from '../errors.ts';
+import { vehicleStatusSql, type VehicleStatus } from '../health/rules.ts';
 import { isoOrNull } from '../time.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { utcText } from './sql-fragments.ts';
@@ -12,6 +13,16 @@ export interface SignalState {
   observedAt: string;
   source: string;
   provider: string;
+}
+
+export interface Freshness {
+  status: VehicleStatus;
+  /** Seconds since the pipeline last confirmed the vehicle with its provider; null if never. */
+  syncAgeSeconds: number | null;
+  /** Seconds since the newest reading was observed; null if never. */
+  observedAgeSeconds: number | null;
+  /** Why a stale vehicle is stale: the trouble of its connections (set by the caller, who knows their health). */
+  reason: { code: string; detail: string; connectionId: string | null } | null;
 }
 
 export interface VehicleView {
@@ -25,6 +36,7 @@ export interface VehicleView {
   lastObservedAt: string | null;
   devices: { connectionId: string; externalId: string; provider: string }[];
   signals: Record<string, SignalState>;
+  freshness: Freshness;
 }
 
 interface VehicleRow {
@@ -38,10 +50,13 @@ interface VehicleRow {
   last_observed_at: Date | null;
   devices: VehicleView['devices'];
   signals: VehicleView['signals'];
+  status: VehicleStatus;
 }
 
-const vehicleSelect = `
+/** Vehicles with devices, snapshot and freshness status at the clock in parameter `now`. */
+const vehicleSelect = (now: string) => `
   SELECT v.workspace_id, v.id, v.name, v.vin, v.active, v.created_at, v.last_synced_at, v.last_observed_at,
+         ${vehicleStatusSql(now)} AS status,
          COALESCE((SELECT jsonb_agg(jsonb_build_object('connectionId', d.connection_id, 'externalId', d.external_id,
                                                        'provider', c.provider) ORDER BY c.provider, d.external_id)
                      FROM device_bindings d
@@ -52,9 +67,12 @@ const vehicleSelect = `
                                                      'source', s.source, 'provider', s.provider))
                      FROM signal_snapshot s
                     WHERE s.workspace_id = v.workspace_id AND s.vehicle_id = v.id), '{}'::jsonb) AS signals
-    FROM vehicles v`;
+    FROM vehicles v
+    JOIN telematics_policies p ON p.workspace_id = v.workspace_id`;
 
-function toView(row: VehicleRow): VehicleView {
+const age = (at: Date | null, nowMs: number) => (at ? Math.max(0, Math.round((nowMs - at.getTime()) / 1000)) : null);
+
+function toView(row: VehicleRow, nowMs: number): VehicleView {
   return {
     id: row.id,
     workspaceId: row.workspace_id,
@@ -66,6 +84,12 @@ function toView(row: VehicleRow): VehicleView {
     lastObservedAt: isoOrNull(row.last_observed_at),
     devices: row.devices,
     signals: row.signals,
+    freshness: {
+      status: row.status,
+      syncAgeSeconds: age(row.last_synced_at, nowMs),
+      observedAgeSeconds: age(row.last_observed_at, nowMs),
+      reason: null,
+    },
   };
 }
 
@@ -77,26 +101,32 @@ export interface VehiclePage {
 export async function listVehicles(
   sql: Sql,
   workspaceId: string,
-  query: { limit: number; cursor?: string | undefined; active?: boolean | undefined },
+  query: { limit: number; cursor?: string | undefined; active?: boolean | undefined; status?: VehicleStatus | undefined },
+  nowMs: number,
 ): Promise<VehiclePage> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, ['text', 'uuid']);
   const { rows } = await sql.query<VehicleRow>(
-    `${vehicleSelect}
+    `${vehicleSelect('$6::timestamptz')}
       WHERE v.workspace_id = $1
         AND ($2::text IS NULL OR (v.name, v.id) > ($2::text, $3::uuid))
         AND ($4::boolean IS NULL OR v.active = $4)
+        AND ($7::text IS NULL OR ${vehicleStatusSql('$6::timestamptz')} = $7::text)
       ORDER BY v.name, v.id
       LIMIT $5`,
-    [workspaceId, after?.[0] ?? null, after?.[1] ?? null, query.active ?? null, query.limit + 1],
+    [workspaceId, after?.[0] ?? null, after?.[1] ?? null, query.active ?? null, query.limit + 1, new Date(nowMs).toISOString(), query.status ?? null],
   );
-  const items = rows.slice(0, query.limit).map(toView);
+  const items = rows.slice(0, query.limit).map((row) => toView(row, nowMs));
   const last = items[items.length - 1];
   return { items, nextCursor: rows.length > query.limit && last ? encodeCursor([last.name, last.id]) : null };
 }
 
-export async function getVehicle(sql: Sql, workspaceId: string, vehicleId: string): Promise<VehicleView> {
-  const { rows } = await sql.query<VehicleRow>(`${vehicleSelect} WHERE v.workspace_id = $1 AND v.id = $2`, [workspaceId, vehicleId]);
+export async function getVehicle(sql: Sql, workspaceId: string, vehicleId: string, nowMs: number = Date.now()): Promise<VehicleView> {
+  const { rows } = await sql.query<VehicleRow>(`${vehicleSelect('$3::timestamptz')} WHERE v.workspace_id = $1 AND v.id = $2`, [
+    workspaceId,
+    vehicleId,
+    new Date(nowMs).toISOString(),
+  ]);
   const row = rows[0];
   if (!row) throw notFound('vehicle', vehicleId);
-  return toView(row);
+  return toView(row, nowMs);
 }

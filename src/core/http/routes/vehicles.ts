@@ -2,7 +2,9 @@
 import { z } from 'zod';
 import type { Database } from '../../db/database.ts';
 import { readHistory } from '../../read/history.ts';
-import { getVehicle, listVehicles } from '../../read/vehicles.ts';
+import { loadConnectionHealth } from '../../health/health-queries.ts';
+import { staleReason } from '../../health/rules.ts';
+import { getVehicle, listVehicles, type VehicleView } from '../../read/vehicles.ts';
 import { addVehicleDevices, createVehicle, removeVehicleDevice, updateVehicle } from '../../registry/vehicles.ts';
 import { getWorkspace } from '../../registry/workspaces.ts';
 import { problemResponses } from '../problem.ts';
@@ -20,6 +22,14 @@ import {
   wsParams,
 } from '../schemas.ts';
 import type { TypedApp } from '../typed-app.ts';
+
+/** Says, for each stale vehicle, which trouble of its connections keeps it behind. */
+async function explainStale(db: Database, workspaceId: string, vehicles: VehicleView[], now: number): Promise<void> {
+  const stale = vehicles.filter((v) => v.freshness.status === 'stale');
+  if (stale.length === 0) return;
+  const health = new Map((await loadConnectionHealth(db, [workspaceId], now)).get(workspaceId)?.map((c) => [c.id, c]) ?? []);
+  for (const vehicle of stale) vehicle.freshness.reason = staleReason([...new Set(vehicle.devices.map((d) => d.connectionId))], health);
+}
 
 export function registerVehicleRoutes(app: TypedApp, { db }: { db: Database }): void {
   app.post(
@@ -55,7 +65,10 @@ export function registerVehicleRoutes(app: TypedApp, { db }: { db: Database }): 
     },
     async (request) => {
       await getWorkspace(db, request.params.ws);
-      return listVehicles(db, request.params.ws, request.query);
+      const now = Date.now();
+      const page = await listVehicles(db, request.params.ws, request.query, now);
+      await explainStale(db, request.params.ws, page.items, now);
+      return page;
     },
   );
 
@@ -70,7 +83,12 @@ export function registerVehicleRoutes(app: TypedApp, { db }: { db: Database }): 
         response: { 200: vehicleSchema, ...problemResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => getVehicle(db, request.params.ws, request.params.vehicleId),
+    async (request) => {
+      const now = Date.now();
+      const vehicle = await getVehicle(db, request.params.ws, request.params.vehicleId, now);
+      await explainStale(db, request.params.ws, [vehicle], now);
+      return vehicle;
+    },
   );
 
   app.patch(

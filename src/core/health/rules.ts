@@ -1,0 +1,180 @@
+/**
+ * Freshness and health rules (DESIGN §8), as functions of stored state and the clock.
+ *
+ * A vehicle has two clocks: `lastSyncedAt`, the last time the pipeline confirmed its state with its provider
+ * (an ingested update, a successful poll of its connection, a live heartbeating stream), and `lastObservedAt`,
+ * the newest reading's observed time. Staleness is computed when asked, never stored, so it shows the moment a
+ * threshold passes.
+ */
+
+export const vehicleStatuses = ['fresh', 'stale', 'silent', 'never'] as const;
+export type VehicleStatus = (typeof vehicleStatuses)[number];
+
+/**
+ * The vehicle freshness rule, in SQL over a vehicles row `v`, a policy row `p` and the clock in parameter `now`,
+ * so that filtering by status happens in the database. never: no reading yet. stale: not synced for longer than
+ * the freshness threshold (the pipeline or the provider is failing: this breaks the freshness goal). silent:
+ * synced, but nothing new observed for longer than the silence threshold (parked, asleep: not the pipeline's
+ * fault). fresh: otherwise. An age exactly at a threshold is still within it.
+ */
+export function vehicleStatusSql(now: string): string {
+  return `CASE
+    WHEN v.last_observed_at IS NULL THEN 'never'
+    WHEN v.last_synced_at IS NULL OR v.last_synced_at < ${now} - make_interval(secs => p.freshness_threshold_seconds) THEN 'stale'
+    WHEN v.last_observed_at < ${now} - make_interval(secs => p.silent_after_seconds) THEN 'silent'
+    ELSE 'fresh' END`;
+}
+
+export const connectionStatuses = ['ok', 'rate_limited', 'failing', 'auth_failed', 'disconnected', 'disabled'] as const;
+export type ConnectionStatus = (typeof connectionStatuses)[number];
+
+/** A poll connection fails after this many failed polls in a row. */
+export const failingAfterFailures = 3;
+/** A stream connection whose holder has not reported for this long has no live stream process. */
+export const streamReportStaleSeconds = 60;
+
+export interface ConnectionFacts {
+  enabled: boolean;
+  transport: 'poll' | 'stream';
+  poll: {
+    lastSuccessAt: number | null;
+    lastErrorAt: number | null;
+    lastErrorClass: string | null;
+    lastErrorMessage: string | null;
+    consecutiveFailures: number;
+    nextPollAt: number | null;
+    rateLimitedUntil: number | null;
+    authFailedAt: number | null;
+    lastAttemptAt: number | null;
+  } | null;
+  stream: {
+    connected: boolean;
+    lastMessageAt: number | null;
+    lastErrorClass: string | null;
+    lastError: string | null;
+    lastErrorAt: number | null;
+    nextReconnectAt: number | null;
+    reportedAt: number;
+  } | null;
+  pollIntervalSeconds: number;
+}
+
+export interface ConnectionHealth {
+  status: ConnectionStatus;
+  lastSuccessAt: number | null;
+  lastError: { class: string; message: string; at: number | null } | null;
+  /** When the next poll (or reconnect) is due. */
+  nextAttemptAt: number | null;
+  detail: string;
+}
+
+export function connectionHealth(c: ConnectionFacts, nowMs: number): ConnectionHealth {
+  if (c.transport === 'poll') {
+    const p = c.poll;
+    const lastError = p?.lastErrorClass ? { class: p.lastErrorClass, message: p.lastErrorMessage ?? '', at: p.lastErrorAt } : null;
+    const base = { lastSuccessAt: p?.lastSuccessAt ?? null, lastError };
+    const scheduled = p?.lastAttemptAt ? p.lastAttemptAt + c.pollIntervalSeconds * 1000 : null;
+    if (!c.enabled) return { ...base, status: 'disabled', nextAttemptAt: null, detail: 'the connection is disabled' };
+    if (p?.authFailedAt) {
+      return { ...base, status: 'auth_failed', nextAttemptAt: null, detail: 'the provider refused the credentials; polling stopped until they change' };
+    }
+    if (p?.rateLimitedUntil && p.rateLimitedUntil > nowMs) {
+      return { ...base, status: 'rate_limited', nextAttemptAt: p.rateLimitedUntil, detail: 'the provider is rate limiting; waiting out Retry-After' };
+    }
+    if (p && p.consecutiveFailures >= failingAfterFailures) {
+      return {
+        ...base,
+        status: 'failing',
+        nextAttemptAt: p.nextPollAt ?? scheduled,
+        detail: `${p.consecutiveFailures} polls in a row failed${lastError ? ` (last: ${lastError.class})` : ''}`,
+      };
+    }
+    return { ...base, status: 'ok', nextAttemptAt: p?.nextPollAt ?? scheduled, detail: p?.lastSuccessAt ? 'polling' : 'not polled yet' };
+  }
+  const s = c.stream;
+  const lastError = s?.lastErrorClass ? { class: s.lastErrorClass, message: s.lastError ?? '', at: s.lastErrorAt } : null;
+  const base = { lastSuccessAt: s?.lastMessageAt ?? null, lastError };
+  if (!c.enabled) return { ...base, status: 'disabled', nextAttemptAt: null, detail: 'the connection is disabled' };
+  if (!s || nowMs - s.reportedAt > streamReportStaleSeconds * 1000) {
+    return { ...base, status: 'disconnected', nextAttemptAt: null, detail: 'no stream process has reported on this connection lately' };
+  }
+  if (s.connected) return { ...base, status: 'ok', nextAttemptAt: null, detail: 'connected' };
+  if (s.lastErrorClass === 'auth') {
+    return { ...base, status: 'auth_failed', nextAttemptAt: s.nextReconnectAt, detail: 'the provider refused the credentials' };
+  }
+  if (s.lastErrorClass === 'rate_limited') {
+    return { ...base, status: 'rate_limited', nextAttemptAt: s.nextReconnectAt, detail: 'the provider is rate limiting the connection' };
+  }
+  return { ...base, status: 'disconnected', nextAttemptAt: s.nextReconnectAt, detail: 'not connected; reconnecting' };
+}
+
+export type WorkspaceStatus = 'ok' | 'degraded' | 'failing';
+
+export interface HealthReason {
+  code: string;
+  detail: string;
+}
+
+export interface WorkspaceFacts {
+  enabled: boolean;
+  counts: Record<VehicleStatus, number>;
+  connections: { label: string; status: ConnectionStatus; detail: string }[];
+}
+
+/**
+ * The share of reporting vehicles that meet the freshness goal: fresh or silent (synced within the threshold);
+ * null when no vehicle has reported yet.
+ */
+export function freshRatio(counts: Record<VehicleStatus, number>): number | null {
+  const reporting = counts.fresh + counts.silent + counts.stale;
+  return reporting === 0 ? null : (counts.fresh + counts.silent) / reporting;
+}
+
+/**
+ * Rolls vehicle freshness and connection health up: failing when most reporting vehicles are stale or every
+ * connection is down; degraded when anything is wrong; ok otherwise. Every reason is spelled out.
+ */
+export function workspaceHealth(facts: WorkspaceFacts): { status: WorkspaceStatus; reasons: HealthReason[] } {
+  const failing: HealthReason[] = [];
+  const degraded: HealthReason[] = [];
+  const { counts } = facts;
+  if (!facts.enabled) degraded.push({ code: 'telematics_disabled', detail: 'telematics is disabled for this workspace: nothing is polled or accepted' });
+  const live = facts.connections.filter((c) => c.status !== 'disabled');
+  if (facts.enabled && live.length === 0) degraded.push({ code: 'no_connections', detail: 'the workspace has no enabled provider connection' });
+  for (const { label, status, detail } of live) {
+    if (status === 'ok') continue;
+    degraded.push({ code: `connection_${status}`, detail: `${label}: ${detail}` });
+  }
+  const down = live.filter((c) => ['failing', 'auth_failed', 'disconnected'].includes(c.status));
+  if (live.length > 0 && down.length === live.length) failing.push({ code: 'all_connections_down', detail: 'no provider connection of the workspace is working' });
+  const reporting = counts.fresh + counts.silent + counts.stale;
+  if (counts.stale > 0) {
+    const reason = { code: 'vehicles_stale', detail: `${counts.stale} of ${reporting} reporting vehicles are not synced within the freshness threshold` };
+    if (counts.stale * 2 > reporting) failing.push(reason);
+    else degraded.push(reason);
+  }
+  if (counts.never > 0) degraded.push({ code: 'vehicles_never_reported', detail: `${counts.never} vehicles have never reported a reading` });
+  const reasons = [...failing, ...degraded];
+  return { status: failing.length > 0 ? 'failing' : degraded.length > 0 ? 'degraded' : 'ok', reasons };
+}
+
+const troubleOrder: ConnectionStatus[] = ['auth_failed', 'failing', 'disconnected', 'rate_limited', 'disabled'];
+
+/**
+ * Why a stale vehicle is stale: the worst trouble among the connections its devices report through, or, when they
+ * all look healthy, that nothing confirmed it lately (no poll is running, or the provider stopped listing it).
+ */
+export function staleReason(
+  deviceConnections: readonly string[],
+  health: ReadonlyMap<string, { status: ConnectionStatus; detail: string; label: string }>,
+): { code: string; detail: string; connectionId: string | null } {
+  let worst: { id: string; status: ConnectionStatus; detail: string; label: string } | undefined;
+  for (const id of deviceConnections) {
+    const h = health.get(id);
+    if (!h || h.status === 'ok') continue;
+    if (!worst || troubleOrder.indexOf(h.status) < troubleOrder.indexOf(worst.status)) worst = { id, ...h };
+  }
+  if (worst) return { code: `connection_${worst.status}`, detail: `${worst.label}: ${worst.detail}`, connectionId: worst.id };
+  if (deviceConnections.length === 0) return { code: 'no_devices', detail: 'no provider device is bound to this vehicle', connectionId: null };
+  return { code: 'not_synced', detail: 'no successful poll or live stream confirmed this vehicle within the freshness threshold', connectionId: null };
+}

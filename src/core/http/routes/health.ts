@@ -1,0 +1,58 @@
+/** Freshness and health: one workspace's roll-up (its key or admin), every workspace's (admin). */
+import { z } from 'zod';
+import type { Database } from '../../db/database.ts';
+import { loadWorkspaceHealth } from '../../health/health-queries.ts';
+import { notFound } from '../../errors.ts';
+import { problemResponses } from '../problem.ts';
+import { workspaceHealthSchema, wsParams } from '../schemas.ts';
+import type { TypedApp } from '../typed-app.ts';
+
+export function registerHealthRoutes(app: TypedApp, { db }: { db: Database }): void {
+  app.get(
+    '/v1/workspaces/:ws/health',
+    {
+      config: { access: 'workspace' },
+      schema: {
+        summary: 'Workspace health: ok, degraded or failing, with the reasons, vehicle freshness counts and connection health',
+        description: 'Computed at query time: a vehicle turns stale the moment its sync age passes the threshold.',
+        tags: ['health'],
+        params: wsParams,
+        response: { 200: workspaceHealthSchema, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const [health] = await loadWorkspaceHealth(db, [request.params.ws], Date.now());
+      if (!health) throw notFound('workspace', request.params.ws);
+      reply.header('cache-control', 'no-store');
+      return health;
+    },
+  );
+
+  app.get(
+    '/v1/health',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: "Every workspace's health, worst first",
+        tags: ['health'],
+        response: {
+          200: z.object({
+            status: z.enum(['ok', 'degraded', 'failing']),
+            counts: z.object({ ok: z.number(), degraded: z.number(), failing: z.number() }),
+            items: z.array(workspaceHealthSchema),
+          }),
+          ...problemResponses(401, 403),
+        },
+      },
+    },
+    async (_request, reply) => {
+      const items = await loadWorkspaceHealth(db, 'all', Date.now());
+      const rank = { failing: 0, degraded: 1, ok: 2 } as const;
+      items.sort((a, b) => rank[a.status] - rank[b.status] || a.name.localeCompare(b.name));
+      const counts = { ok: 0, degraded: 0, failing: 0 };
+      for (const item of items) counts[item.status] += 1;
+      reply.header('cache-control', 'no-store');
+      return { status: counts.failing > 0 ? ('failing' as const) : counts.degraded > 0 ? ('degraded' as const) : ('ok' as const), counts, items };
+    },
+  );
+}
