@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createConnection } from '../../src/core/registry/connections.ts';
 import { addVehicleDevices } from '../../src/core/registry/vehicles.ts';
 import { createWorkspace } from '../../src/core/registry/workspaces.ts';
@@ -29,8 +29,12 @@ const stops: (() => Promise<unknown>)[] = [];
 beforeAll(async () => {
   core = await startTestCore();
 });
+// Each test ends with nothing of its own running and its stream connections disabled, pass or fail.
+afterEach(async () => {
+  for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
+  await core.db.query(`UPDATE provider_connections SET enabled = false WHERE transport = 'stream'`);
+});
 afterAll(async () => {
-  for (const stop of stops.reverse()) await stop().catch(() => undefined);
   await core.close();
 });
 
@@ -128,9 +132,20 @@ describe('one vehicle on both paths', () => {
       await core.runner.runWorkspace({ workspaceId: ws, eventId: `both-${i}` });
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
+    // Serving ends: the clock stops, the last poll and the stream runtime take in what was served, then the
+    // simulators go.
+    clock.freeze();
+    await core.runner.runWorkspace({ workspaceId: ws, eventId: 'both-last' });
+    let taken = -1;
+    await until('the stream runtime to take in everything sent', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const now = [...stream.connections.values()].reduce((n, c) => n + c.counters.readingsIn, 0);
+      const settled = now === taken;
+      taken = now;
+      return settled || undefined;
+    });
     await samsara.stop();
     await traccar.stop();
-    await core.runner.runWorkspace({ workspaceId: ws, eventId: 'both-last' }).catch(() => undefined);
     await until('the stream runtime to deliver everything', () => stream.pipeline.totals.buffered === 0 && stream.coalescer.held === 0, 20_000);
 
     // Everything either provider served is stored, once, for the right vehicle.

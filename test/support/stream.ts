@@ -11,11 +11,21 @@ import { streamAdapters } from '../../src/providers/registry.ts';
 import type { VehicleIdentity } from '../../src/sim/fleet-model.ts';
 import { defaultStreamTimings, startStreamRuntime, type StreamRuntime, type StreamRuntimeOptions } from '../../src/stream/runtime.ts';
 
-/** Starts 10 minutes in the past and runs 15 times faster than the wall: it reaches now after ~43 s. */
-export function pastFastClock(speed = 15, behindMs = 10 * 60_000): { now: () => number; startMs: number } {
+/**
+ * Starts 10 minutes in the past and runs 15 times faster than the wall: it reaches now after ~43 s. `freeze` stops
+ * it, so the simulators serve nothing new and a test can wait for everything served to arrive before it compares.
+ */
+export function pastFastClock(speed = 15, behindMs = 10 * 60_000): { now: () => number; startMs: number; freeze(): void } {
   const t0 = Date.now();
   const startMs = t0 - behindMs;
-  return { now: () => startMs + (Date.now() - t0) * speed, startMs };
+  let frozenAt: number | undefined;
+  return {
+    now: () => frozenAt ?? startMs + (Date.now() - t0) * speed,
+    startMs,
+    freeze() {
+      frozenAt = startMs + (Date.now() - t0) * speed;
+    },
+  };
 }
 
 export const fastStreamTimings = {
