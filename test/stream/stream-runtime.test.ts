@@ -160,7 +160,7 @@ describe('stream runtime', () => {
       vehicles: model.vehicles,
       externalId: (v) => v.traccarUniqueId,
     });
-    const runtime = stream({ holder: 'bad-token-runtime' });
+    stream({ holder: 'bad-token-runtime' });
     const state = await until('the auth failure to be reported', async () => {
       const view = (await connectionView(ws, connection.connectionId)).streamState;
       return view?.lastErrorClass === 'auth' ? view : undefined;
