@@ -25,6 +25,32 @@ export function demoSimulatorPorts(corePort: number) {
   return { samsara: at(1), geotab: at(2), traccar: at(3), 'tesla-telemetry': at(4) };
 }
 
+/**
+ * Trouble now and then, so the dashboard has something to show: Samsara answers one request in twenty with a rate
+ * limit (waited out within the poll), and Geotab goes down for two minutes, half a minute after start and then
+ * every six minutes, long enough for its connection to fail and its vehicles to turn stale, and come back.
+ */
+function scheduleTrouble(simulators: DemoSimulators, logger: Logger): () => void {
+  simulators.faults.samsara.setRates({ rate_limit: 0.05 });
+  const outage = () => {
+    simulators.faults.geotab.startOutage('server_error');
+    logger.info('demo: the Geotab simulator is down for two minutes');
+    const end = setTimeout(() => {
+      simulators.faults.geotab.endOutage();
+      logger.info('demo: the Geotab simulator is back');
+    }, 120_000);
+    end.unref();
+  };
+  const first = setTimeout(outage, 30_000);
+  const every = setInterval(outage, 6 * 60_000);
+  first.unref();
+  every.unref();
+  return () => {
+    clearTimeout(first);
+    clearInterval(every);
+  };
+}
+
 export async function startDemo(config: Config, logger: Logger): Promise<Demo> {
   const simulators = await startDemoSimulators({
     host: '127.0.0.1',
@@ -53,12 +79,14 @@ export async function startDemo(config: Config, logger: Logger): Promise<Demo> {
       coalesceMs: config.stream.coalesceMs,
       delivery: { ...defaultStreamTimings.delivery, bufferReadings: config.stream.bufferReadings },
     });
+    const calm = scheduleTrouble(simulators, logger);
     return {
       core,
       stream,
       simulators,
       workspaces,
       stop: async () => {
+        calm();
         await stream.stop();
         await core.stop();
         await simulators.stop();

@@ -3,7 +3,8 @@
  * from Samsara (polled) and a Traccar shuttle fleet (streamed); "South depot" reads Geotab (polled) and a few
  * Tesla Fleet Telemetry cars (streamed). A couple of vehicles per polled provider are left unbound, so the
  * rejections view shows `unknown_device` from the first minute. A read key per workspace is made once and kept in
- * the data dir, so the banner can show it after a restart.
+ * the data dir, so the banner can show it after a restart. A spare van whose tracker was never installed stays
+ * "never reported".
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,7 +51,11 @@ export async function seedDemo(db: Database, secretKey: Buffer, sims: DemoSimula
   for (const plan of plans) {
     let workspace = existing.find((w) => w.name === plan.name);
     if (!workspace) {
-      workspace = await createWorkspace(db, { name: plan.name, policy: { ...defaultPolicy, pollIntervalSeconds: 15, retentionDays: 30 } });
+      // Tight thresholds, so a newcomer sees vehicles turn stale (and come back) within minutes.
+      workspace = await createWorkspace(db, {
+        name: plan.name,
+        policy: { ...defaultPolicy, pollIntervalSeconds: 15, freshnessThresholdSeconds: 60, silentAfterSeconds: 900, retentionDays: 30 },
+      });
     }
     const connections = await listConnections(db, workspace.id);
     for (const wanted of plan.connections) {
@@ -76,6 +81,13 @@ export async function seedDemo(db: Database, secretKey: Buffer, sims: DemoSimula
           name: vehicle.name,
           vin: vehicle.vin,
           devices: [{ connectionId: connection.id, externalId: demoExternalId[wanted.provider](vehicle) }],
+        });
+      }
+      if (wanted.transport === 'poll') {
+        // A vehicle whose tracker was never installed: it shows as "never reported".
+        await createVehicle(db, workspace.id, {
+          name: `${plan.name.split(' ')[0]} spare van`,
+          devices: [{ connectionId: connection.id, externalId: 'not-yet-installed' }],
         });
       }
     }

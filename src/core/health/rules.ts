@@ -149,11 +149,17 @@ export function workspaceHealth(facts: WorkspaceFacts): { status: WorkspaceStatu
   if (live.length > 0 && down.length === live.length) failing.push({ code: 'all_connections_down', detail: 'no provider connection of the workspace is working' });
   const reporting = counts.fresh + counts.silent + counts.stale;
   if (counts.stale > 0) {
-    const reason = { code: 'vehicles_stale', detail: `${counts.stale} of ${reporting} reporting vehicles are not synced within the freshness threshold` };
+    const reason = {
+      code: 'vehicles_stale',
+      detail: `${counts.stale} of ${reporting} reporting vehicle${reporting === 1 ? ' is' : 's are'} not synced within the freshness threshold`,
+    };
     if (counts.stale * 2 > reporting) failing.push(reason);
     else degraded.push(reason);
   }
-  if (counts.never > 0) degraded.push({ code: 'vehicles_never_reported', detail: `${counts.never} vehicles have never reported a reading` });
+  if (counts.never > 0) {
+    const detail = counts.never === 1 ? '1 vehicle has never reported a reading' : `${counts.never} vehicles have never reported a reading`;
+    degraded.push({ code: 'vehicles_never_reported', detail });
+  }
   const reasons = [...failing, ...degraded];
   return { status: failing.length > 0 ? 'failing' : degraded.length > 0 ? 'degraded' : 'ok', reasons };
 }

@@ -23,6 +23,7 @@ import { httpRequestSeconds, observeHealthFrom } from '../metrics.ts';
 import { installAuth } from './auth.ts';
 import { HttpProblem, problem, problemContentType } from './problem.ts';
 import { registerConnectionRoutes } from './routes/connections.ts';
+import { registerDashboardRoutes } from './routes/dashboard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerIngestRoutes } from './routes/ingest.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
@@ -150,6 +151,7 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   registerVehicleRoutes(typed, { db: options.db });
   registerRejectionRoutes(typed, { db: options.db });
   registerHealthRoutes(typed, { db: options.db });
+  registerDashboardRoutes(typed);
   registerIngestRoutes(typed, { db: options.db, bodyLimit: ingestLimits.bodyBytes });
   registerPollingRoutes(typed, { db: options.db, jobs: options.jobs });
   registerStreamRoutes(typed, { db: options.db, secretKey: options.secretKey });

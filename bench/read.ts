@@ -1,0 +1,185 @@
+/**
+ * `npm run bench:read`: read latency on a big workspace. One workspace of 10,000 vehicles, each with a snapshot of
+ * every signal and 60 readings of each signal in history (one a minute, the last hour), generated in the database.
+ * Then, over HTTP with the admin token: p50 and p99 of a vehicles page (500 vehicles with their snapshot and
+ * freshness), of one vehicle's 24 h state-of-charge history, and of the workspace health query.
+ *
+ * Runs on PGlite, and on PostgreSQL too when FLEETWIRE_BENCH_DATABASE_URL (or DATABASE_URL) names one.
+ * Not part of `npm test`.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { Agent, request } from 'undici';
+import { signalNames } from '../src/canonical/signals.ts';
+import { openPglite, openPostgres, type Database } from '../src/core/db/database.ts';
+import { ensureHistoryPartitions } from '../src/core/db/history-partitions.ts';
+import { migrate } from '../src/core/db/migrate.ts';
+import { buildCoreApp } from '../src/core/http/app.ts';
+import { createPollJobQueue } from '../src/core/polling/job-queue.ts';
+import { createConnection } from '../src/core/registry/connections.ts';
+import { createWorkspace } from '../src/core/registry/workspaces.ts';
+import { createLogger } from '../src/logging.ts';
+
+const vehicles = Number(process.env.BENCH_VEHICLES ?? 10_000);
+const readingsPerSignal = Number(process.env.BENCH_READINGS ?? 60);
+const samples = Number(process.env.BENCH_SAMPLES ?? 100);
+
+/** A plausible value of each signal, as SQL over the vehicle number `n` and the minute `m`. */
+const valueSql: Record<string, string> = {
+  soc_pct: `to_jsonb(round((90 - (m * 0.5) - (n % 30))::numeric, 1))`,
+  odometer_km: `to_jsonb(10000 + n + m * 0.8)`,
+  location: `jsonb_build_object('lat', 52.4 + (n % 1000) / 10000.0, 'lon', 13.3 + m / 10000.0)`,
+  heading_deg: `to_jsonb((n * 7 + m * 3) % 360)`,
+  speed_kph: `to_jsonb((n + m * 5) % 90)`,
+  charging_state: `to_jsonb(CASE WHEN n % 4 = 0 THEN 'charging' ELSE 'not_charging' END)`,
+  plugged_in: `to_jsonb(n % 4 = 0)`,
+  range_km: `to_jsonb(round((200 - m)::numeric, 1))`,
+  battery_temp_c: `to_jsonb(20 + (n % 10))`,
+  ignition: `to_jsonb(n % 4 <> 0)`,
+  charge_power_kw: `to_jsonb(CASE WHEN n % 4 = 0 THEN 50 ELSE 0 END)`,
+};
+
+async function seed(db: Database, secretKey: Buffer): Promise<{ workspaceId: string; vehicleIds: string[] }> {
+  const workspace = await createWorkspace(db, { name: 'Read bench depot' });
+  const connection = await createConnection(db, secretKey, workspace.id, { provider: 'samsara', transport: 'poll', credentials: { apiToken: 'bench' } });
+  const ids = Array.from({ length: vehicles }, () => randomUUID());
+  await db.query(
+    `INSERT INTO vehicles (workspace_id, id, name, vin, last_synced_at, last_observed_at)
+     SELECT $1, id, 'Vehicle ' || lpad(ord::text, 5, '0'), 'VIN' || ord,
+            -- most synced a moment ago; one in twenty ten minutes ago (stale); one in fifty observed hours ago (silent)
+            now() - CASE WHEN ord % 20 = 0 THEN interval '10 minutes' ELSE interval '5 seconds' END,
+            now() - CASE WHEN ord % 50 = 0 THEN interval '3 hours' ELSE interval '1 minute' END
+       FROM unnest($2::uuid[]) WITH ORDINALITY AS t(id, ord)`,
+    [workspace.id, ids],
+  );
+  await db.query(
+    `INSERT INTO device_bindings (workspace_id, connection_id, external_id, vehicle_id)
+     SELECT $1, $2, 'dev-' || ord, id FROM unnest($3::uuid[]) WITH ORDINALITY AS t(id, ord)`,
+    [workspace.id, connection.id, ids],
+  );
+  const base = Date.now() - readingsPerSignal * 60_000;
+  await ensureHistoryPartitions(db, [base, Date.now()]);
+  for (const signal of signalNames) {
+    // One signal at a time keeps each statement's memory modest on the embedded database.
+    await db.query(
+      `INSERT INTO signal_history (workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at)
+       SELECT $1, v.id, $2, to_timestamp($3 / 1000.0) + make_interval(mins => m), ${valueSql[signal]}, 'poll', 'samsara', $4, now()
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM vehicles WHERE workspace_id = $1) v
+        CROSS JOIN generate_series(0, $5 - 1) AS m`,
+      [workspace.id, signal, base, connection.id, readingsPerSignal],
+    );
+    await db.query(
+      `INSERT INTO signal_snapshot (workspace_id, vehicle_id, signal, value, observed_at, source, provider, connection_id)
+       SELECT DISTINCT ON (vehicle_id) workspace_id, vehicle_id, signal, value, observed_at, source, provider, connection_id
+         FROM signal_history WHERE workspace_id = $1 AND signal = $2
+        ORDER BY vehicle_id, observed_at DESC`,
+      [workspace.id, signal],
+    );
+  }
+  await db.exec('ANALYZE');
+  return { workspaceId: workspace.id, vehicleIds: ids };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function runOn(backend: string, db: Database, jobSchema: string): Promise<void> {
+  await migrate(db);
+  const secretKey = randomBytes(32);
+  const adminToken = `fwa_bench_${randomBytes(16).toString('hex')}`;
+  const seeded = Date.now();
+  const { workspaceId, vehicleIds } = await seed(db, secretKey);
+  const seedSeconds = (Date.now() - seeded) / 1000;
+  const jobs = createPollJobQueue(db, { schema: jobSchema, expireInSeconds: 30, maintenanceIntervalSeconds: 60, pollingIntervalSeconds: 5, concurrency: 1, onError: () => undefined });
+  await jobs.start();
+  const app = await buildCoreApp({ db, jobs, logger: createLogger({ level: 'warn', name: 'bench-read' }), adminToken, serviceToken: `fws_bench_${randomBytes(16).toString('hex')}`, secretKey });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const dispatcher = new Agent({ keepAliveTimeout: 60_000, connections: 1 });
+  const get = async (path: string) => {
+    const t0 = performance.now();
+    const answer = await request(`${url}${path}`, { dispatcher, headers: { authorization: `Bearer ${adminToken}` } });
+    const body = await answer.body.text();
+    const ms = performance.now() - t0;
+    if (answer.statusCode !== 200) throw new Error(`${path} answered ${answer.statusCode}: ${body.slice(0, 200)}`);
+    return { ms, body };
+  };
+
+  const pages: number[] = [];
+  const histories: number[] = [];
+  const healths: number[] = [];
+  let pageBytes = 0;
+  // Warm-up, then measured rounds; every page of the workspace in turn.
+  for (let round = 0; round < 2 + Math.ceil(samples / Math.ceil(vehicles / 500)); round += 1) {
+    let cursor: string | null = null;
+    do {
+      const answer = await get(`/v1/workspaces/${workspaceId}/vehicles?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
+      const parsed = JSON.parse(answer.body) as { items: unknown[]; nextCursor: string | null };
+      cursor = parsed.nextCursor;
+      if (round >= 2 && pages.length < samples) {
+        pages.push(answer.ms);
+        pageBytes = Math.max(pageBytes, answer.body.length);
+      }
+    } while (cursor);
+  }
+  const from = new Date(Date.now() - 86_400_000).toISOString();
+  for (let i = 0; i < samples + 10; i += 1) {
+    const vehicleId = vehicleIds[(i * 7919) % vehicleIds.length]!;
+    const history = await get(`/v1/workspaces/${workspaceId}/vehicles/${vehicleId}/history?signal=soc_pct&from=${from}&limit=5000`);
+    if (i >= 10) histories.push(history.ms);
+    const health = await get(`/v1/workspaces/${workspaceId}/health`);
+    if (i >= 10) healths.push(health.ms);
+  }
+  await app.close();
+  await jobs.stop();
+  await dispatcher.close();
+  const line = (name: string, values: number[], goal: string) =>
+    `${backend.padEnd(9)} ${name.padEnd(34)} p50 ${percentile(values, 50).toFixed(1).padStart(6)} ms   p99 ${percentile(values, 99).toFixed(1).padStart(6)} ms   (${values.length} requests${goal})`;
+  process.stdout.write(
+    [
+      `${backend.padEnd(9)} seeded ${vehicles} vehicles x ${signalNames.length} signals x ${readingsPerSignal} readings (${vehicles * signalNames.length * readingsPerSignal} history rows) in ${seedSeconds.toFixed(0)} s`,
+      line('vehicles page (500, with snapshot)', pages, `; ${(pageBytes / 1024).toFixed(0)} KiB each${backend === 'postgres' ? '; goal p99 <= 50 ms' : ''}`),
+      line("one vehicle's 24 h soc history", histories, ''),
+      line('workspace health', healths, backend === 'postgres' ? '; goal p99 <= 100 ms' : ''),
+      '',
+    ].join('\n'),
+  );
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(`bench:read  one workspace, ${vehicles} vehicles, ${readingsPerSignal} readings of each signal\n`);
+  const backends = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',');
+  if (backends.includes('pglite')) {
+    const pglite = await openPglite();
+    try {
+      await runOn('pglite', pglite, 'fleetwire_jobs');
+    } finally {
+      await pglite.close();
+    }
+  }
+  const url = process.env.FLEETWIRE_BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
+  if (!backends.includes('postgres')) return;
+  if (!url) {
+    process.stdout.write('postgres  skipped (set FLEETWIRE_BENCH_DATABASE_URL or DATABASE_URL)\n');
+    return;
+  }
+  const schema = `fw_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const db = openPostgres({ url, searchPath: schema, poolSize: 4 });
+  try {
+    await runOn('postgres', db, `${schema}_jobs`);
+  } finally {
+    await db.close();
+    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema}_jobs CASCADE`);
+    await admin.end();
+  }
+}
+
+await main();
+process.exit(0);
