@@ -149,6 +149,36 @@ describe('stream runtime', () => {
     expect(rows[0]!.n).toBe(0);
   });
 
+  it('opens a connection an admin adds, re-plans when a device is bound, and closes a connection that is disabled or removed', async () => {
+    const ws = (await createWorkspace(core.db, { name: 'Changing depot' })).id;
+    const model = fleet(307, 3);
+    const ts = await tesla('ts-changing', model);
+    const runtime = stream({ holder: 'following-runtime', refreshMs: 300 });
+    const added = await connectStreamProvider(core.db, core.secretKey, ws, {
+      provider: 'tesla-telemetry',
+      baseUrl: ts.url,
+      credentials: { accessToken: 'ts-changing' },
+      vehicles: model.vehicles.slice(0, 2),
+      externalId: (v) => v.vin,
+    });
+    const held = () => runtime.connections.get(added.connectionId);
+    const sockets = () => held()?.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).socketsOpen ?? 0;
+    await until('the new connection to be opened', () => sockets() === 2, 5000);
+
+    const third = model.vehicles[2]!;
+    const extra = await core.http.admin('POST', `/v1/workspaces/${ws}/vehicles`, { name: 'Third', devices: [{ connectionId: added.connectionId, externalId: third.vin }] });
+    expect(extra.status).toBe(201);
+    await until('a socket for the newly bound VIN', () => sockets() === 3, 5000);
+
+    await core.http.admin('PATCH', `/v1/workspaces/${ws}/connections/${added.connectionId}`, { enabled: false });
+    await until('the disabled connection to be closed', () => !held(), 5000);
+    await core.http.admin('PATCH', `/v1/workspaces/${ws}/connections/${added.connectionId}`, { enabled: true });
+    await until('the re-enabled connection to be opened again', () => sockets() === 3, 5000);
+    await core.http.admin('DELETE', `/v1/workspaces/${ws}/connections/${added.connectionId}`);
+    await until('the removed connection to be closed', () => !held(), 5000);
+    await until('the simulator to see every socket closed', () => ts.openSockets === 0, 5000);
+  });
+
   it('refuses a bad token, reports auth and backs off instead of hammering the provider', async () => {
     const ws = (await createWorkspace(core.db, { name: 'Bad token depot' })).id;
     const model = fleet(303, 2);
