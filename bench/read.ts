@@ -15,6 +15,7 @@ import { openPglite, openPostgres, type Database } from '../src/core/db/database
 import { ensureHistoryPartitions } from '../src/core/db/history-partitions.ts';
 import { migrate } from '../src/core/db/migrate.ts';
 import { buildCoreApp } from '../src/core/http/app.ts';
+import { createIngestGate } from '../src/core/ingest/ingest-gate.ts';
 import { createPollJobQueue } from '../src/core/polling/job-queue.ts';
 import { createConnection } from '../src/core/registry/connections.ts';
 import { createWorkspace } from '../src/core/registry/workspaces.ts';
@@ -94,7 +95,7 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
   const seedSeconds = (Date.now() - seeded) / 1000;
   const jobs = createPollJobQueue(db, { schema: jobSchema, expireInSeconds: 30, maintenanceIntervalSeconds: 60, pollingIntervalSeconds: 5, concurrency: 1, onError: () => undefined });
   await jobs.start();
-  const app = await buildCoreApp({ db, jobs, logger: createLogger({ level: 'warn', name: 'bench-read' }), adminToken, serviceToken: `fws_bench_${randomBytes(16).toString('hex')}`, secretKey });
+  const app = await buildCoreApp({ db, ingestGate: createIngestGate({ concurrency: 4, queueLimit: 16, retryAfterMs: 1000 }), jobs, logger: createLogger({ level: 'warn', name: 'bench-read' }), adminToken, serviceToken: `fws_bench_${randomBytes(16).toString('hex')}`, secretKey });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

@@ -29,6 +29,16 @@ const ingestBatchSeconds = new Histogram({
   registers: [metricsRegistry],
 });
 
+const ingestRefused = new Counter({
+  name: 'fleetwire_ingest_refused_total',
+  help: 'Ingest batches refused because the handler was at capacity (answered 503 or retried by the poll runner)',
+  registers: [metricsRegistry],
+});
+
+export function recordIngestRefused(): void {
+  ingestRefused.inc();
+}
+
 export const httpRequestSeconds = new Histogram({
   name: 'fleetwire_http_server_request_duration_seconds',
   help: 'HTTP requests served, by method, route and status code',

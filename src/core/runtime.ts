@@ -12,6 +12,7 @@ import { openDatabase, type Database } from './db/database.ts';
 import { ensureHistoryPartitions } from './db/history-partitions.ts';
 import { migrate } from './db/migrate.ts';
 import { buildCoreApp } from './http/app.ts';
+import { createIngestGate } from './ingest/ingest-gate.ts';
 import { recordScheduledEvent } from './metrics.ts';
 import { createPollJobQueue, type PollJobQueue } from './polling/job-queue.ts';
 import { createPollRunner } from './polling/poll-runner.ts';
@@ -34,6 +35,15 @@ export const pollJobTimings = {
   /** Below the expiry, so a live holder always finishes (or gives up) before its job could be taken over. */
   runDeadlineMs: 25_000,
 } as const;
+
+/**
+ * How many ingest batches may run at once (the rest wait, a few, then are refused): a little under the connection
+ * pool, so reads and polls still find a connection; two on the embedded database, which runs one statement at a time.
+ */
+export function ingestGateSizing(config: Config): { concurrency: number; queueLimit: number; retryAfterMs: number } {
+  const concurrency = config.database.kind === 'postgres' ? Math.max(2, config.database.poolSize - 2) : 2;
+  return { concurrency, queueLimit: concurrency * 4, retryAfterMs: 1000 };
+}
 
 export async function openCoreDatabase(config: Config, logger: Logger): Promise<Database> {
   const db = await openDatabase(
@@ -63,8 +73,9 @@ export async function startCore(config: Config, logger: Logger, extras: CoreExtr
     concurrency: config.polling.workers,
     onError: (error) => logger.warn({ err: error }, 'job queue error'),
   });
+  const ingestGate = createIngestGate(ingestGateSizing(config));
   const runner = createPollRunner(
-    { db, secretKey: config.secrets.secretKey, logger: logger.child({ component: 'poll-runner' }), adapters: extras.adapters ?? pollAdapters },
+    { db, ingestGate, secretKey: config.secrets.secretKey, logger: logger.child({ component: 'poll-runner' }), adapters: extras.adapters ?? pollAdapters },
     { connectionConcurrency: config.polling.connectionConcurrency, runDeadlineMs: pollJobTimings.runDeadlineMs, maxInlineRetryAfterMs: 5000, transientRetries: 2 },
   );
   const ticker = createTicker({
@@ -81,6 +92,7 @@ export async function startCore(config: Config, logger: Logger, extras: CoreExtr
     await jobs.start();
     app = await buildCoreApp({
       db,
+      ingestGate,
       jobs,
       logger,
       adminToken: config.secrets.adminToken,

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Writable } from 'node:stream';
 import { buildCoreApp } from '../../src/core/http/app.ts';
+import { createIngestGate, type IngestGate } from '../../src/core/ingest/ingest-gate.ts';
 import { createPollJobQueue, type PollJobQueue } from '../../src/core/polling/job-queue.ts';
 import { createPollRunner, type PollRunner, type PollRunnerOptions } from '../../src/core/polling/poll-runner.ts';
 import type { PollAdapter } from '../../src/providers/poll-adapter.ts';
@@ -71,6 +72,7 @@ export function httpClient(url: string, tokens: { admin: string; service: string
 
 export interface TestCoreOptions {
   database?: TestDatabase;
+  ingestGate?: IngestGate;
   polling?: {
     adapters?: ReadonlyMap<string, PollAdapter>;
     runner?: Partial<PollRunnerOptions>;
@@ -108,13 +110,15 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
     onError: () => undefined,
   });
   await jobs.start();
+  const ingestGate = options.ingestGate ?? createIngestGate({ concurrency: 4, queueLimit: 16, retryAfterMs: 1000 });
   const runner = createPollRunner(
-    { db: database.db, secretKey, logger, adapters: options.polling?.adapters ?? pollAdapters },
+    { db: database.db, ingestGate, secretKey, logger, adapters: options.polling?.adapters ?? pollAdapters },
     { ...testRunnerOptions, ...options.polling?.runner },
   );
   if (options.polling?.work) await jobs.work((job) => runner.runWorkspace(job));
   const app = await buildCoreApp({
     db: database.db,
+    ingestGate,
     jobs,
     logger,
     adminToken,

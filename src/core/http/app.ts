@@ -17,6 +17,7 @@ import { ingestLimits } from '../../canonical/update.ts';
 import type { Logger } from '../../logging.ts';
 import type { Database } from '../db/database.ts';
 import type { PollJobQueue } from '../polling/job-queue.ts';
+import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
 import { DomainError } from '../errors.ts';
 import { loadWorkspaceHealth } from '../health/health-queries.ts';
 import { httpRequestSeconds, observeHealthFrom } from '../metrics.ts';
@@ -35,6 +36,8 @@ import { registerWorkspaceRoutes } from './routes/workspaces.ts';
 
 export interface CoreAppOptions {
   db: Database;
+  /** Load shedding for ingest, shared with the poll runner. */
+  ingestGate: IngestGate;
   /** The shared poll job queue (started by the caller). */
   jobs: PollJobQueue;
   logger: Logger;
@@ -91,6 +94,13 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
         .code(400)
         .type(problemContentType)
         .send(problem(400, 'validation_failed', errors.map((e) => `${e.path}: ${e.message}`).join('; '), { instance, errors }));
+    }
+    if (error instanceof IngestOverloadedError) {
+      return reply
+        .code(503)
+        .header('retry-after', String(Math.ceil(error.retryAfterMs / 1000)))
+        .type(problemContentType)
+        .send(problem(503, 'overloaded', 'the ingest handler is at capacity; retry after the time in Retry-After', { instance }));
     }
     if (error instanceof HttpProblem) {
       return reply.code(error.status).type(problemContentType).send(problem(error.status, error.code, error.message, { instance }));
@@ -152,7 +162,7 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   registerRejectionRoutes(typed, { db: options.db });
   registerHealthRoutes(typed, { db: options.db });
   registerDashboardRoutes(typed);
-  registerIngestRoutes(typed, { db: options.db, bodyLimit: ingestLimits.bodyBytes });
+  registerIngestRoutes(typed, { db: options.db, gate: options.ingestGate, bodyLimit: ingestLimits.bodyBytes });
   registerPollingRoutes(typed, { db: options.db, jobs: options.jobs });
   registerStreamRoutes(typed, { db: options.db, secretKey: options.secretKey });
 

@@ -8,6 +8,9 @@
  * - `metrics`: the service or the admin token;
  * - `workspace`: the admin token, or an API key of the workspace named by the `ws` path parameter. A key of
  *   another workspace gets 404, exactly as if the workspace did not exist: nothing leaks across tenants.
+ *
+ * Public routes are rate limited per client, and a client presenting more than a few unknown tokens a minute is
+ * refused (429 with Retry-After) for a minute.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -47,8 +50,68 @@ async function sendProblem(reply: FastifyReply, status: number, code: string, de
   return reply.code(status).type(problemContentType).send(problem(status, code, detail, { instance: reply.request.url.split('?')[0] }));
 }
 
-export function installAuth(app: FastifyInstance, options: { db: Database; adminToken: string; serviceToken: string }): void {
+/**
+ * Per-client limits, in memory per process: routes anyone may call get a token bucket per client address, and
+ * a client that keeps presenting tokens we do not know is refused for a while (guessing keys gets slow).
+ */
+class ClientLimits {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly failures = new Map<string, { count: number; since: number; blockedUntil: number }>();
+
+  constructor(
+    private readonly publicPerSecond: number,
+    private readonly publicBurst: number,
+    private readonly failuresPerMinute: number,
+  ) {}
+
+  /** Milliseconds to wait before the next public request, or 0 to go ahead. */
+  publicWait(client: string, now: number): number {
+    const bucket = this.buckets.get(client) ?? { tokens: this.publicBurst, at: now };
+    bucket.tokens = Math.min(this.publicBurst, bucket.tokens + ((now - bucket.at) / 1000) * this.publicPerSecond);
+    bucket.at = now;
+    this.buckets.set(client, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - bucket.tokens) / this.publicPerSecond) * 1000);
+  }
+
+  /** Milliseconds the client is still refused after too many unknown tokens, or 0. */
+  blockedFor(client: string, now: number): number {
+    const entry = this.failures.get(client);
+    return entry && entry.blockedUntil > now ? entry.blockedUntil - now : 0;
+  }
+
+  recordFailure(client: string, now: number): void {
+    const entry = this.failures.get(client);
+    if (!entry || now - entry.since > 60_000) {
+      this.failures.set(client, { count: 1, since: now, blockedUntil: 0 });
+    } else {
+      entry.count += 1;
+      if (entry.count > this.failuresPerMinute) entry.blockedUntil = now + 60_000;
+    }
+    // Forget old entries now and then, so the maps stay small.
+    if (this.failures.size > 10_000 || this.buckets.size > 10_000) this.sweep(now);
+  }
+
+  private sweep(now: number): void {
+    for (const [client, entry] of this.failures) if (now - entry.since > 120_000 && entry.blockedUntil < now) this.failures.delete(client);
+    for (const [client, bucket] of this.buckets) if (now - bucket.at > 60_000) this.buckets.delete(client);
+  }
+}
+
+async function tooMany(reply: FastifyReply, waitMs: number, detail: string) {
+  reply.header('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
+  return sendProblem(reply, 429, 'too_many_requests', detail);
+}
+
+export function installAuth(
+  app: FastifyInstance,
+  options: { db: Database; adminToken: string; serviceToken: string; publicPerSecond?: number; failedTokensPerMinute?: number },
+): void {
   app.decorateRequest('principal', null);
+  const limits = new ClientLimits(options.publicPerSecond ?? 50, (options.publicPerSecond ?? 50) * 2, options.failedTokensPerMinute ?? 10);
 
   const identify = async (token: string): Promise<Principal | undefined> => {
     // Compare against both fixed tokens every time, so timing does not tell which one was close.
@@ -68,12 +131,21 @@ export function installAuth(app: FastifyInstance, options: { db: Database; admin
     // A request that matched no route is answered by the not-found handler.
     if (request.routeOptions.url === undefined) return;
     if (access === undefined) return sendProblem(reply, 403, 'forbidden', 'this route declares no access rule');
-    if (access === 'public') return;
+    const now = Date.now();
+    if (access === 'public') {
+      const wait = limits.publicWait(request.ip, now);
+      return wait > 0 ? tooMany(reply, wait, 'too many requests from this client; slow down') : undefined;
+    }
 
+    const blocked = limits.blockedFor(request.ip, now);
+    if (blocked > 0) return tooMany(reply, blocked, 'too many unknown tokens from this client; wait before trying again');
     const token = bearerToken(request);
     if (token === undefined) return sendProblem(reply, 401, 'unauthorized', 'send a bearer token in the Authorization header');
     const principal = await identify(token);
-    if (!principal) return sendProblem(reply, 401, 'invalid_token', 'the bearer token is not valid');
+    if (!principal) {
+      limits.recordFailure(request.ip, now);
+      return sendProblem(reply, 401, 'invalid_token', 'the bearer token is not valid');
+    }
     request.principal = principal;
 
     const allowed =

@@ -17,6 +17,7 @@ import type { PollAdapter, PollPage } from '../../providers/poll-adapter.ts';
 import { isProviderError, type ProviderErrorClass } from '../../providers/provider-error.ts';
 import type { Database } from '../db/database.ts';
 import { ingestBatch } from '../ingest/ingest-batch.ts';
+import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
 import { recordPollRun } from '../metrics.ts';
 import { decryptCredentials } from '../registry/credentials-cipher.ts';
 import type { WorkspacePollJob } from './job-queue.ts';
@@ -52,6 +53,8 @@ export interface PollRunnerOptions {
 
 export interface PollRunnerDeps {
   db: Database;
+  /** The process's ingest gate: a poll backs off while ingest is at capacity. */
+  ingestGate: IngestGate;
   secretKey: Buffer;
   logger: Logger;
   adapters: ReadonlyMap<string, PollAdapter>;
@@ -138,7 +141,26 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
   const sessions = new Map<string, Map<string, unknown>>();
   const runnerId = options.runnerId ?? `${hostname()}:${process.pid}`;
 
-  async function ingestPage(workspaceId: string, connection: PollConnection, page: PollPage, version: { value: number }, totals: RunTotals) {
+  /** Ingests through the gate; while ingest is at capacity, waits its Retry-After (with jitter) and tries again. */
+  async function ingestThroughGate<T>(work: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    for (;;) {
+      try {
+        return await deps.ingestGate.run(work);
+      } catch (error) {
+        if (!(error instanceof IngestOverloadedError) || signal.aborted) throw error;
+        await sleep(error.retryAfterMs * (0.5 + random()), signal);
+      }
+    }
+  }
+
+  async function ingestPage(
+    workspaceId: string,
+    connection: PollConnection,
+    page: PollPage,
+    version: { value: number },
+    totals: RunTotals,
+    signal: AbortSignal,
+  ) {
     const receivedAt = new Date(now()).toISOString();
     const updates: CanonicalUpdate[] = page.devices.map((device) => ({
       workspaceId,
@@ -158,7 +180,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       if (chunk.length === 0) {
         await deps.db.transaction(commitCursor);
       } else {
-        const outcome = await ingestBatch(deps.db, chunk, last ? { withinTransaction: commitCursor } : {});
+        const outcome = await ingestThroughGate(() => ingestBatch(deps.db, chunk, last ? { withinTransaction: commitCursor } : {}), signal);
         totals.accepted += outcome.counts.accepted;
         totals.late += outcome.counts.late;
         totals.duplicate += outcome.counts.duplicate;
@@ -198,7 +220,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       for (;;) {
         try {
           for await (const page of adapter.poll({ baseUrl: connection.baseUrl, credentials: parsed.data, cursor, boundDevices, signal: deadline.signal, session })) {
-            await ingestPage(workspaceId, connection, page, version, totals);
+            await ingestPage(workspaceId, connection, page, version, totals, deadline.signal);
             cursor = page.cursor;
           }
           break;

@@ -1,12 +1,14 @@
 /**
  * `POST /internal/v1/ingest`: the ingest handler over HTTP, for the stream runtime and legacy pollers (service
  * token). The body must be an object with an `updates` array within the limits, or nothing is written; each
- * update is then judged on its own and answered in `results`, in order.
+ * update is then judged on its own and answered in `results`, in order. When the handler is at capacity the
+ * answer is 503 with Retry-After: the caller backs off, nothing queues without bound.
  */
 import { z } from 'zod';
 import { canonicalUpdateSchema, ingestLimits } from '../../../canonical/update.ts';
 import type { Database } from '../../db/database.ts';
 import { ingestBatch } from '../../ingest/ingest-batch.ts';
+import type { IngestGate } from '../../ingest/ingest-gate.ts';
 import { HttpProblem, problemResponses } from '../problem.ts';
 import { ingestResponseSchema } from '../schemas.ts';
 import type { TypedApp } from '../typed-app.ts';
@@ -29,7 +31,7 @@ function checkBatchShape(body: unknown): { value: unknown } | { error: Error } {
   return { value: body };
 }
 
-export function registerIngestRoutes(app: TypedApp, deps: { db: Database; bodyLimit: number }): void {
+export function registerIngestRoutes(app: TypedApp, deps: { db: Database; gate: IngestGate; bodyLimit: number }): void {
   app.post(
     '/internal/v1/ingest',
     {
@@ -40,7 +42,7 @@ export function registerIngestRoutes(app: TypedApp, deps: { db: Database; bodyLi
         description: `Up to ${ingestLimits.updatesPerBatch} updates and ${ingestLimits.readingsPerBatch} readings per request. Answers 200 with one result per update, in order; rejections are answers with a reason code.`,
         tags: ['internal'],
         body: ingestRequestSchema,
-        response: { 200: ingestResponseSchema, ...problemResponses(400, 401, 403, 413, 415) },
+        response: { 200: ingestResponseSchema, ...problemResponses(400, 401, 403, 413, 415, 503) },
       },
       validatorCompiler: ({ httpPart }) => (httpPart === 'body' ? checkBatchShape : (value: unknown) => ({ value })),
       // The handler builds the answer from typed results; serialize without re-validating thousands of them.
@@ -59,7 +61,7 @@ export function registerIngestRoutes(app: TypedApp, deps: { db: Database; bodyLi
       if (readings > ingestLimits.readingsPerBatch) {
         throw new HttpProblem(413, 'batch_too_large', `a batch holds at most ${ingestLimits.readingsPerBatch} readings; this one has ${readings}`);
       }
-      const outcome = await ingestBatch(deps.db, updates);
+      const outcome = await deps.gate.run(() => ingestBatch(deps.db, updates));
       return { results: outcome.results };
     },
   );
