@@ -5,6 +5,7 @@
 import { adminGroups, adminUsage, runAdminCommand, UsageError } from './cli/admin-commands.ts';
 import { ConfigError, environmentVariables, loadConfig, type Config } from './config.ts';
 import { migrate } from './core/db/migrate.ts';
+import { runRetention } from './core/maintenance/retention.ts';
 import { openCoreDatabase, startCore } from './core/runtime.ts';
 import { startDemo, type Demo } from './demo/run.ts';
 import { runSimulators, simulatorUsage } from './demo/sim-command.ts';
@@ -20,6 +21,7 @@ const usage = `usage: fleetwire <command>
   demo        start everything on embedded defaults (what npm start runs)
   sim         start the provider simulators alone ${simulatorUsage}
   migrate     apply database migrations and exit
+  maintain    run retention once (history past each workspace's retention, old rejections and runs) and exit
 ${adminUsage}
 
 Configuration comes from the environment: ${environmentVariables.join(', ')}.`;
@@ -117,6 +119,15 @@ async function main(argv: string[]): Promise<number> {
       const simulators = await runSimulators(rest);
       onShutdown(() => simulators.stop());
       return -1;
+    }
+    case 'maintain': {
+      const db = await openCoreDatabase(config, logger);
+      try {
+        process.stdout.write(`${JSON.stringify(await runRetention(db), null, 2)}\n`);
+      } finally {
+        await db.close();
+      }
+      return 0;
     }
     case 'migrate': {
       const db = await openCoreDatabase(config, logger);

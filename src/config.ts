@@ -45,6 +45,7 @@ const environmentSchema = z.object({
   FLEETWIRE_TICK_SECONDS: z.coerce.number().int().min(1).max(300).default(5),
   FLEETWIRE_POLL_WORKERS: z.coerce.number().int().min(1).max(64).default(4),
   FLEETWIRE_POLL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  FLEETWIRE_MAINTENANCE_MINUTES: z.coerce.number().int().min(0).max(1440).default(60),
   FLEETWIRE_STREAM_COALESCE_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   FLEETWIRE_STREAM_BUFFER_READINGS: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
   FLEETWIRE_JOB_SCHEMA: z
@@ -84,6 +85,8 @@ export interface Config {
     /** Where the shared job queue keeps its tables. */
     readonly jobSchema: string;
   };
+  /** How often retention runs in this process; 0 leaves it to `fleetwire maintain` (cron, say). */
+  readonly maintenanceMinutes: number;
   readonly stream: {
     /** Per-vehicle coalescing window; 0 passes every reading on as it comes. */
     readonly coalesceMs: number;
@@ -202,6 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionConcurrency: e.FLEETWIRE_POLL_CONCURRENCY,
       jobSchema: e.FLEETWIRE_JOB_SCHEMA,
     }),
+    maintenanceMinutes: e.FLEETWIRE_MAINTENANCE_MINUTES,
     stream: Object.freeze({ coalesceMs: e.FLEETWIRE_STREAM_COALESCE_MS, bufferReadings: e.FLEETWIRE_STREAM_BUFFER_READINGS }),
   });
 }

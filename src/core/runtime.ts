@@ -13,6 +13,8 @@ import { ensureHistoryPartitions } from './db/history-partitions.ts';
 import { migrate } from './db/migrate.ts';
 import { buildCoreApp } from './http/app.ts';
 import { createIngestGate } from './ingest/ingest-gate.ts';
+import { createMaintenanceLoop } from './maintenance/maintenance-loop.ts';
+import { runRetention } from './maintenance/retention.ts';
 import { recordScheduledEvent } from './metrics.ts';
 import { createPollJobQueue, type PollJobQueue } from './polling/job-queue.ts';
 import { createPollRunner } from './polling/poll-runner.ts';
@@ -78,6 +80,14 @@ export async function startCore(config: Config, logger: Logger, extras: CoreExtr
     { db, ingestGate, secretKey: config.secrets.secretKey, logger: logger.child({ component: 'poll-runner' }), adapters: extras.adapters ?? pollAdapters },
     { connectionConcurrency: config.polling.connectionConcurrency, runDeadlineMs: pollJobTimings.runDeadlineMs, maxInlineRetryAfterMs: 5000, transientRetries: 2 },
   );
+  const maintenance = createMaintenanceLoop({
+    intervalMs: config.maintenanceMinutes * 60_000,
+    run: async () => {
+      const report = await runRetention(db);
+      if (!report.skipped) logger.info({ 'fleetwire.retention': report }, 'retention ran');
+    },
+    onError: (error) => logger.warn({ err: error }, 'retention failed; it runs again later'),
+  });
   const ticker = createTicker({
     intervalMs: config.polling.tickSeconds * 1000,
     onTick: async (event) => {
@@ -108,6 +118,7 @@ export async function startCore(config: Config, logger: Logger, extras: CoreExtr
       }
     });
     if (config.polling.scheduler === 'embedded') ticker.start();
+    maintenance.start();
   } catch (error) {
     await jobs.stop().catch(() => undefined);
     await db.close();
@@ -131,6 +142,7 @@ export async function startCore(config: Config, logger: Logger, extras: CoreExtr
     stop: () =>
       (stopping ??= (async () => {
         await ticker.stop();
+        await maintenance.stop();
         await app.close();
         await jobs.stop();
         await db.close();

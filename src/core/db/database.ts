@@ -24,6 +24,11 @@ export interface Database extends Sql {
   readonly kind: 'pglite' | 'postgres';
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` on one database session outside any transaction: for session-level advisory locks and statements
+   * that must not run in a transaction (DETACH PARTITION CONCURRENTLY).
+   */
+  withSession<T>(work: (session: Sql) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -90,6 +95,19 @@ export function openPostgres(options: PostgresOptions): Database {
         client.release(broken);
       }
     },
+    async withSession(work) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        return await work(clientSql(client));
+      } catch (error) {
+        // A session that failed mid-way may hold locks or state; it does not go back to the pool.
+        broken = error as Error;
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
     close: () => pool.end(),
   };
 }
@@ -118,6 +136,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
     kind: 'pglite',
     ...wrap(db),
     transaction: (work) => db.transaction((tx) => work(wrap(tx))),
+    // PGlite is one session: the whole process shares it.
+    withSession: (work) => work(wrap(db)),
     close: () => db.close(),
   };
 }

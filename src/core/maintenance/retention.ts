@@ -1,0 +1,143 @@
+/**
+ * Retention (DESIGN §10): history older than each workspace's `retentionDays` goes, and so do old rejections,
+ * poll runs and processed scheduled events. A daily history partition that every workspace's retention has passed
+ * is detached concurrently and dropped whole (no row-by-row delete, and inserts into the live partitions never
+ * wait on it); in a partition that only some workspaces have outlived, their rows are deleted in small batches.
+ *
+ * Safe from several processes at once: a run holds a session advisory lock and a second run skips; every step is
+ * idempotent besides, so a run that dies half-way is finished by the next.
+ */
+import type { Database, Sql } from '../db/database.ts';
+import { ensureHistoryPartitions, forgetHistoryPartitions, partitionDay } from '../db/history-partitions.ts';
+
+const dayMs = 86_400_000;
+/** A fixed key for pg_try_advisory_lock: "fleetwire retention". */
+const retentionLockKey = 7_265_112_003;
+const batchRows = 5000;
+/** Rejections of updates that named no workspace, and processed event ids, are kept this long. */
+const unattributedKeepDays = 30;
+const scheduledEventKeepDays = 7;
+const nilWorkspace = '00000000-0000-0000-0000-000000000000';
+
+export interface RetentionReport {
+  skipped: boolean;
+  droppedPartitions: string[];
+  deletedHistoryRows: number;
+  deletedRejections: number;
+  deletedPollRuns: number;
+  deletedScheduledEvents: number;
+}
+
+async function deleteInBatches(sql: Sql, statement: string, params: unknown[]): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const { rowCount } = await sql.query(statement, params);
+    total += rowCount;
+    if (rowCount < batchRows) return total;
+  }
+}
+
+async function dropPartition(session: Sql, name: string, pendingDetach: boolean): Promise<void> {
+  // A detach that a crashed run left pending is finished first; then the table goes.
+  if (pendingDetach) await session.exec(`ALTER TABLE signal_history DETACH PARTITION ${name} FINALIZE`);
+  else await session.exec(`ALTER TABLE signal_history DETACH PARTITION ${name} CONCURRENTLY`);
+  await session.exec(`DROP TABLE IF EXISTS ${name}`);
+}
+
+/** A run in progress per database handle: PGlite is one session, where the advisory lock cannot tell runs apart. */
+const inProgress = new WeakMap<Database, Promise<RetentionReport>>();
+
+export async function runRetention(db: Database, nowMs: number = Date.now()): Promise<RetentionReport> {
+  const running = inProgress.get(db);
+  if (running) {
+    await running.catch(() => undefined);
+    return { skipped: true, droppedPartitions: [], deletedHistoryRows: 0, deletedRejections: 0, deletedPollRuns: 0, deletedScheduledEvents: 0 };
+  }
+  const run = retention(db, nowMs).finally(() => inProgress.delete(db));
+  inProgress.set(db, run);
+  return run;
+}
+
+async function retention(db: Database, nowMs: number): Promise<RetentionReport> {
+  const report: RetentionReport = {
+    skipped: false,
+    droppedPartitions: [],
+    deletedHistoryRows: 0,
+    deletedRejections: 0,
+    deletedPollRuns: 0,
+    deletedScheduledEvents: 0,
+  };
+  const now = new Date(nowMs).toISOString();
+  await db.withSession(async (session) => {
+    const { rows: lock } = await session.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [retentionLockKey]);
+    if (!lock[0]?.ok) {
+      report.skipped = true;
+      return;
+    }
+    try {
+      const { rows: policies } = await session.query<{ workspace_id: string; retention_days: number }>(
+        'SELECT workspace_id, retention_days FROM telematics_policies',
+      );
+      const longestDays = policies.reduce((max, p) => Math.max(max, p.retention_days), 0);
+      const { rows: partitions } = await session.query<{ name: string; pending: boolean }>(
+        `SELECT c.relname AS name, i.inhdetachpending AS pending
+           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'signal_history'::regclass
+          ORDER BY c.relname`,
+      );
+
+      // Whole days every workspace's retention has passed.
+      const everyoneCutoff = nowMs - longestDays * dayMs;
+      for (const partition of partitions) {
+        const day = partitionDay(partition.name);
+        if (day === undefined || day + dayMs > everyoneCutoff) continue;
+        await dropPartition(session, partition.name, partition.pending);
+        report.droppedPartitions.push(partition.name);
+      }
+      if (report.droppedPartitions.length > 0) forgetHistoryPartitions(db);
+
+      // Rows of workspaces with a shorter retention, partition by partition, in small batches.
+      const kept = partitions.filter((p) => !report.droppedPartitions.includes(p.name) && partitionDay(p.name) !== undefined);
+      for (const policy of policies) {
+        const cutoff = nowMs - policy.retention_days * dayMs;
+        for (const partition of kept) {
+          if (partitionDay(partition.name)! >= cutoff || partition.pending) continue;
+          report.deletedHistoryRows += await deleteInBatches(
+            session,
+            `DELETE FROM ${partition.name} WHERE ctid = ANY(ARRAY(
+               SELECT ctid FROM ${partition.name} WHERE workspace_id = $1 AND observed_at < $2 LIMIT ${batchRows}))`,
+            [policy.workspace_id, new Date(cutoff).toISOString()],
+          );
+        }
+        report.deletedRejections += await deleteInBatches(
+          session,
+          `DELETE FROM ingest_rejections WHERE workspace_id = $1 AND id = ANY(ARRAY(
+             SELECT id FROM ingest_rejections WHERE workspace_id = $1 AND rejected_at < $2 LIMIT ${batchRows}))`,
+          [policy.workspace_id, new Date(cutoff).toISOString()],
+        );
+        report.deletedPollRuns += await deleteInBatches(
+          session,
+          `DELETE FROM poll_runs WHERE workspace_id = $1 AND id = ANY(ARRAY(
+             SELECT id FROM poll_runs WHERE workspace_id = $1 AND started_at < $2 LIMIT ${batchRows}))`,
+          [policy.workspace_id, new Date(cutoff).toISOString()],
+        );
+      }
+      report.deletedRejections += await deleteInBatches(
+        session,
+        `DELETE FROM ingest_rejections WHERE workspace_id = $1 AND id = ANY(ARRAY(
+           SELECT id FROM ingest_rejections WHERE workspace_id = $1 AND rejected_at < $2::timestamptz - make_interval(days => $3) LIMIT ${batchRows}))`,
+        [nilWorkspace, now, unattributedKeepDays],
+      );
+      const events = await session.query(
+        `DELETE FROM scheduled_events WHERE received_at < $1::timestamptz - make_interval(days => $2)`,
+        [now, scheduledEventKeepDays],
+      );
+      report.deletedScheduledEvents = events.rowCount;
+    } finally {
+      await session.query('SELECT pg_advisory_unlock($1)', [retentionLockKey]);
+    }
+  });
+  // Today's and tomorrow's partitions exist before any reading needs them.
+  await ensureHistoryPartitions(db, [nowMs, nowMs + dayMs]);
+  return report;
+}
