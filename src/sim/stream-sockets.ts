@@ -4,9 +4,13 @@
  * A frame counts as served only once it has left on an open socket, which is what ground truth needs. Shared by
  * the websocket simulators (Traccar, Tesla Fleet Telemetry).
  */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket } from 'ws';
+import { WebSocket, type WebSocketServer } from 'ws';
+import type { FaultInjector } from './faults.ts';
+import type { GroundTruth } from './ground-truth.ts';
+import type { RunningSimulator, SimulatorListenOptions } from './simulator.ts';
 
 export interface StreamSocketControls {
   /** Terminates every open socket at once, without a close frame, as a crashed server would. */
@@ -128,4 +132,87 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string): 
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+}
+
+/** What a websocket simulator returns: the common handle, the socket controls, and a tick on demand. */
+export interface RunningStreamSimulator extends RunningSimulator, StreamSocketControls {
+  /** Advances every fleet and sends now, without waiting for the timer. */
+  tick(): void;
+  /** Ticks that threw (the timer keeps running); the last error is kept for a test to show. */
+  readonly tickErrors: { count: number; last?: unknown };
+}
+
+export interface StreamSimulatorParts<Account, Tag> {
+  provider: string;
+  server: Server;
+  wss: WebSocketServer;
+  sockets: SimulatorSockets<Tag>;
+  accounts: readonly Account[];
+  /** Advances one account's fleet to `nowMs` and sends what it produced. */
+  tickAccount(account: Account, nowMs: number): void;
+  groundTruth: GroundTruth;
+  faults: FaultInjector;
+  served: { requests: number };
+  listen: SimulatorListenOptions & { tickMs?: number };
+  /** Releases what the provider holds beyond sockets and timers here (its own timers, held upgrades). */
+  onStop?(): void;
+}
+
+/**
+ * Listens, ticks every account on a timer (a failing tick is counted, never thrown), and builds the running
+ * handle: the part both websocket simulators share.
+ */
+export async function runStreamSimulator<Account, Tag>(parts: StreamSimulatorParts<Account, Tag>): Promise<RunningStreamSimulator> {
+  const { server, wss, sockets, listen } = parts;
+  const now = listen.now ?? Date.now;
+  const tickErrors: { count: number; last?: unknown } = { count: 0 };
+  const tick = () => {
+    const nowMs = now();
+    for (const account of parts.accounts) {
+      try {
+        parts.tickAccount(account, nowMs);
+      } catch (error) {
+        tickErrors.count += 1;
+        tickErrors.last = error;
+      }
+    }
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port ?? 0, listen.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const tickTimer = setInterval(tick, listen.tickMs ?? 1000);
+
+  let stopping: Promise<void> | undefined;
+  const controls = sockets.controls;
+  return {
+    provider: parts.provider,
+    url: `http://${address.address}:${address.port}`,
+    groundTruth: parts.groundTruth,
+    faults: parts.faults,
+    served: parts.served,
+    tickErrors,
+    tick,
+    dropSockets: controls.dropSockets,
+    goHalfOpen: controls.goHalfOpen,
+    setSlowMode: controls.setSlowMode,
+    sendMalformedFrame: controls.sendMalformedFrame,
+    get openSockets() {
+      return controls.openSockets;
+    },
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(tickTimer);
+        parts.onStop?.();
+        sockets.closeAll();
+        wss.close();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+      })();
+      return stopping;
+    },
+  };
 }

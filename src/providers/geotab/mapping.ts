@@ -9,7 +9,7 @@
  * outside the catalogue's bounds reaches ingest, which rejects it visibly (`invalid_value`).
  */
 import type { ChargingState } from '../../canonical/signals.ts';
-import { parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
+import { parseTimestamp, safeText, type CanonicalReading } from '../../canonical/update.ts';
 import type { DeviceReadings } from '../poll-adapter.ts';
 import { deviceStatusInfoSchema, diagnosticIds, logRecordSchema, statusDataSchema, type StatusData } from './wire.ts';
 
@@ -122,6 +122,9 @@ export function mapDeviceStatusInfos(entities: readonly unknown[]): MappedEntiti
   return out.result();
 }
 
+/** The external ids ingest and device bindings accept. */
+const deviceIdSchema = safeText(256);
+
 /** Readings grouped per device, in the order the devices first appear. */
 class DeviceGroups {
   skipped = 0;
@@ -129,7 +132,9 @@ class DeviceGroups {
   private readonly byDevice = new Map<string, CanonicalReading[]>();
 
   addOrSkip(deviceId: string, readings: CanonicalReading[] | undefined): void {
-    if (!readings) {
+    // A device id no binding can hold (a NUL, an unpaired surrogate, 300 characters) would make the whole update
+    // malformed at ingest: the entity is unreadable, like one without a device.
+    if (!readings || !deviceIdSchema.safeParse(deviceId).success) {
       this.skipped += 1;
       return;
     }

@@ -114,7 +114,10 @@ function readGps(entry: unknown): CanonicalReading[] | undefined {
   const readings: CanonicalReading[] = [{ signal: 'location', value: { lat: point.latitude, lon: point.longitude }, observedAt }];
   if (point.headingDegrees !== undefined) readings.push({ signal: 'heading_deg', value: point.headingDegrees, observedAt });
   if (point.speedMilesPerHour !== undefined) {
-    readings.push({ signal: 'speed_kph', value: roundTo(point.speedMilesPerHour * kphPerMph, 2), observedAt });
+    // Past ~1.1e308 mph the conversion overflows to Infinity: not a value ingest can show the operator, so that
+    // speed is left out; the point's location and heading still map.
+    const kph = roundTo(point.speedMilesPerHour * kphPerMph, 2);
+    if (Number.isFinite(kph)) readings.push({ signal: 'speed_kph', value: kph, observedAt });
   }
   return readings;
 }
@@ -128,6 +131,8 @@ function normalizeTime(time: string): string | undefined {
 
 function roundTo(value: number, digits: number): number {
   const factor = 10 ** digits;
+  // A number too large to scale has no fraction left to round (and scaling it would overflow to Infinity).
+  if (!Number.isFinite(value * factor)) return value;
   return Math.round(value * factor) / factor;
 }
 

@@ -7,16 +7,15 @@
  * open socket.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { SignalName } from '../../canonical/signals.ts';
 import { FaultInjector } from '../../sim/faults.ts';
 import type { FleetModel } from '../../sim/fleet-model.ts';
 import { GroundTruth } from '../../sim/ground-truth.ts';
-import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
+import type { SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
 import { servedReadingsOf, simulatedRecord } from './simulator-records.ts';
-import { refuseUpgrade, SimulatorSockets, type StreamSocketControls } from '../../sim/stream-sockets.ts';
+import { refuseUpgrade, runStreamSimulator, SimulatorSockets, type RunningStreamSimulator } from '../../sim/stream-sockets.ts';
 import { safeDecode, upgradeFault } from './simulator-upgrades.ts';
 import type { TelemetryRecord } from './wire.ts';
 
@@ -32,12 +31,7 @@ export interface TeslaTelemetrySimulatorOptions extends SimulatorListenOptions {
   resendSeed?: number;
 }
 
-export interface RunningTeslaTelemetrySimulator extends RunningSimulator, StreamSocketControls {
-  /** Advances every fleet and sends now, without waiting for the timer. */
-  tick(): void;
-  /** Ticks that threw (the timer keeps running); the last error is kept for a test to show. */
-  readonly tickErrors: { count: number; last?: unknown };
-}
+export type RunningTeslaTelemetrySimulator = RunningStreamSimulator;
 
 interface Account {
   token: string;
@@ -65,7 +59,6 @@ export async function startTeslaTelemetrySimulator(options: TeslaTelemetrySimula
   const random = xorshift(options.resendSeed ?? 1);
   const groundTruth = new GroundTruth();
   const served = { requests: 0 };
-  const tickErrors: { count: number; last?: unknown } = { count: 0 };
   const sockets = new SimulatorSockets<SocketTag>(() => {
     served.requests += 1;
   }, '{"data":[{"key":"Soc","value":{"stringValue":');
@@ -133,57 +126,22 @@ export async function startTeslaTelemetrySimulator(options: TeslaTelemetrySimula
     }
   };
 
-  const tick = () => {
-    const nowMs = now();
-    for (const account of accounts) {
-      // A timer never throws: a failing tick is counted and the next one runs.
-      try {
-        tickAccount(account, nowMs);
-      } catch (error) {
-        tickErrors.count += 1;
-        tickErrors.last = error;
-      }
-    }
-  };
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const tickTimer = setInterval(tick, options.tickMs ?? 1000);
-
-  let stopping: Promise<void> | undefined;
-  const controls = sockets.controls;
-  return {
+  return runStreamSimulator({
     provider: 'tesla-telemetry',
-    url: `http://${address.address}:${address.port}`,
+    server,
+    wss,
+    sockets,
+    accounts,
+    tickAccount,
     groundTruth,
     faults,
     served,
-    tickErrors,
-    tick,
-    dropSockets: controls.dropSockets,
-    goHalfOpen: controls.goHalfOpen,
-    setSlowMode: controls.setSlowMode,
-    sendMalformedFrame: controls.sendMalformedFrame,
-    get openSockets() {
-      return controls.openSockets;
+    listen: options,
+    onStop: () => {
+      for (const socket of held) socket.destroy();
+      held.clear();
     },
-    stop() {
-      stopping ??= (async () => {
-        clearInterval(tickTimer);
-        sockets.closeAll();
-        for (const socket of held) socket.destroy();
-        held.clear();
-        wss.close();
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
-        await closed;
-      })();
-      return stopping;
-    },
-  };
+  });
 }
 
 function openAccount(token: string, fleet: FleetModel, nowMs: number): Account {

@@ -5,9 +5,10 @@
  * to nothing, with the reason.
  */
 import { checkSignalValue, type SignalName } from '../../canonical/signals.ts';
-import { parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
+import { parseTimestamp, safeText, type CanonicalReading } from '../../canonical/update.ts';
 
 const kphPerKnot = 1.852;
+const externalIdSchema = safeText(256);
 
 export type PositionMapping =
   | { ok: true; externalDeviceId: string; readings: CanonicalReading[] }
@@ -23,6 +24,9 @@ export function mapPosition(position: unknown, uniqueIdOf: (deviceId: number) =>
   if (typeof deviceId !== 'number' || !Number.isSafeInteger(deviceId)) return { ok: false, reason: 'position has no numeric deviceId' };
   const externalDeviceId = uniqueIdOf(deviceId);
   if (externalDeviceId === undefined) return { ok: false, reason: `position for deviceId ${deviceId}, which is not known yet` };
+  // A uniqueId ingest and bindings refuse (an unpaired surrogate passes the device list's own check) would make
+  // the whole update malformed; the position is unreadable instead, and counted.
+  if (!externalIdSchema.safeParse(externalDeviceId).success) return { ok: false, reason: `deviceId ${deviceId} has a uniqueId that is not a usable device id` };
   const observedAt = utcTimestamp(position.fixTime);
   if (observedAt === undefined) return { ok: false, reason: `position of deviceId ${deviceId} has no valid fixTime` };
 

@@ -6,12 +6,11 @@
  * what it produced. Ground truth records every reading that left on an open socket.
  */
 import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { FaultInjector } from '../../sim/faults.ts';
 import type { FleetModel } from '../../sim/fleet-model.ts';
 import { GroundTruth } from '../../sim/ground-truth.ts';
-import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
+import type { SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
 import {
   deviceStatus,
   ignitionEvent,
@@ -20,7 +19,7 @@ import {
   simulatedPosition,
 } from './simulator-frames.ts';
 import { answerRest } from './simulator-rest.ts';
-import { refuseUpgrade, SimulatorSockets, type StreamSocketControls } from '../../sim/stream-sockets.ts';
+import { refuseUpgrade, runStreamSimulator, SimulatorSockets, type RunningStreamSimulator } from '../../sim/stream-sockets.ts';
 import type { TraccarDevice, TraccarDeviceStatus, TraccarEvent, TraccarPosition } from './wire.ts';
 
 export interface TraccarSimulatorOptions extends SimulatorListenOptions {
@@ -33,12 +32,7 @@ export interface TraccarSimulatorOptions extends SimulatorListenOptions {
   tickMs?: number;
 }
 
-export interface RunningTraccarSimulator extends RunningSimulator, StreamSocketControls {
-  /** Advances every fleet and pushes now, without waiting for the timer. */
-  tick(): void;
-  /** Ticks that threw (the timer keeps running); the last error is kept for a test to show. */
-  readonly tickErrors: { count: number; last?: unknown };
-}
+export type RunningTraccarSimulator = RunningStreamSimulator;
 
 /** One simulated Traccar user: its fleet, its place in the fleet's sample log, and what it last reported. */
 interface Account {
@@ -60,7 +54,6 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
   const faults = options.faults ?? new FaultInjector();
   const groundTruth = new GroundTruth();
   const served = { requests: 0 };
-  const tickErrors: { count: number; last?: unknown } = { count: 0 };
   const sockets = new SimulatorSockets<Account>(() => {
     served.requests += 1;
   }, '{"positions":[{"deviceId":');
@@ -143,57 +136,20 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
     if (events.length > 0) sockets.send(mine, JSON.stringify({ events }));
   };
 
-  const tick = () => {
-    const nowMs = now();
-    for (const account of accounts) {
-      // A timer never throws: a failing tick is counted and the next one runs.
-      try {
-        tickAccount(account, nowMs);
-      } catch (error) {
-        tickErrors.count += 1;
-        tickErrors.last = error;
-      }
-    }
-  };
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const tickTimer = setInterval(tick, options.tickMs ?? 1000);
   const keepaliveTimer = setInterval(() => sockets.send(() => true, '{}'), options.keepaliveMs ?? 55_000);
-
-  let stopping: Promise<void> | undefined;
-  const controls = sockets.controls;
-  return {
+  return runStreamSimulator({
     provider: 'traccar',
-    url: `http://${address.address}:${address.port}`,
+    server,
+    wss,
+    sockets,
+    accounts,
+    tickAccount,
     groundTruth,
     faults,
     served,
-    tickErrors,
-    tick,
-    dropSockets: controls.dropSockets,
-    goHalfOpen: controls.goHalfOpen,
-    setSlowMode: controls.setSlowMode,
-    sendMalformedFrame: controls.sendMalformedFrame,
-    get openSockets() {
-      return controls.openSockets;
-    },
-    stop() {
-      stopping ??= (async () => {
-        clearInterval(tickTimer);
-        clearInterval(keepaliveTimer);
-        sockets.closeAll();
-        wss.close();
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
-        await closed;
-      })();
-      return stopping;
-    },
-  };
+    listen: options,
+    onStop: () => clearInterval(keepaliveTimer),
+  });
 }
 
 /** The account's devices as GET /api/devices lists them. */
