@@ -13,17 +13,13 @@
  * Not part of `npm test`: it reports figures, it asserts nothing.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
+import { benchBackends, startBenchApp, withBenchSchema } from './support.ts';
 import { openPglite, openPostgres, type Database } from '../src/core/db/database.ts';
 import { ensureHistoryPartitions } from '../src/core/db/history-partitions.ts';
 import { migrate } from '../src/core/db/migrate.ts';
-import { buildCoreApp } from '../src/core/http/app.ts';
-import { createIngestGate } from '../src/core/ingest/ingest-gate.ts';
-import { createPollJobQueue } from '../src/core/polling/job-queue.ts';
 import { createConnection } from '../src/core/registry/connections.ts';
 import { createWorkspace } from '../src/core/registry/workspaces.ts';
-import { createLogger } from '../src/logging.ts';
 
 const vehicles = Number(process.env.BENCH_VEHICLES ?? 1000);
 const signals = ['soc_pct', 'odometer_km', 'location', 'speed_kph', 'heading_deg', 'charging_state'] as const;
@@ -121,26 +117,14 @@ interface Result {
 async function runOn(backend: string, db: Database, rounds: number, jobSchema: string): Promise<Result> {
   await migrate(db);
   const secretKey = randomBytes(32);
-  const serviceToken = `fws_bench_${randomBytes(16).toString('hex')}`;
   const full = await createBenchFleet(db, secretKey, 'bench full path');
   const raw = await createBenchFleet(db, secretKey, 'bench raw baseline');
   const baseMs = Date.now() - (rounds + 10) * 60_000;
   await ensureHistoryPartitions(db, [baseMs - 3600_000, Date.now()]);
 
-  const jobs = createPollJobQueue(db, {
-    schema: `${jobSchema}`,
-    expireInSeconds: 30,
-    maintenanceIntervalSeconds: 60,
-    pollingIntervalSeconds: 5,
-    concurrency: 1,
-    onError: () => undefined,
-  });
-  await jobs.start();
-  const app = await buildCoreApp({ db, ingestGate: createIngestGate({ concurrency: 4, queueLimit: 16, retryAfterMs: 1000 }), jobs, logger: createLogger({ level: 'warn', name: 'bench' }), adminToken: `fwa_bench_${randomBytes(16).toString('hex')}`, serviceToken, secretKey });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/internal/v1/ingest`;
-  const dispatcher = new Agent({ keepAliveTimeout: 60_000, connections: 1 });
+  const bench = await startBenchApp(db, { jobSchema, secretKey });
+  const { serviceToken, dispatcher } = bench;
+  const url = `${bench.baseUrl}/internal/v1/ingest`;
 
   // Everything the clients send is built before the clock starts.
   const plan = Array.from({ length: rounds + 2 }, (_, round) => {
@@ -185,9 +169,7 @@ async function runOn(backend: string, db: Database, rounds: number, jobSchema: s
     rawMs += t2 - t1;
     measured += step.readings;
   }
-  await app.close();
-  await jobs.stop();
-  await dispatcher.close();
+  await bench.close();
   const fullPerSecond = (measured / fullMs) * 1000;
   const rawPerSecond = (measured / rawMs) * 1000;
   return { backend, readings: measured, fullPerSecond, rawPerSecond, ratio: fullPerSecond / rawPerSecond, counts };
@@ -204,31 +186,24 @@ function report(result: Result): void {
 
 async function main(): Promise<void> {
   process.stdout.write(`bench:ingest  ${vehicles} vehicles x ${signals.length} signals per batch, new/late/duplicate 80/10/10\n`);
-  const pglite = await openPglite();
-  try {
-    report(await runOn('pglite', pglite, Number(process.env.BENCH_ROUNDS_PGLITE ?? 12), 'fleetwire_jobs'));
-  } finally {
-    await pglite.close();
+  const backends = benchBackends();
+  if (backends.pglite) {
+    const pglite = await openPglite();
+    try {
+      report(await runOn('pglite', pglite, Number(process.env.BENCH_ROUNDS_PGLITE ?? 12), 'fleetwire_jobs'));
+    } finally {
+      await pglite.close();
+    }
   }
-
-  const url = process.env.FLEETWIRE_BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
-  if (!url) {
-    process.stdout.write('postgres   skipped (set FLEETWIRE_BENCH_DATABASE_URL or DATABASE_URL)\n');
-    return;
-  }
-  const schema = `fw_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  const db = openPostgres({ url, searchPath: schema, poolSize: 4 });
-  try {
-    report(await runOn('postgres', db, Number(process.env.BENCH_ROUNDS_POSTGRES ?? 30), `${schema}_jobs`));
-  } finally {
-    await db.close();
-    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema}_jobs CASCADE`);
-    await admin.end();
-  }
+  if (!backends.postgres) return;
+  await withBenchSchema(async ({ url, schema, jobSchema }) => {
+    const db = openPostgres({ url, searchPath: schema, poolSize: 4 });
+    try {
+      report(await runOn('postgres', db, Number(process.env.BENCH_ROUNDS_POSTGRES ?? 30), jobSchema));
+    } finally {
+      await db.close();
+    }
+  });
 }
 
 await main();

@@ -12,7 +12,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { Agent, request } from 'undici';
 import { loadConfig } from '../src/config.ts';
 import { createConnection } from '../src/core/registry/connections.ts';
@@ -23,6 +22,7 @@ import { startGeotabSimulator } from '../src/providers/geotab/simulator.ts';
 import { startSamsaraSimulator } from '../src/providers/samsara/simulator.ts';
 import { FleetModel } from '../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../src/sim/simulator.ts';
+import { benchBackends, withBenchSchema } from './support.ts';
 
 const workspaces = Number(process.env.BENCH_WORKSPACES ?? 100);
 const vehiclesPerWorkspace = Number(process.env.BENCH_VEHICLES_PER_WORKSPACE ?? 100);
@@ -172,30 +172,17 @@ async function runOn(backend: string, env: Record<string, string>): Promise<void
 
 async function main(): Promise<void> {
   process.stdout.write(`bench:poll  ${workspaces} workspaces x ${vehiclesPerWorkspace} vehicles (Samsara and Geotab simulators), ${workers} poll workers\n`);
-  const backends = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',');
-  if (backends.includes('pglite')) await runOn('pglite', { FLEETWIRE_DATA_DIR: mkdtempSync(join(tmpdir(), 'fleetwire-bench-')) });
-  if (!backends.includes('postgres')) return;
-  const url = process.env.FLEETWIRE_BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
-  if (!url) {
-    process.stdout.write('postgres  skipped (set FLEETWIRE_BENCH_DATABASE_URL or DATABASE_URL)\n');
-    return;
-  }
-  const schema = `fw_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  try {
-    await runOn('postgres', {
+  const backends = benchBackends();
+  if (backends.pglite) await runOn('pglite', { FLEETWIRE_DATA_DIR: mkdtempSync(join(tmpdir(), 'fleetwire-bench-')) });
+  if (!backends.postgres) return;
+  await withBenchSchema(({ url, schema, jobSchema }) =>
+    runOn('postgres', {
       FLEETWIRE_DATA_DIR: mkdtempSync(join(tmpdir(), 'fleetwire-bench-')),
       DATABASE_URL: `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
-      FLEETWIRE_JOB_SCHEMA: `${schema}_jobs`,
+      FLEETWIRE_JOB_SCHEMA: jobSchema,
       FLEETWIRE_DB_POOL_SIZE: '12',
-    });
-  } finally {
-    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema}_jobs CASCADE`);
-    await admin.end();
-  }
+    }),
+  );
 }
 
 await main();

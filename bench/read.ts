@@ -8,18 +8,14 @@
  * Not part of `npm test`.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
+import { benchBackends, startBenchApp, withBenchSchema } from './support.ts';
 import { signalNames } from '../src/canonical/signals.ts';
 import { openPglite, openPostgres, type Database } from '../src/core/db/database.ts';
 import { ensureHistoryPartitions } from '../src/core/db/history-partitions.ts';
 import { migrate } from '../src/core/db/migrate.ts';
-import { buildCoreApp } from '../src/core/http/app.ts';
-import { createIngestGate } from '../src/core/ingest/ingest-gate.ts';
-import { createPollJobQueue } from '../src/core/polling/job-queue.ts';
 import { createConnection } from '../src/core/registry/connections.ts';
 import { createWorkspace } from '../src/core/registry/workspaces.ts';
-import { createLogger } from '../src/logging.ts';
 
 const vehicles = Number(process.env.BENCH_VEHICLES ?? 10_000);
 const readingsPerSignal = Number(process.env.BENCH_READINGS ?? 60);
@@ -89,17 +85,12 @@ function percentile(values: number[], p: number): number {
 async function runOn(backend: string, db: Database, jobSchema: string): Promise<void> {
   await migrate(db);
   const secretKey = randomBytes(32);
-  const adminToken = `fwa_bench_${randomBytes(16).toString('hex')}`;
   const seeded = Date.now();
   const { workspaceId, vehicleIds } = await seed(db, secretKey);
   const seedSeconds = (Date.now() - seeded) / 1000;
-  const jobs = createPollJobQueue(db, { schema: jobSchema, expireInSeconds: 30, maintenanceIntervalSeconds: 60, pollingIntervalSeconds: 5, concurrency: 1, onError: () => undefined });
-  await jobs.start();
-  const app = await buildCoreApp({ db, ingestGate: createIngestGate({ concurrency: 4, queueLimit: 16, retryAfterMs: 1000 }), jobs, logger: createLogger({ level: 'warn', name: 'bench-read' }), adminToken, serviceToken: `fws_bench_${randomBytes(16).toString('hex')}`, secretKey });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-  const dispatcher = new Agent({ keepAliveTimeout: 60_000, connections: 1 });
+  const bench = await startBenchApp(db, { jobSchema, secretKey });
+  const { adminToken, dispatcher } = bench;
+  const url = bench.baseUrl;
   const get = async (path: string) => {
     const t0 = performance.now();
     const answer = await request(`${url}${path}`, { dispatcher, headers: { authorization: `Bearer ${adminToken}` } });
@@ -134,9 +125,7 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
     const health = await get(`/v1/workspaces/${workspaceId}/health`);
     if (i >= 10) healths.push(health.ms);
   }
-  await app.close();
-  await jobs.stop();
-  await dispatcher.close();
+  await bench.close();
   const line = (name: string, values: number[], goal: string) =>
     `${backend.padEnd(9)} ${name.padEnd(34)} p50 ${percentile(values, 50).toFixed(1).padStart(6)} ms   p99 ${percentile(values, 99).toFixed(1).padStart(6)} ms   (${values.length} requests${goal})`;
   process.stdout.write(
@@ -152,8 +141,8 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
 
 async function main(): Promise<void> {
   process.stdout.write(`bench:read  one workspace, ${vehicles} vehicles, ${readingsPerSignal} readings of each signal\n`);
-  const backends = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',');
-  if (backends.includes('pglite')) {
+  const backends = benchBackends();
+  if (backends.pglite) {
     const pglite = await openPglite();
     try {
       await runOn('pglite', pglite, 'fleetwire_jobs');
@@ -161,25 +150,15 @@ async function main(): Promise<void> {
       await pglite.close();
     }
   }
-  const url = process.env.FLEETWIRE_BENCH_DATABASE_URL ?? process.env.DATABASE_URL;
-  if (!backends.includes('postgres')) return;
-  if (!url) {
-    process.stdout.write('postgres  skipped (set FLEETWIRE_BENCH_DATABASE_URL or DATABASE_URL)\n');
-    return;
-  }
-  const schema = `fw_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  const db = openPostgres({ url, searchPath: schema, poolSize: 4 });
-  try {
-    await runOn('postgres', db, `${schema}_jobs`);
-  } finally {
-    await db.close();
-    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema}_jobs CASCADE`);
-    await admin.end();
-  }
+  if (!backends.postgres) return;
+  await withBenchSchema(async ({ url, schema, jobSchema }) => {
+    const db = openPostgres({ url, searchPath: schema, poolSize: 4 });
+    try {
+      await runOn('postgres', db, jobSchema);
+    } finally {
+      await db.close();
+    }
+  });
 }
 
 await main();
