@@ -91,8 +91,16 @@ function parseTimestampText(text: string): number | undefined {
   }
   const utc = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMinutes * 60_000;
   // Date.UTC maps years 0..99 to 1900..1999; such instants are refused rather than misread.
-  return year < 100 || !Number.isFinite(utc) ? undefined : utc;
+  if (year < 100 || !Number.isFinite(utc)) return undefined;
+  // An offset or a leap second can carry the instant out of the years 0100..9999 ("9999-12-31T23:59:59-01:00").
+  // Fleetwire writes every instant back with toISOString, which spells those years "+010000-..." or "0099-...":
+  // text this function refuses and PostgreSQL rejects (a receivedAt past 9999 failed the whole batch with a 500).
+  return utc < minInstantMs || utc > maxInstantMs ? undefined : utc;
 }
+
+/** The instants whose toISOString this function reads back: 0100-01-01T00:00:00.000Z..9999-12-31T23:59:59.999Z. */
+const minInstantMs = Date.UTC(100, 0, 1);
+const maxInstantMs = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 const uuid = z.uuid();
 

@@ -5,13 +5,17 @@
  */
 import { expect } from 'vitest';
 import { checkSignalValue } from '../../src/canonical/signals.ts';
-import { parseTimestamp } from '../../src/canonical/update.ts';
+import { parseTimestamp, safeText } from '../../src/canonical/update.ts';
 import type { DeviceReadings } from '../../src/providers/poll-adapter.ts';
+
+/** What ingest accepts as an external device id, and so what a mapping may emit. */
+const externalIdSchema = safeText(256);
 
 export function expectValidReadings(devices: readonly DeviceReadings[], options: { notAfterMs?: number } = {}): void {
   const notAfter = options.notAfterMs ?? Date.now() + 120_000;
   for (const device of devices) {
-    expect(device.externalDeviceId, 'external device id').toMatch(/^\S.{0,255}$/);
+    const id = externalIdSchema.safeParse(device.externalDeviceId);
+    expect(id.success ? 'ok' : id.error.issues[0]?.message, `external device id ${JSON.stringify(device.externalDeviceId)}`).toBe('ok');
     for (const reading of device.readings) {
       const check = checkSignalValue(reading.signal, reading.value);
       expect(check.ok ? 'ok' : `${check.reason}: ${check.detail}`, `${device.externalDeviceId} ${reading.signal}`).toBe('ok');

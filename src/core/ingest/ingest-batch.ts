@@ -69,6 +69,12 @@ interface UpdateWork {
   receivedAt?: string;
   result: UpdateResult;
   pending: PendingReading[];
+  /**
+   * Rejections of single readings found before the device check. They are stored only if the update is
+   * processed: an update rejected as a whole (unknown_device, device_inactive) answers every reading with the
+   * update's reason, and the store must say what the answer says, one row for the update and none per reading.
+   */
+  readingRejections: RejectionRow[];
 }
 
 type Problem = { reason: RejectionReason; detail: string };
@@ -134,7 +140,7 @@ export async function ingestBatch(db: Database, rawUpdates: readonly unknown[], 
 
   // 1. Shape.
   const works: UpdateWork[] = rawUpdates.map((raw, index) => {
-    const work: UpdateWork = { index, raw, result: { index, status: 'processed', readings: [] }, pending: [] };
+    const work: UpdateWork = { index, raw, result: { index, status: 'processed', readings: [] }, pending: [], readingRejections: [] };
     const parsed = updateEnvelopeSchema.safeParse(raw);
     if (!parsed.success) {
       const problem: Problem = { reason: 'malformed', detail: firstIssue(parsed.error) };
@@ -173,7 +179,7 @@ export async function ingestBatch(db: Database, rawUpdates: readonly unknown[], 
         const result = work.result.readings[readingIndex]!;
         result.status = 'rejected';
         result.reason = problem.reason;
-        rejections.push(readingRejection(work, readingIndex, problem, null));
+        work.readingRejections.push(readingRejection(work, readingIndex, problem, null));
         return;
       }
       work.pending.push({ readingIndex, signal: reading.signal as SignalName, value: problem.value, valueJson: JSON.stringify(problem.value), observedMs: problem.observedMs });
@@ -274,6 +280,7 @@ async function applyUnitOfWork(db: Database, works: readonly UpdateWork[], earli
         rejections.push(updateRejection(work, problem));
       } else {
         processed.push({ work, vehicleId: device!.vehicleId });
+        rejections.push(...work.readingRejections);
       }
     }
 

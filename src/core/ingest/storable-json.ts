@@ -29,7 +29,8 @@ function clean(value: unknown, depth: number): unknown {
     if (value.length > maxEntries) items.push(`[${value.length - maxEntries} more items]`);
     return items;
   }
-  const out: Record<string, unknown> = {};
+  // No prototype: a key named "__proto__" stays a key instead of replacing the object's prototype.
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   let count = 0;
   for (const key of Object.keys(value)) {
     if (count === maxEntries) {

@@ -3,6 +3,7 @@
  * device by Traccar's numeric id; Fleetwire binds the uniqueId. The map is filled from GET /api/devices when a
  * socket opens and from every `{"devices":[...]}` frame after that.
  */
+import { safeText } from '../../canonical/update.ts';
 import { isRecord } from './mapping.ts';
 
 const sessionKey = 'traccar.uniqueIdByDeviceId';
@@ -34,8 +35,9 @@ export function learnDevices(session: Map<string, unknown>, devices: readonly un
   return { learned, skipped: devices.length - learned };
 }
 
-/** A uniqueId that can be an external device id (one line, 1..256 characters, not starting with a space). */
+/** A uniqueId that can be an external device id: what a binding accepts (1..256 characters, no control characters, well-formed). */
 function usableUniqueId(value: unknown): value is string {
-  // eslint-disable-next-line no-control-regex
-  return typeof value === 'string' && value.length <= 256 && /^\S/.test(value) && !/[\u0000-\u001f\u007f]/.test(value);
+  return externalIdSchema.safeParse(value).success;
 }
+
+const externalIdSchema = safeText(256);
