@@ -27,8 +27,8 @@ async function fleet(options: Parameters<typeof createFleet>[2] = {}): Promise<T
 }
 
 async function rejectionsFor(workspaceId: string, reason: string) {
-  const { rows } = await database.db.query<{ reason: string; detail: string; signal: string | null; update_body: unknown }>(
-    'SELECT reason, detail, signal, update_body FROM ingest_rejections WHERE workspace_id = $1 AND reason = $2 ORDER BY id',
+  const { rows } = await database.db.query<{ reason: string; detail: string; signal: string | null; vehicle_id: string | null; update_body: unknown }>(
+    'SELECT reason, detail, signal, vehicle_id, update_body FROM ingest_rejections WHERE workspace_id = $1 AND reason = $2 ORDER BY id',
     [workspaceId, reason],
   );
   return rows;
@@ -214,6 +214,8 @@ describe('readings', () => {
     const invalid = await rejectionsFor(f.workspaceId, 'invalid_value');
     expect(invalid).toHaveLength(7);
     expect(invalid[0]!.signal).toBe('soc_pct');
+    // Found before the device was looked up, stored with the vehicle it belongs to.
+    expect(new Set(invalid.map((r) => r.vehicle_id))).toEqual(new Set([f.vehicles[0]!.id]));
     // The stored update carries just the offending reading.
     expect((invalid[0]!.update_body as { readings: unknown[] }).readings).toEqual([{ signal: 'soc_pct', value: 101, observedAt: new Date(at(-9)).toISOString() }]);
   });

@@ -280,7 +280,8 @@ async function applyUnitOfWork(db: Database, works: readonly UpdateWork[], earli
         rejections.push(updateRejection(work, problem));
       } else {
         processed.push({ work, vehicleId: device!.vehicleId });
-        rejections.push(...work.readingRejections);
+        // Found before the vehicle was known; stored with it, so an operator can filter one vehicle's rejections.
+        for (const rejection of work.readingRejections) rejections.push({ ...rejection, vehicleId: device!.vehicleId });
       }
     }
 
