@@ -6,7 +6,9 @@ import { adminGroups, adminUsage, runAdminCommand, UsageError } from './cli/admi
 import { ConfigError, environmentVariables, loadConfig, type Config } from './config.ts';
 import { migrate } from './core/db/migrate.ts';
 import { runRetention } from './core/maintenance/retention.ts';
-import { openCoreDatabase, startCore } from './core/runtime.ts';
+import { abandonedRunAfterMs } from './core/polling/poll-runner.ts';
+import { closeAbandonedPollRuns } from './core/polling/poll-store.ts';
+import { openCoreDatabase, pollJobTimings, startCore } from './core/runtime.ts';
 import { startDemo, type Demo } from './demo/run.ts';
 import { runSimulators, simulatorUsage } from './demo/sim-command.ts';
 import { createLogger } from './logging.ts';
@@ -123,7 +125,8 @@ async function main(argv: string[]): Promise<number> {
     case 'maintain': {
       const db = await openCoreDatabase(config, logger);
       try {
-        process.stdout.write(`${JSON.stringify(await runRetention(db), null, 2)}\n`);
+        const closedPollRuns = await closeAbandonedPollRuns(db, abandonedRunAfterMs(pollJobTimings));
+        process.stdout.write(`${JSON.stringify({ closedPollRuns, ...(await runRetention(db)) }, null, 2)}\n`);
       } finally {
         await db.close();
       }

@@ -17,7 +17,8 @@ import { createMaintenanceLoop } from './maintenance/maintenance-loop.ts';
 import { runRetention } from './maintenance/retention.ts';
 import { recordScheduledEvent } from './metrics.ts';
 import { createPollJobQueue, type PollJobQueue } from './polling/job-queue.ts';
-import { createPollRunner } from './polling/poll-runner.ts';
+import { abandonedRunAfterMs, createPollRunner } from './polling/poll-runner.ts';
+import { closeAbandonedPollRuns } from './polling/poll-store.ts';
 import { processScheduledEvent } from './polling/scheduled-events.ts';
 import { createTicker } from './polling/ticker.ts';
 
@@ -83,10 +84,13 @@ export async function startCore(config: Config, logger: Logger, extras: CoreExtr
   const maintenance = createMaintenanceLoop({
     intervalMs: config.maintenanceMinutes * 60_000,
     run: async () => {
+      // Runs of workspaces that no longer poll (a poll closes its own workspace's abandoned runs when it starts).
+      const closed = await closeAbandonedPollRuns(db, abandonedRunAfterMs(pollJobTimings));
+      if (closed > 0) logger.warn({ 'fleetwire.poll.abandoned_runs': closed }, 'closed poll runs whose outcome was never recorded');
       const report = await runRetention(db);
       if (!report.skipped) logger.info({ 'fleetwire.retention': report }, 'retention ran');
     },
-    onError: (error) => logger.warn({ err: error }, 'retention failed; it runs again later'),
+    onError: (error) => logger.warn({ err: error }, 'maintenance failed; it runs again later'),
   });
   const ticker = createTicker({
     intervalMs: config.polling.tickSeconds * 1000,

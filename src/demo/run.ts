@@ -9,7 +9,7 @@ import type { Logger } from '../logging.ts';
 import { streamAdapters } from '../providers/registry.ts';
 import { defaultStreamTimings, startStreamRuntime, type StreamRuntime } from '../stream/runtime.ts';
 import { seedDemo, type DemoWorkspace } from './seed.ts';
-import { startDemoSimulators, type DemoSimulators } from './simulators.ts';
+import { demoFleetSizes, startDemoSimulators, type DemoSimulators } from './simulators.ts';
 
 export interface Demo {
   core: CoreRuntime;
@@ -56,7 +56,7 @@ export async function startDemo(config: Config, logger: Logger): Promise<Demo> {
     host: '127.0.0.1',
     ports: demoSimulatorPorts(config.port),
     timeScale: 5,
-    vehicles: { samsara: 26, geotab: 26, traccar: 8, 'tesla-telemetry': 4 },
+    vehicles: demoFleetSizes,
   });
   let core: CoreRuntime;
   try {

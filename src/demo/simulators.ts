@@ -3,10 +3,10 @@
  * loopback ports (so connections stored in the database still point at them after a restart). `fleetwire sim`
  * runs the same set on its own, for a core started separately.
  */
-import { startGeotabSimulator } from '../providers/geotab/simulator.ts';
+import { startGeotabSimulator, type GeotabSimulator } from '../providers/geotab/simulator.ts';
 import { startSamsaraSimulator } from '../providers/samsara/simulator.ts';
-import { startTeslaTelemetrySimulator } from '../providers/tesla-telemetry/simulator.ts';
-import { startTraccarSimulator } from '../providers/traccar/simulator.ts';
+import { startTeslaTelemetrySimulator, type RunningTeslaTelemetrySimulator } from '../providers/tesla-telemetry/simulator.ts';
+import { startTraccarSimulator, type RunningTraccarSimulator } from '../providers/traccar/simulator.ts';
 import { FaultInjector } from '../sim/faults.ts';
 import { FleetModel, type VehicleIdentity } from '../sim/fleet-model.ts';
 import type { RunningSimulator } from '../sim/simulator.ts';
@@ -22,6 +22,9 @@ export const demoCredentials = {
 export type DemoProvider = keyof typeof demoCredentials;
 export const demoProviders = Object.keys(demoCredentials) as DemoProvider[];
 
+/** Vehicles per demo account: two depots of 26, a shuttle service of 8, four executive cars. */
+export const demoFleetSizes: Record<DemoProvider, number> = { samsara: 26, geotab: 26, traccar: 8, 'tesla-telemetry': 4 };
+
 export interface DemoSimulatorOptions {
   host: string;
   /** Port of each simulator; 0 picks a free one. */
@@ -30,17 +33,28 @@ export interface DemoSimulatorOptions {
   timeScale: number;
   /** Vehicles per provider account. */
   vehicles: Record<DemoProvider, number>;
+  /** The clock the fleets live on; the wall clock by default (the soak runs a faster one). */
+  now?: () => number;
+  /** How long a poll simulator holds a request it times out by fault. Default 15 s. */
+  pollTimeoutMs?: number;
 }
 
 export interface DemoSimulators {
-  readonly running: Record<DemoProvider, RunningSimulator>;
+  readonly running: {
+    readonly samsara: RunningSimulator;
+    readonly geotab: GeotabSimulator;
+    readonly traccar: RunningTraccarSimulator;
+    readonly 'tesla-telemetry': RunningTeslaTelemetrySimulator;
+  };
   readonly fleets: Record<DemoProvider, FleetModel>;
   readonly faults: Record<DemoProvider, FaultInjector>;
   stop(): Promise<void>;
 }
 
 export async function startDemoSimulators(options: DemoSimulatorOptions): Promise<DemoSimulators> {
-  const startMs = Date.now();
+  const now = options.now ?? Date.now;
+  const pollTimeoutMs = options.pollTimeoutMs ?? 15_000;
+  const startMs = now();
   const fleet = (provider: DemoProvider, seed: number, namePrefix: string) =>
     new FleetModel({ seed, vehicles: options.vehicles[provider], startMs, timeScale: options.timeScale, namePrefix });
   const fleets: Record<DemoProvider, FleetModel> = {
@@ -60,21 +74,25 @@ export async function startDemoSimulators(options: DemoSimulatorOptions): Promis
     const samsara = await startSamsaraSimulator({
       host: options.host,
       port: options.ports.samsara,
+      now,
       accounts: [{ credentials: { ...demoCredentials.samsara }, fleet: fleets.samsara }],
       faults: faults.samsara,
-      timeoutMs: 15_000,
+      timeoutMs: pollTimeoutMs,
     });
     started.push(samsara);
     const geotab = await startGeotabSimulator({
       host: options.host,
       port: options.ports.geotab,
+      now,
       accounts: [{ credentials: { ...demoCredentials.geotab }, fleet: fleets.geotab }],
       faults: faults.geotab,
+      timeoutMs: pollTimeoutMs,
     });
     started.push(geotab);
     const traccar = await startTraccarSimulator({
       host: options.host,
       port: options.ports.traccar,
+      now,
       accounts: [{ credentials: { ...demoCredentials.traccar }, fleet: fleets.traccar }],
       faults: faults.traccar,
     });
@@ -82,6 +100,7 @@ export async function startDemoSimulators(options: DemoSimulatorOptions): Promis
     const tesla = await startTeslaTelemetrySimulator({
       host: options.host,
       port: options.ports['tesla-telemetry'],
+      now,
       accounts: [{ credentials: { ...demoCredentials['tesla-telemetry'] }, fleet: fleets['tesla-telemetry'] }],
       faults: faults['tesla-telemetry'],
       resendRate: 0.02,

@@ -38,6 +38,11 @@ export interface SocketEvents {
   onStateChange(): void;
 }
 
+/** Tries of the adapter's `prepare` on one open socket before the socket is given up. */
+const prepareAttempts = 4;
+/** Frames held while a socket is prepared; beyond this they are counted as bad rather than held without bound. */
+const earlyFrameLimit = 10_000;
+
 export class SocketSession {
   readonly state: SocketState = {
     open: false,
@@ -58,6 +63,7 @@ export class SocketSession {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastSignOfLife = 0;
   private readonly session = new Map<string, unknown>();
+  private readonly prepareTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly adapter: StreamAdapter,
@@ -77,6 +83,8 @@ export class SocketSession {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeatTimer);
+    for (const timer of this.prepareTimers) clearTimeout(timer);
+    this.prepareTimers.clear();
     const ws = this.ws;
     this.ws = undefined;
     if (ws) {
@@ -126,18 +134,10 @@ export class SocketSession {
       this.state.lastHeartbeatAt = Date.now();
       this.startHeartbeat(ws);
       this.events.onStateChange();
-      const prepare = this.adapter.prepare?.(this.context, this.plan, this.session) ?? Promise.resolve();
-      prepare.then(
-        () => {
-          prepared = true;
-          for (const frame of early.splice(0)) this.handleFrame(frame.text, frame.at);
-        },
-        (error: unknown) => {
-          const errorClass = isProviderError(error) ? error.errorClass : 'transient';
-          this.fail(errorClass, `preparing ${this.plan.key} failed: ${(error as Error).message}`);
-          ws.terminate();
-        },
-      );
+      this.prepareSocket(ws, 1, () => {
+        prepared = true;
+        for (const frame of early.splice(0)) this.handleFrame(frame.text, frame.at);
+      });
     });
 
     ws.on('message', (data, isBinary) => {
@@ -149,8 +149,9 @@ export class SocketSession {
         return;
       }
       const text = data.toString();
-      if (!prepared) early.push({ text, at });
-      else this.handleFrame(text, at);
+      if (prepared) this.handleFrame(text, at);
+      else if (early.length < earlyFrameLimit) early.push({ text, at });
+      else this.countBad(`more than ${earlyFrameLimit} frames arrived before the socket was prepared`);
     });
 
     ws.on('pong', () => {
@@ -174,6 +175,43 @@ export class SocketSession {
       this.events.onStateChange();
       this.scheduleReconnect(refusedClass ?? 'transient', retryAfterMs);
     });
+  }
+
+  /**
+   * Runs the adapter's `prepare` for an open socket; frames wait meanwhile. A failure is retried on the same socket
+   * (it is open and its frames are real data) with backoff, up to `prepareAttempts` tries; refused credentials
+   * are not retried. Whether it ends in success or not, `release` hands the waiting frames on: after a final
+   * failure they decode with what the session already knows (devices learned on earlier sockets), and what cannot
+   * decode is counted as bad frames, never dropped unseen. Then the socket is closed and reconnects.
+   */
+  private prepareSocket(ws: WebSocket, attempt: number, release: () => void): void {
+    const prepare = this.adapter.prepare?.(this.context, this.plan, this.session) ?? Promise.resolve();
+    prepare.then(
+      () => {
+        if (!this.stopped) release();
+      },
+      (error: unknown) => {
+        if (this.stopped) return;
+        const errorClass = isProviderError(error) ? error.errorClass : 'transient';
+        this.fail(errorClass, `preparing ${this.plan.key} failed (attempt ${attempt} of ${prepareAttempts}): ${(error as Error).message}`);
+        this.events.onStateChange();
+        const retryable = errorClass !== 'auth' && errorClass !== 'permanent';
+        if (retryable && attempt < prepareAttempts && ws.readyState === WebSocket.OPEN) {
+          const { backoffBaseMs, backoffCapMs } = this.timings;
+          const retryAfterMs = isProviderError(error) ? error.retryAfterMs : undefined;
+          const delay = Math.max(retryAfterMs ?? 0, Math.min(backoffCapMs, backoffBaseMs * 2 ** (attempt - 1)));
+          const timer = setTimeout(() => {
+            this.prepareTimers.delete(timer);
+            this.prepareSocket(ws, attempt + 1, release);
+          }, delay);
+          timer.unref();
+          this.prepareTimers.add(timer);
+          return;
+        }
+        release();
+        ws.terminate();
+      },
+    );
   }
 
   private handleFrame(text: string, at: number): void {

@@ -24,7 +24,7 @@ const now = () => clock;
 const samsaraFaults = new FaultInjector();
 const geotabFaults = new FaultInjector();
 // One simulator account (and fleet) per test, so each test's ground truth is what its own connections were served.
-const accountNames = ['events', 'due', 'legacy', 'disabled', 'poll', 'fault', 'commit', 'auth', 'limit', 'late'] as const;
+const accountNames = ['events', 'due', 'legacy', 'disabled', 'poll', 'fault', 'commit', 'auth', 'limit', 'late', 'abandoned'] as const;
 type AccountName = (typeof accountNames)[number];
 const samsaraFleets = new Map(accountNames.map((name, i) => [name, new FleetModel({ seed: 100 + i, vehicles: 6, startMs: clock, timeScale: 5 })]));
 const geotabFleets = new Map(accountNames.map((name, i) => [name, new FleetModel({ seed: 200 + i, vehicles: 6, startMs: clock, timeScale: 5 })]));
@@ -305,6 +305,34 @@ describe('poll runner', () => {
     expect(limited).toMatchObject({ status: 'failed', errorClass: 'rate_limited' });
     const state = await connectionState(ws, sam.connectionId);
     expect(Date.parse(state.rateLimitedUntil)).toBeGreaterThan(Date.now() - 5000);
+  });
+
+  it('closes a run whose outcome was never recorded as failed, and shows the failure on its connection', async () => {
+    const ws = await depot('Abandoned depot');
+    const sam = await connectSamsara(ws, 'abandoned', 2);
+    await core.runner.runWorkspace({ workspaceId: ws, eventId: 'abandoned-1' });
+    // A success twenty minutes ago, then a run ten minutes ago whose process died (or lost the database) before it
+    // recorded anything; the connection is not due, so only the closing happens.
+    await core.db.query(
+      `UPDATE connection_poll_states SET last_success_at = now() - interval '20 minutes', next_poll_at = now() + interval '1 hour' WHERE workspace_id = $1`,
+      [ws],
+    );
+    const running = `INSERT INTO poll_runs (workspace_id, connection_id, provider, runner, status, started_at)
+                     VALUES ($1, $2, 'samsara', 'gone:1', 'running', now() - $3::interval) RETURNING id`;
+    const [abandoned] = (await core.db.query<{ id: number }>(running, [ws, sam.connectionId, '10 minutes'])).rows;
+    const [inFlight] = (await core.db.query<{ id: number }>(running, [ws, sam.connectionId, '5 seconds'])).rows;
+
+    await core.runner.runWorkspace({ workspaceId: ws, eventId: 'abandoned-2' });
+    const runs: { id: number; status: string; errorClass: string | null; finishedAt: string | null }[] = (
+      await core.http.admin('GET', `/v1/workspaces/${ws}/poll-runs`)
+    ).body.items;
+    expect(runs).toHaveLength(3);
+    expect(runs.find((r) => r.id === abandoned!.id)).toMatchObject({ status: 'failed', errorClass: 'internal', finishedAt: expect.any(String) });
+    // A run younger than its deadline may still be going: it is left alone.
+    expect(runs.find((r) => r.id === inFlight!.id)).toMatchObject({ status: 'running', finishedAt: null });
+    const state = await connectionState(ws, sam.connectionId);
+    expect(state).toMatchObject({ lastErrorClass: 'internal', consecutiveFailures: 1 });
+    expect(state.lastErrorMessage).toMatch(/without its outcome being recorded/);
   });
 
   it('does not poll a workspace that is in legacy mode by the time its job runs', async () => {

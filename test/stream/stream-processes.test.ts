@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createConnection } from '../../src/core/registry/connections.ts';
 import { addVehicleDevices } from '../../src/core/registry/vehicles.ts';
 import { createWorkspace } from '../../src/core/registry/workspaces.ts';
@@ -18,28 +18,15 @@ import { startTraccarSimulator } from '../../src/providers/traccar/simulator.ts'
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import { servedKey } from '../../src/sim/ground-truth.ts';
 import type { StreamRuntime } from '../../src/stream/runtime.ts';
-import { startTestCore, type TestCore } from '../support/core.ts';
 import { freePort, startFleetwire, type Running } from '../support/processes.ts';
-import { connectStreamProvider, pastFastClock, startTestStream, until } from '../support/stream.ts';
+import { connectStreamProvider, pastFastClock, startTestStream, until, useStreamTestCore } from '../support/stream.ts';
 
 const quiet = createLogger({ level: 'warn', name: 'stream-test', destination: new Writable({ write: (_c, _e, done) => done() }) });
-let core: TestCore;
-const stops: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  core = await startTestCore();
-});
-// Each test ends with nothing of its own running and its stream connections disabled, pass or fail.
-afterEach(async () => {
-  for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
-  await core.db.query(`UPDATE provider_connections SET enabled = false WHERE transport = 'stream'`);
-});
-afterAll(async () => {
-  await core.close();
-});
+const suite = useStreamTestCore();
+const stops = suite.stops;
 
 function runtime(holder: string): StreamRuntime {
-  const r = startTestStream({ coreUrl: core.url, serviceToken: core.serviceToken, logger: quiet, holder, refreshMs: 500 });
+  const r = startTestStream({ coreUrl: suite.core.url, serviceToken: suite.core.serviceToken, logger: quiet, holder, refreshMs: 500 });
   stops.push(() => r.stop());
   return r;
 }
@@ -47,25 +34,19 @@ function runtime(holder: string): StreamRuntime {
 describe('fleetwire stream', () => {
   it('serves /healthz and /metrics, and when killed its connections are taken over within 60 s', async () => {
     const clock = pastFastClock();
-    const ws = (await createWorkspace(core.db, { name: 'Process depot' })).id;
+    const ws = (await createWorkspace(suite.core.db, { name: 'Process depot' })).id;
     const ids: string[] = [];
     for (let i = 0; i < 3; i += 1) {
       const fleet = new FleetModel({ seed: 400 + i, vehicles: 2, startMs: clock.startMs, timeScale: 5 });
       const sim = await startTraccarSimulator({ accounts: [{ credentials: { token: `tr-proc-${i}` }, fleet }], now: clock.now, tickMs: 100, keepaliveMs: 1000 });
       stops.push(() => sim.stop());
-      const c = await connectStreamProvider(core.db, core.secretKey, ws, {
-        provider: 'traccar',
-        baseUrl: sim.url,
-        credentials: { token: `tr-proc-${i}` },
-        vehicles: fleet.vehicles,
-        externalId: (v) => v.traccarUniqueId,
-      });
+      const c = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: sim.url, token: `tr-proc-${i}`, vehicles: fleet.vehicles });
       ids.push(c.connectionId);
     }
     const port = await freePort();
     const process: Running = startFleetwire(['stream'], {
-      FLEETWIRE_CORE_URL: core.url,
-      FLEETWIRE_SERVICE_TOKEN: core.serviceToken,
+      FLEETWIRE_CORE_URL: suite.core.url,
+      FLEETWIRE_SERVICE_TOKEN: suite.core.serviceToken,
       FLEETWIRE_PORT: String(port),
       FLEETWIRE_DATA_DIR: mkdtempSync(join(tmpdir(), 'fleetwire-stream-')),
       FLEETWIRE_LOG_LEVEL: 'warn',
@@ -75,7 +56,7 @@ describe('fleetwire stream', () => {
     const holder = await until(
       'the stream process to hold every connection',
       async () => {
-        const { rows } = await core.db.query<{ holder: string; n: number }>(
+        const { rows } = await suite.core.db.query<{ holder: string; n: number }>(
           'SELECT holder, count(*)::int AS n FROM stream_leases WHERE connection_id = ANY($1::uuid[]) AND expires_at > now() GROUP BY holder',
           [ids],
         );
@@ -88,7 +69,7 @@ describe('fleetwire stream', () => {
     expect(await health.json()).toMatchObject({ status: 'ok', connections: 3 });
     expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
     await until('readings from the stream process', async () => {
-      const metrics = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${core.serviceToken}` } });
+      const metrics = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${suite.core.serviceToken}` } });
       const text = await metrics.text();
       const delivered = Number(/fleetwire_stream_readings\{outcome="delivered"\} (\d+)/.exec(text)?.[1] ?? 0);
       return delivered > 0 ? true : undefined;
@@ -114,28 +95,22 @@ describe('one vehicle on both paths', () => {
     const traccar = await startTraccarSimulator({ accounts: [{ credentials: { token: 'tr-both' }, fleet }], now: clock.now, tickMs: 50, keepaliveMs: 500 });
     stops.push(() => samsara.stop(), () => traccar.stop());
 
-    const ws = (await createWorkspace(core.db, { name: 'Both paths depot' })).id;
-    const streamed = await connectStreamProvider(core.db, core.secretKey, ws, {
-      provider: 'traccar',
-      baseUrl: traccar.url,
-      credentials: { token: 'tr-both' },
-      vehicles: fleet.vehicles,
-      externalId: (v) => v.traccarUniqueId,
-    });
-    const polled = await createConnection(core.db, core.secretKey, ws, { provider: 'samsara', transport: 'poll', baseUrl: samsara.url, credentials: { apiToken: 'sam-both' } });
+    const ws = (await createWorkspace(suite.core.db, { name: 'Both paths depot' })).id;
+    const streamed = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: traccar.url, token: 'tr-both', vehicles: fleet.vehicles });
+    const polled = await createConnection(suite.core.db, suite.core.secretKey, ws, { provider: 'samsara', transport: 'poll', baseUrl: samsara.url, credentials: { apiToken: 'sam-both' } });
     for (const vehicle of fleet.vehicles) {
-      await addVehicleDevices(core.db, ws, streamed.vehicles.get(vehicle.traccarUniqueId)!, [{ connectionId: polled.id, externalId: vehicle.samsaraId }]);
+      await addVehicleDevices(suite.core.db, ws, streamed.vehicles.get(vehicle.traccarUniqueId)!, [{ connectionId: polled.id, externalId: vehicle.samsaraId }]);
     }
 
     const stream = runtime('both-paths');
     for (let i = 0; i < 6; i += 1) {
-      await core.runner.runWorkspace({ workspaceId: ws, eventId: `both-${i}` });
+      await suite.core.runner.runWorkspace({ workspaceId: ws, eventId: `both-${i}` });
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
     // Serving ends: the clock stops, the last poll and the stream runtime take in what was served, then the
     // simulators go.
     clock.freeze();
-    await core.runner.runWorkspace({ workspaceId: ws, eventId: 'both-last' });
+    await suite.core.runner.runWorkspace({ workspaceId: ws, eventId: 'both-last' });
     let taken = -1;
     await until('the stream runtime to take in everything sent', async () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -159,7 +134,7 @@ describe('one vehicle on both paths', () => {
     for (const reading of [...samsara.groundTruth.all(), ...traccar.groundTruth.all()]) {
       served.add(servedKey({ ...reading, externalDeviceId: vehicleOf.get(reading.externalDeviceId)! }));
     }
-    const { rows } = await core.db.query<{ vehicle_id: string; signal: string; observed_ms: number; source: string }>(
+    const { rows } = await suite.core.db.query<{ vehicle_id: string; signal: string; observed_ms: number; source: string }>(
       `SELECT vehicle_id, signal, (extract(epoch FROM observed_at) * 1000)::float8 AS observed_ms, source FROM signal_history WHERE workspace_id = $1`,
       [ws],
     );
@@ -168,11 +143,11 @@ describe('one vehicle on both paths', () => {
     expect(stored.size).toBe(rows.length);
     expect(new Set(rows.map((r) => r.source))).toEqual(new Set(['poll', 'stream']));
     // The two paths saw some of the same moments: those were stored once, the second arrival a duplicate.
-    const polledRuns = (await core.http.admin('GET', `/v1/workspaces/${ws}/poll-runs?limit=100`)).body.items;
+    const polledRuns = (await suite.core.http.admin('GET', `/v1/workspaces/${ws}/poll-runs?limit=100`)).body.items;
     const duplicates = (stream.pipeline.answered.duplicate ?? 0) + polledRuns.reduce((n: number, r: { readings: { duplicate: number } }) => n + r.readings.duplicate, 0);
     expect(duplicates).toBeGreaterThan(0);
 
-    const { rows: behind } = await core.db.query<{ n: number }>(
+    const { rows: behind } = await suite.core.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM signal_snapshot s
         WHERE s.workspace_id = $1
           AND (s.observed_at, s.value) <> (SELECT h.observed_at, h.value FROM signal_history h

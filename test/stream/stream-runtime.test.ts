@@ -106,20 +106,8 @@ describe('stream runtime', () => {
     const teslaFleet = fleet(302, 4);
     const tr = await traccar('tr-all', traccarFleet);
     const ts = await tesla('ts-all', teslaFleet, 0.3);
-    const trConnection = await connectStreamProvider(core.db, core.secretKey, ws, {
-      provider: 'traccar',
-      baseUrl: tr.url,
-      credentials: { token: 'tr-all' },
-      vehicles: traccarFleet.vehicles,
-      externalId: (v) => v.traccarUniqueId,
-    });
-    const tsConnection = await connectStreamProvider(core.db, core.secretKey, ws, {
-      provider: 'tesla-telemetry',
-      baseUrl: ts.url,
-      credentials: { accessToken: 'ts-all' },
-      vehicles: teslaFleet.vehicles,
-      externalId: (v) => v.vin,
-    });
+    const trConnection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-all', vehicles: traccarFleet.vehicles });
+    const tsConnection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-all', vehicles: teslaFleet.vehicles });
     const runtime = stream();
     await until('readings from both providers', () => tr.groundTruth.all().length > 40 && ts.groundTruth.all().length > 40);
     await until('status at core', async () => (await connectionView(ws, tsConnection.connectionId)).streamState?.connected === true);
@@ -154,13 +142,7 @@ describe('stream runtime', () => {
     const model = fleet(307, 3);
     const ts = await tesla('ts-changing', model);
     const runtime = stream({ holder: 'following-runtime', refreshMs: 300 });
-    const added = await connectStreamProvider(core.db, core.secretKey, ws, {
-      provider: 'tesla-telemetry',
-      baseUrl: ts.url,
-      credentials: { accessToken: 'ts-changing' },
-      vehicles: model.vehicles.slice(0, 2),
-      externalId: (v) => v.vin,
-    });
+    const added = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-changing', vehicles: model.vehicles.slice(0, 2) });
     const held = () => runtime.connections.get(added.connectionId);
     const sockets = () => held()?.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).socketsOpen ?? 0;
     await until('the new connection to be opened', () => sockets() === 2, 5000);
@@ -183,13 +165,7 @@ describe('stream runtime', () => {
     const ws = (await createWorkspace(core.db, { name: 'Bad token depot' })).id;
     const model = fleet(303, 2);
     const tr = await traccar('tr-right', model);
-    const connection = await connectStreamProvider(core.db, core.secretKey, ws, {
-      provider: 'traccar',
-      baseUrl: tr.url,
-      credentials: { token: 'tr-wrong' },
-      vehicles: model.vehicles,
-      externalId: (v) => v.traccarUniqueId,
-    });
+    const connection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-wrong', vehicles: model.vehicles });
     stream({ holder: 'bad-token-runtime' });
     const state = await until('the auth failure to be reported', async () => {
       const view = (await connectionView(ws, connection.connectionId)).streamState;
@@ -208,13 +184,7 @@ describe('stream runtime', () => {
     const ws = (await createWorkspace(core.db, { name: 'Flaky depot' })).id;
     const model = fleet(304, 3);
     const tr = await traccar('tr-flaky', model);
-    const connection = await connectStreamProvider(core.db, core.secretKey, ws, {
-      provider: 'traccar',
-      baseUrl: tr.url,
-      credentials: { token: 'tr-flaky' },
-      vehicles: model.vehicles,
-      externalId: (v) => v.traccarUniqueId,
-    });
+    const connection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-flaky', vehicles: model.vehicles });
     const runtime = stream();
     const held = () => runtime.connections.get(connection.connectionId);
     await until('the first readings', () => (held()?.counters.readingsIn ?? 0) > 0);
@@ -244,13 +214,7 @@ describe('stream runtime', () => {
     const ws = (await createWorkspace(core.db, { name: 'Outage depot' })).id;
     const model = fleet(305, 4);
     const ts = await tesla('ts-outage', model);
-    const connection = await connectStreamProvider(core.db, core.secretKey, ws, {
-      provider: 'tesla-telemetry',
-      baseUrl: ts.url,
-      credentials: { accessToken: 'ts-outage' },
-      vehicles: model.vehicles,
-      externalId: (v) => v.vin,
-    });
+    const connection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-outage', vehicles: model.vehicles });
     const address = core.app.server.address();
     const proxy = await startSwitchableProxy(typeof address === 'object' && address ? address.port : 0);
     cleanups.push(() => proxy.close());
@@ -276,13 +240,7 @@ describe('stream runtime', () => {
     const ws = (await createWorkspace(core.db, { name: 'Coalescing depot' })).id;
     const model = fleet(306, 3);
     const tr = await traccar('tr-coalesce', model);
-    await connectStreamProvider(core.db, core.secretKey, ws, {
-      provider: 'traccar',
-      baseUrl: tr.url,
-      credentials: { token: 'tr-coalesce' },
-      vehicles: model.vehicles,
-      externalId: (v) => v.traccarUniqueId,
-    });
+    await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-coalesce', vehicles: model.vehicles });
     const runtime = stream({ coalesceMs: 1000, holder: 'coalescing-runtime' });
     await until('coalesced readings', () => runtime.coalescer.coalesced > 10, 20_000);
     await quiesce(runtime, [tr]);
@@ -297,13 +255,7 @@ describe('stream runtime', () => {
     for (let i = 0; i < 4; i += 1) {
       const model = fleet(310 + i, 2);
       const sim = await traccar(`tr-shared-${i}`, model);
-      const c = await connectStreamProvider(core.db, core.secretKey, ws, {
-        provider: 'traccar',
-        baseUrl: sim.url,
-        credentials: { token: `tr-shared-${i}` },
-        vehicles: model.vehicles,
-        externalId: (v) => v.traccarUniqueId,
-      });
+      const c = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: sim.url, token: `tr-shared-${i}`, vehicles: model.vehicles });
       ids.push(c.connectionId);
     }
     const mine = (runtime: StreamRuntime) => ids.filter((id) => runtime.connections.has(id));

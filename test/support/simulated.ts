@@ -8,6 +8,7 @@ import { createConnection } from '../../src/core/registry/connections.ts';
 import { createVehicle } from '../../src/core/registry/vehicles.ts';
 import type { GroundTruth, ServedReading } from '../../src/sim/ground-truth.ts';
 import { servedKey } from '../../src/sim/ground-truth.ts';
+import { sameServedValue, storedReadings } from './stored-readings.ts';
 
 export interface SimulatedConnection {
   connectionId: string;
@@ -35,33 +36,6 @@ export async function connectSimulator(
   return { connectionId: connection.id, vehicles };
 }
 
-export interface StoredReading {
-  externalDeviceId: string;
-  signal: ServedReading['signal'];
-  observedAtMs: number;
-  value: unknown;
-}
-
-export async function storedReadings(db: Database, workspaceId: string, connectionId: string): Promise<StoredReading[]> {
-  const { rows } = await db.query<{ external_id: string; signal: string; observed_ms: number; value: unknown }>(
-    `SELECT d.external_id, h.signal, (extract(epoch FROM h.observed_at) * 1000)::float8 AS observed_ms, h.value
-       FROM signal_history h
-       JOIN device_bindings d ON d.workspace_id = h.workspace_id AND d.vehicle_id = h.vehicle_id AND d.connection_id = h.connection_id
-      WHERE h.workspace_id = $1 AND h.connection_id = $2`,
-    [workspaceId, connectionId],
-  );
-  return rows.map((r) => ({ externalDeviceId: r.external_id, signal: r.signal as StoredReading['signal'], observedAtMs: Math.round(r.observed_ms), value: r.value }));
-}
-
-function close(a: unknown, b: unknown): boolean {
-  if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b) <= 0.011 + Math.abs(b) * 1e-9;
-  if (a && b && typeof a === 'object' && typeof b === 'object') {
-    const ka = Object.keys(a);
-    return ka.length === Object.keys(b).length && ka.every((k) => close((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-  }
-  return a === b;
-}
-
 /**
  * Nothing lost, nothing duplicated: every reading the simulator served for a bound device is stored once, with
  * its value (within the rounding of unit conversions), and nothing else is stored for the connection.
@@ -82,7 +56,7 @@ export async function expectStoreMatchesGroundTruth(
   expect(missing.slice(0, 5), `${missing.length} served readings are not stored`).toEqual([]);
   expect(extra.slice(0, 5), `${extra.length} stored readings were never served`).toEqual([]);
   expect(stored.length).toBe(storedKeys.size);
-  const wrong = stored.filter((r) => !close(r.value, served.get(servedKey(r))!.value));
+  const wrong = stored.filter((r) => !sameServedValue(r.value, served.get(servedKey(r))!.value));
   expect(wrong.slice(0, 3).map((r) => [r, served.get(servedKey(r))!.value]), 'values differ from what was served').toEqual([]);
   return { served: served.size, stored: stored.length };
 }

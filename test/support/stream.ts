@@ -3,6 +3,7 @@
  * simulated clock that starts in the past and runs faster than the wall (so the fleets move, yet no reading is
  * ever ahead of the server clock during a test), and workspaces wired to the simulators.
  */
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { Database } from '../../src/core/db/database.ts';
 import { createConnection } from '../../src/core/registry/connections.ts';
 import { createVehicle } from '../../src/core/registry/vehicles.ts';
@@ -10,6 +11,34 @@ import type { Logger } from '../../src/logging.ts';
 import { streamAdapters } from '../../src/providers/registry.ts';
 import type { VehicleIdentity } from '../../src/sim/fleet-model.ts';
 import { defaultStreamTimings, startStreamRuntime, type StreamRuntime, type StreamRuntimeOptions } from '../../src/stream/runtime.ts';
+import { startTestCore, type TestCore } from './core.ts';
+
+/**
+ * A test core for the enclosing suite, and the list where each test puts what it started (runtimes, simulators):
+ * after every test, pass or fail, those stop (newest first) and every stream connection is disabled, so the next
+ * test's runtime is the only one and holds only its own connections.
+ */
+export function useStreamTestCore(): { readonly core: TestCore; readonly stops: (() => Promise<unknown>)[] } {
+  let core: TestCore | undefined;
+  const stops: (() => Promise<unknown>)[] = [];
+  beforeAll(async () => {
+    core = await startTestCore();
+  });
+  afterEach(async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
+    await core?.db.query(`UPDATE provider_connections SET enabled = false WHERE transport = 'stream'`);
+  });
+  afterAll(async () => {
+    await core?.close();
+  });
+  return {
+    get core() {
+      if (!core) throw new Error('the stream test core is not started yet (use it inside a test or hook)');
+      return core;
+    },
+    stops,
+  };
+}
 
 /**
  * Starts 10 minutes in the past and runs 15 times faster than the wall: it reaches now after ~43 s. `freeze` stops
@@ -42,27 +71,27 @@ export function startTestStream(
   return startStreamRuntime({ ...defaultStreamTimings, ...fastStreamTimings, adapters: streamAdapters, ...options });
 }
 
+/**
+ * A stream connection to a simulator, with one vehicle bound per simulated vehicle under the id the provider names
+ * it by (Traccar's uniqueId, Tesla's VIN); `token` is the simulator account's token. Answers the connection's id and
+ * the workspace vehicle id of each external id.
+ */
 export async function connectStreamProvider(
   db: Database,
   secretKey: Buffer,
   workspaceId: string,
-  options: {
-    provider: 'traccar' | 'tesla-telemetry';
-    baseUrl: string;
-    credentials: Record<string, unknown>;
-    vehicles: readonly VehicleIdentity[];
-    externalId: (vehicle: VehicleIdentity) => string;
-  },
+  options: { provider: 'traccar' | 'tesla-telemetry'; baseUrl: string; token: string; vehicles: readonly VehicleIdentity[] },
 ): Promise<{ connectionId: string; vehicles: Map<string, string> }> {
+  const traccar = options.provider === 'traccar';
   const connection = await createConnection(db, secretKey, workspaceId, {
     provider: options.provider,
     transport: 'stream',
     baseUrl: options.baseUrl,
-    credentials: options.credentials,
+    credentials: traccar ? { token: options.token } : { accessToken: options.token },
   });
   const vehicles = new Map<string, string>();
   for (const vehicle of options.vehicles) {
-    const externalId = options.externalId(vehicle);
+    const externalId = traccar ? vehicle.traccarUniqueId : vehicle.vin;
     vehicles.set(externalId, await createVehicle(db, workspaceId, { name: `${options.provider} ${vehicle.name}`, devices: [{ connectionId: connection.id, externalId }] }));
   }
   return { connectionId: connection.id, vehicles };

@@ -77,7 +77,7 @@ export function openPostgres(options: PostgresOptions): Database {
     query: (text, params) => run(pool, text, params),
     exec: (text) => script(pool, text),
     async transaction(work) {
-      const client = await pool.connect();
+      const { client, problem, release } = await checkOut(pool);
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
@@ -92,11 +92,11 @@ export function openPostgres(options: PostgresOptions): Database {
         }
         throw error;
       } finally {
-        client.release(broken);
+        release(broken ?? problem());
       }
     },
     async withSession(work) {
-      const client = await pool.connect();
+      const { client, problem, release } = await checkOut(pool);
       let broken: Error | undefined;
       try {
         return await work(clientSql(client));
@@ -105,10 +105,33 @@ export function openPostgres(options: PostgresOptions): Database {
         broken = error as Error;
         throw error;
       } finally {
-        client.release(broken);
+        release(broken ?? problem());
       }
     },
     close: () => pool.end(),
+  };
+}
+
+/**
+ * A client taken from the pool for a transaction or session. The pool listens for a connection's 'error' event
+ * only while the client is idle; a server restart or a killed backend while it is checked out would otherwise be
+ * an unhandled 'error' that ends the process. The error is kept instead: the query in flight fails on its own,
+ * and the client is destroyed rather than returned to the pool.
+ */
+async function checkOut(pool: pg.Pool): Promise<{ client: pg.PoolClient; problem: () => Error | undefined; release: (broken?: Error) => void }> {
+  const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (error: Error) => {
+    lost ??= error;
+  };
+  client.on('error', onError);
+  return {
+    client,
+    problem: () => lost,
+    release: (broken) => {
+      client.off('error', onError);
+      client.release(broken);
+    },
   };
 }
 

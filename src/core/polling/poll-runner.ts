@@ -28,6 +28,7 @@ import {
   loadPollPlan,
   recordPollFailure,
   recordPollSuccess,
+  closeAbandonedPollRuns,
   startPollRun,
   type PollConnection,
   type RunTotals,
@@ -62,6 +63,11 @@ export interface PollRunnerDeps {
 
 export interface PollRunner {
   runWorkspace(job: WorkspacePollJob): Promise<void>;
+}
+
+/** How old a run still marked running must be to count as abandoned: past its deadline by a minute. */
+export function abandonedRunAfterMs(options: Pick<PollRunnerOptions, 'runDeadlineMs'>): number {
+  return options.runDeadlineMs + 60_000;
 }
 
 class CursorMovedError extends Error {
@@ -283,6 +289,10 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       const plan = await loadPollPlan(deps.db, job.workspaceId);
       // The workspace may have changed since it was enqueued.
       if (!plan || !plan.enabled || plan.cutover !== 'core') return;
+      // Runs of this workspace whose outcome was never recorded are closed before new ones start. Only one runner
+      // polls a workspace at a time, and no run outlives its deadline by a minute.
+      const closed = await closeAbandonedPollRuns(deps.db, abandonedRunAfterMs(options), job.workspaceId);
+      if (closed > 0) deps.logger.warn({ 'fleetwire.workspace.id': job.workspaceId, 'fleetwire.poll.abandoned_runs': closed }, 'closed poll runs whose outcome was never recorded');
       const at = now();
       const due = plan.connections.filter(
         (c) => !c.authFailedAt && !(c.rateLimitedUntil && c.rateLimitedUntil.getTime() > at) && !(c.nextPollAt && c.nextPollAt.getTime() > at),

@@ -135,6 +135,40 @@ export async function finishPollRun(
 }
 
 /**
+ * Closes the runs of `workspaceId` (or of every workspace) still marked running that started more than
+ * `olderThanMs` ago (by the database's clock, which stamped them):
+ * their outcome was never recorded, because the database was unreachable when the run ended or the process died
+ * mid-run. Each becomes failed/internal, and its connection shows the failure unless a later run already
+ * recorded an outcome. Nothing else changes: the next poll starts from the cursor the last committed page left.
+ * Returns the runs closed.
+ */
+export async function closeAbandonedPollRuns(sql: Sql, olderThanMs: number, workspaceId?: string): Promise<number> {
+  const message = 'the run ended without its outcome being recorded (the database was unreachable or the process stopped); the next poll resumes from the last committed page';
+  const { rows } = await sql.query<{ closed: number }>(
+    `WITH closed AS (
+       UPDATE poll_runs
+          SET status = 'failed', error_class = 'internal', error_message = $3, finished_at = date_trunc('milliseconds', now())
+        WHERE status = 'running' AND started_at < now() - $1 * interval '1 millisecond' AND ($2::uuid IS NULL OR workspace_id = $2)
+        RETURNING workspace_id, connection_id, started_at
+     ), latest AS (
+       SELECT workspace_id, connection_id, max(started_at) AS started_at FROM closed GROUP BY workspace_id, connection_id
+     ), marked AS (
+       UPDATE connection_poll_states s
+          SET last_error_at = now(), last_error_class = 'internal', last_error_message = $3,
+              consecutive_failures = s.consecutive_failures + 1
+         FROM latest l
+        WHERE s.workspace_id = l.workspace_id AND s.connection_id = l.connection_id
+          AND (s.last_success_at IS NULL OR s.last_success_at < l.started_at)
+          AND (s.last_error_at IS NULL OR s.last_error_at < l.started_at)
+        RETURNING 1
+     )
+     SELECT (SELECT count(*) FROM closed)::int AS closed`,
+    [olderThanMs, workspaceId ?? null, message],
+  );
+  return rows[0]!.closed;
+}
+
+/**
  * A successful poll: the connection is healthy again, and every vehicle bound to it is confirmed in sync with
  * its provider (the `lastSyncedAt` clock of DESIGN §8), whether or not it reported anything new.
  */
