@@ -20,7 +20,6 @@ export const demoCredentials = {
 } as const;
 
 export type DemoProvider = keyof typeof demoCredentials;
-export const demoProviders = Object.keys(demoCredentials) as DemoProvider[];
 
 /** Vehicles per demo account: two depots of 26, a shuttle service of 8, four executive cars. */
 export const demoFleetSizes: Record<DemoProvider, number> = { samsara: 26, geotab: 26, traccar: 8, 'tesla-telemetry': 4 };
@@ -69,42 +68,23 @@ export async function startDemoSimulators(options: DemoSimulatorOptions): Promis
     traccar: new FaultInjector({}, 13),
     'tesla-telemetry': new FaultInjector({}, 14),
   };
+  /** What every simulator takes: where to listen, the clock, its one demo account and its faults. */
+  const common = <P extends DemoProvider>(provider: P) => ({
+    host: options.host,
+    port: options.ports[provider],
+    now,
+    accounts: [{ credentials: { ...demoCredentials[provider] }, fleet: fleets[provider] }],
+    faults: faults[provider],
+  });
   const started: RunningSimulator[] = [];
   try {
-    const samsara = await startSamsaraSimulator({
-      host: options.host,
-      port: options.ports.samsara,
-      now,
-      accounts: [{ credentials: { ...demoCredentials.samsara }, fleet: fleets.samsara }],
-      faults: faults.samsara,
-      timeoutMs: pollTimeoutMs,
-    });
+    const samsara = await startSamsaraSimulator({ ...common('samsara'), timeoutMs: pollTimeoutMs });
     started.push(samsara);
-    const geotab = await startGeotabSimulator({
-      host: options.host,
-      port: options.ports.geotab,
-      now,
-      accounts: [{ credentials: { ...demoCredentials.geotab }, fleet: fleets.geotab }],
-      faults: faults.geotab,
-      timeoutMs: pollTimeoutMs,
-    });
+    const geotab = await startGeotabSimulator({ ...common('geotab'), timeoutMs: pollTimeoutMs });
     started.push(geotab);
-    const traccar = await startTraccarSimulator({
-      host: options.host,
-      port: options.ports.traccar,
-      now,
-      accounts: [{ credentials: { ...demoCredentials.traccar }, fleet: fleets.traccar }],
-      faults: faults.traccar,
-    });
+    const traccar = await startTraccarSimulator(common('traccar'));
     started.push(traccar);
-    const tesla = await startTeslaTelemetrySimulator({
-      host: options.host,
-      port: options.ports['tesla-telemetry'],
-      now,
-      accounts: [{ credentials: { ...demoCredentials['tesla-telemetry'] }, fleet: fleets['tesla-telemetry'] }],
-      faults: faults['tesla-telemetry'],
-      resendRate: 0.02,
-    });
+    const tesla = await startTeslaTelemetrySimulator({ ...common('tesla-telemetry'), resendRate: 0.02 });
     started.push(tesla);
     return {
       running: { samsara, geotab, traccar, 'tesla-telemetry': tesla },

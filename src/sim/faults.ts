@@ -8,16 +8,28 @@ export type FaultKind = (typeof faultKinds)[number];
 /** Probability per request of each fault, 0..1. */
 export type FaultRates = Partial<Record<FaultKind, number>>;
 
+/** xorshift32 draws in [0, 1): deterministic per seed, so a simulator run can be replayed. */
+export function xorshift32(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return state / 4294967296;
+  };
+}
+
 export class FaultInjector {
   private rates: FaultRates;
   private readonly queued: FaultKind[] = [];
   private outage: FaultKind | undefined;
-  private state: number;
+  private readonly random: () => number;
   readonly injected: Record<FaultKind, number> = { rate_limit: 0, server_error: 0, timeout: 0, malformed: 0, truncated: 0, auth: 0 };
 
   constructor(rates: FaultRates = {}, seed = 1) {
     this.rates = { ...rates };
-    this.state = seed >>> 0 || 1;
+    this.random = xorshift32(seed);
   }
 
   setRates(rates: FaultRates): void {
@@ -38,25 +50,11 @@ export class FaultInjector {
     this.outage = undefined;
   }
 
-  get inOutage(): boolean {
-    return this.outage !== undefined;
-  }
-
   /** The fault for this request, if any. */
   next(): FaultKind | undefined {
     const fault = this.queued.shift() ?? this.outage ?? this.roll();
     if (fault) this.injected[fault] += 1;
     return fault;
-  }
-
-  private random(): number {
-    // xorshift32: deterministic per seed.
-    let x = this.state;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.state = x >>> 0;
-    return this.state / 4294967296;
   }
 
   private roll(): FaultKind | undefined {

@@ -12,8 +12,7 @@
  * Every sample goes into one append-only log with a sequence number; simulators page through it (a feed cursor
  * is a position in the log), and keep their own record of what they served.
  */
-import type { SignalName, SignalValue } from '../canonical/signals.ts';
-import type { ChargingState } from '../canonical/signals.ts';
+import type { ChargingState, SignalName, SignalValue } from '../canonical/signals.ts';
 
 export type Phase = 'driving' | 'returning' | 'charging' | 'parked' | 'asleep';
 export type VehicleKind = 'bus' | 'van' | 'truck';
@@ -253,13 +252,7 @@ export class FleetModel {
 
   /** The newest sample of each (vehicle, signal) at or before the log end: what a "latest values" call serves. */
   latest(): Sample[] {
-    const newest = new Map<string, Sample>();
-    for (const sample of this.log) {
-      const key = `${sample.vehicle}|${sample.signal}`;
-      const seen = newest.get(key);
-      if (!seen || sample.observedAtMs >= seen.observedAtMs) newest.set(key, sample);
-    }
-    return [...newest.values()].sort((a, b) => a.seq - b.seq);
+    return newestPerSignal(this.log);
   }
 
   private trim(nowMs: number): void {
@@ -414,6 +407,17 @@ export class FleetModel {
     const reachable = ((s.socPct - 25) / 100) * (vehicle.spec.batteryKwh / vehicle.spec.kwhPerKm) * 0.4;
     vehicle.tripKm = clamp(10 + vehicle.random() * 60, 2, Math.max(2, reachable));
   }
+}
+
+/** The newest of `samples` for each (vehicle, signal), in log order. */
+export function newestPerSignal(samples: readonly Sample[]): Sample[] {
+  const newest = new Map<string, Sample>();
+  for (const sample of samples) {
+    const key = `${sample.vehicle}|${sample.signal}`;
+    const seen = newest.get(key);
+    if (!seen || sample.observedAtMs >= seen.observedAtMs) newest.set(key, sample);
+  }
+  return [...newest.values()].sort((a, b) => a.seq - b.seq);
 }
 
 const allSignals: SignalName[] = [

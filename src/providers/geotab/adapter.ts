@@ -22,7 +22,7 @@ export interface GeotabCursor {
   logRecord?: string;
 }
 
-/** A page, plus how many entities could not be read (PollPage has no field for it yet). */
+/** A page as this adapter yields it: the cursor in its Geotab shape, and the skipped count always set. */
 export interface GeotabPollPage extends PollPage {
   cursor: GeotabCursor;
   skipped: number;

@@ -9,8 +9,8 @@
  * outside the catalogue's bounds reaches ingest, which rejects it visibly (`invalid_value`).
  */
 import type { ChargingState } from '../../canonical/signals.ts';
-import { parseTimestamp, safeText, type CanonicalReading } from '../../canonical/update.ts';
-import type { DeviceReadings } from '../poll-adapter.ts';
+import { parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
+import { externalDeviceIdSchema, type DeviceReadings } from '../poll-adapter.ts';
 import { deviceStatusInfoSchema, diagnosticIds, logRecordSchema, statusDataSchema, type StatusData } from './wire.ts';
 
 export interface MappedEntities {
@@ -122,9 +122,6 @@ export function mapDeviceStatusInfos(entities: readonly unknown[]): MappedEntiti
   return out.result();
 }
 
-/** The external ids ingest and device bindings accept. */
-const deviceIdSchema = safeText(256);
-
 /** Readings grouped per device, in the order the devices first appear. */
 class DeviceGroups {
   skipped = 0;
@@ -132,9 +129,9 @@ class DeviceGroups {
   private readonly byDevice = new Map<string, CanonicalReading[]>();
 
   addOrSkip(deviceId: string, readings: CanonicalReading[] | undefined): void {
-    // A device id no binding can hold (a NUL, an unpaired surrogate, 300 characters) would make the whole update
-    // malformed at ingest: the entity is unreadable, like one without a device.
-    if (!readings || !deviceIdSchema.safeParse(deviceId).success) {
+    // A device id no binding can hold would make the whole update malformed at ingest: the entity is unreadable,
+    // like one without a device.
+    if (!readings || !externalDeviceIdSchema.safeParse(deviceId).success) {
       this.skipped += 1;
       return;
     }

@@ -36,9 +36,6 @@ export interface SamsaraAdapterOptions {
   maxPagesPerGroup?: number;
 }
 
-/** A PollPage plus what the mapping could not read (PollPage has no field for it yet). */
-export type SamsaraPollPage = PollPage & { skipped: number };
-
 export interface SamsaraCursor {
   feeds: Record<string, string>;
 }
@@ -82,7 +79,7 @@ async function* pollFeeds(
   groups: readonly (readonly SamsaraStatType[])[],
   maxPages: number,
   timeoutMs: number,
-): AsyncGenerator<SamsaraPollPage> {
+): AsyncGenerator<PollPage> {
   const client = createSamsaraClient({ baseUrl: context.baseUrl, apiToken: context.credentials.apiToken, timeoutMs });
   const stored = readCursor(context.cursor);
   let active = groups.map((types) => ({ types, key: groupKey(types), pages: 0 }));

@@ -8,8 +8,9 @@
  * bounds (a latitude of 91) pass through, so ingest rejects them with a reason the operator can see.
  */
 import type { ChargingState } from '../../canonical/signals.ts';
-import { parseTimestamp, safeText, type CanonicalReading } from '../../canonical/update.ts';
-import type { DeviceReadings } from '../poll-adapter.ts';
+import { parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
+import { isRecord } from '../json-values.ts';
+import { externalDeviceIdSchema, type DeviceReadings } from '../poll-adapter.ts';
 import { engineStateEntrySchema, evChargingStatusCodes, gpsPointSchema, timedNumberSchema, type EngineStateValue } from './wire.ts';
 
 export interface MappedStats {
@@ -20,8 +21,6 @@ export interface MappedStats {
 }
 
 export const kphPerMph = 1.609344;
-
-const vehicleIdSchema = safeText(256);
 
 const chargingStates: Record<number, ChargingState> = {
   [evChargingStatusCodes.charging]: 'charging',
@@ -36,7 +35,7 @@ export function mapVehicleStats(items: readonly unknown[]): MappedStats {
   const byDevice = new Map<string, CanonicalReading[]>();
   let skipped = 0;
   for (const item of items) {
-    const id = isRecord(item) ? vehicleIdSchema.safeParse(item.id) : undefined;
+    const id = isRecord(item) ? externalDeviceIdSchema.safeParse(item.id) : undefined;
     if (!isRecord(item) || !id?.success) {
       skipped += 1;
       continue;
@@ -138,8 +137,4 @@ function roundTo(value: number, digits: number): number {
 
 function hasEntries(value: unknown): boolean {
   return Array.isArray(value) && value.length > 0;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

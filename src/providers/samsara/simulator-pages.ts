@@ -8,7 +8,7 @@
  * empty, as Samsara's pages can.
  */
 import { z } from 'zod';
-import type { FleetModel, Sample } from '../../sim/fleet-model.ts';
+import { newestPerSignal, type FleetModel, type Sample } from '../../sim/fleet-model.ts';
 import { servedTypeSource, toEntry, type MotionIndex, type Served, type ServedType, type StatEntry } from './simulator-stats.ts';
 import type { Pagination, VehicleStatsListBody, VehicleStatsListItem, VehicleStatsSnapshotBody, VehicleStatsSnapshotItem } from './wire.ts';
 
@@ -154,14 +154,4 @@ function pick(samples: readonly Sample[], selection: StatsSelection): PickedEntr
 /** The latest value of each (vehicle, signal) among log samples before position `endSeq`, in log order. */
 function latestAsOf(fleet: FleetModel, endSeq: number): Sample[] {
   return newestPerSignal(fleet.samplesFrom(fleet.startSeq, Math.max(0, endSeq - fleet.startSeq)));
-}
-
-function newestPerSignal(samples: readonly Sample[]): Sample[] {
-  const newest = new Map<string, Sample>();
-  for (const sample of samples) {
-    const key = `${sample.vehicle}|${sample.signal}`;
-    const seen = newest.get(key);
-    if (!seen || sample.observedAtMs >= seen.observedAtMs) newest.set(key, sample);
-  }
-  return [...newest.values()].sort((a, b) => a.seq - b.seq);
 }

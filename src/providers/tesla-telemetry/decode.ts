@@ -3,19 +3,15 @@
  * frame that is not a record of the socket's vehicle is `bad` with a reason, and decoding goes on with the next.
  */
 import { parseTimestamp } from '../../canonical/update.ts';
+import { parseObjectFrame } from '../json-values.ts';
 import type { DecodedFrame } from '../stream-adapter.ts';
 import { mapTelemetryData } from './mapping.ts';
-import { isRecord } from './values.ts';
 
 /** `socketVin` is the VIN the socket was opened for: a record of another vehicle there is misrouted, not data. */
 export function decodeTelemetryFrame(frame: string, socketVin: string | undefined): DecodedFrame {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(frame);
-  } catch {
-    return { kind: 'bad', reason: 'frame is not JSON' };
-  }
-  if (!isRecord(parsed)) return { kind: 'bad', reason: 'frame is not a JSON object' };
+  const read = parseObjectFrame(frame);
+  if (!read.ok) return read.bad;
+  const parsed = read.object;
   if (!Array.isArray(parsed.data)) return { kind: 'bad', reason: 'not a telemetry record (no data list)' };
   const { vin } = parsed;
   if (!usableVin(vin)) return { kind: 'bad', reason: 'record has no usable vin' };

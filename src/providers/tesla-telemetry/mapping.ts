@@ -6,7 +6,8 @@
  */
 import { checkSignalValue, type SignalName } from '../../canonical/signals.ts';
 import type { CanonicalReading } from '../../canonical/update.ts';
-import { enumOf, isRecord, locationOf, numberOf } from './values.ts';
+import { isRecord } from '../json-values.ts';
+import { enumOf, locationOf, numberOf } from './values.ts';
 import { kmPerMile, type TelemetryField } from './wire.ts';
 
 type Candidate = [SignalName, unknown];

@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { SignalName } from '../../canonical/signals.ts';
-import { FaultInjector } from '../../sim/faults.ts';
+import { FaultInjector, xorshift32 } from '../../sim/faults.ts';
 import type { FleetModel } from '../../sim/fleet-model.ts';
 import { GroundTruth } from '../../sim/ground-truth.ts';
 import type { SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
@@ -56,7 +56,7 @@ export async function startTeslaTelemetrySimulator(options: TeslaTelemetrySimula
   const now = options.now ?? Date.now;
   const faults = options.faults ?? new FaultInjector();
   const resendRate = options.resendRate ?? 0;
-  const random = xorshift(options.resendSeed ?? 1);
+  const random = xorshift32(options.resendSeed ?? 1);
   const groundTruth = new GroundTruth();
   const served = { requests: 0 };
   const sockets = new SimulatorSockets<SocketTag>(() => {
@@ -155,17 +155,5 @@ function openAccount(token: string, fleet: FleetModel, nowMs: number): Account {
     vinIndex: new Map(fleet.vehicles.map((v, index) => [v.vin, index])),
     known,
     sent: new Map(),
-  };
-}
-
-/** xorshift32: the resend draws, deterministic per seed. */
-function xorshift(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state / 4294967296;
   };
 }

@@ -3,6 +3,8 @@
  * member and the string form vehicles send without `prefer_typed`; anything else, and `invalid: true`, reads as
  * undefined, so the caller skips that datum alone.
  */
+import { isRecord } from '../json-values.ts';
+
 /** A finite number from `stringValue`, `doubleValue`, `floatValue`, `intValue` or `longValue`. */
 export function numberOf(value: Record<string, unknown>): number | undefined {
   if (value.invalid === true) return undefined;
@@ -50,8 +52,4 @@ function decimal(text: string): number | undefined {
   if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed)) return undefined;
   const number = Number(trimmed);
   return Number.isFinite(number) ? number : undefined;
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -11,20 +11,17 @@
  */
 import type { CanonicalReading } from '../../canonical/update.ts';
 import type { DeviceReadings } from '../poll-adapter.ts';
+import { parseObjectFrame } from '../json-values.ts';
 import type { DecodedFrame } from '../stream-adapter.ts';
 import { knownDevices, learnDevices } from './device-ids.ts';
-import { isRecord, mapPosition } from './mapping.ts';
+import { mapPosition } from './mapping.ts';
 
 const frameKeys = ['positions', 'devices', 'events'] as const;
 
 export function decodeTraccarFrame(frame: string, session: Map<string, unknown>): DecodedFrame {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(frame);
-  } catch {
-    return { kind: 'bad', reason: 'frame is not JSON' };
-  }
-  if (!isRecord(parsed)) return { kind: 'bad', reason: 'frame is not a JSON object' };
+  const read = parseObjectFrame(frame);
+  if (!read.ok) return read.bad;
+  const parsed = read.object;
   const keys = Object.keys(parsed);
   if (keys.length === 0) return { kind: 'keepalive' };
   if (!keys.some((key) => (frameKeys as readonly string[]).includes(key))) {

@@ -3,8 +3,8 @@
  * device by Traccar's numeric id; Fleetwire binds the uniqueId. The map is filled from GET /api/devices when a
  * socket opens and from every `{"devices":[...]}` frame after that.
  */
-import { safeText } from '../../canonical/update.ts';
-import { isRecord } from './mapping.ts';
+import { isRecord } from '../json-values.ts';
+import { externalDeviceIdSchema } from '../poll-adapter.ts';
 
 const sessionKey = 'traccar.uniqueIdByDeviceId';
 
@@ -18,26 +18,17 @@ export function knownDevices(session: Map<string, unknown>): Map<number, string>
 }
 
 /**
- * Learns the ids of every well-formed Device in `devices`; returns how many were learned and how many were not
- * usable. Entries are added or replaced, never removed: a deleted device keeps an entry nobody will use, while
+ * Learns the ids of every well-formed Device in `devices`: a numeric id and a uniqueId that can be an external
+ * device id. Entries are added or replaced, never removed: a deleted device keeps an entry nobody will use, while
  * dropping entries would race with positions already in flight.
  */
-export function learnDevices(session: Map<string, unknown>, devices: readonly unknown[]): { learned: number; skipped: number } {
+export function learnDevices(session: Map<string, unknown>, devices: readonly unknown[]): void {
   const map = knownDevices(session);
-  let learned = 0;
   for (const device of devices) {
     if (!isRecord(device)) continue;
     const { id, uniqueId } = device;
-    if (typeof id !== 'number' || !Number.isSafeInteger(id) || !usableUniqueId(uniqueId)) continue;
-    map.set(id, uniqueId);
-    learned += 1;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id)) continue;
+    const usable = externalDeviceIdSchema.safeParse(uniqueId);
+    if (usable.success) map.set(id, usable.data);
   }
-  return { learned, skipped: devices.length - learned };
 }
-
-/** A uniqueId that can be an external device id: what a binding accepts (1..256 characters, no control characters, well-formed). */
-function usableUniqueId(value: unknown): value is string {
-  return externalIdSchema.safeParse(value).success;
-}
-
-const externalIdSchema = safeText(256);

@@ -5,10 +5,11 @@
  * to nothing, with the reason.
  */
 import { checkSignalValue, type SignalName } from '../../canonical/signals.ts';
-import { parseTimestamp, safeText, type CanonicalReading } from '../../canonical/update.ts';
+import { parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
+import { isRecord } from '../json-values.ts';
+import { externalDeviceIdSchema } from '../poll-adapter.ts';
 
 const kphPerKnot = 1.852;
-const externalIdSchema = safeText(256);
 
 export type PositionMapping =
   | { ok: true; externalDeviceId: string; readings: CanonicalReading[] }
@@ -24,9 +25,9 @@ export function mapPosition(position: unknown, uniqueIdOf: (deviceId: number) =>
   if (typeof deviceId !== 'number' || !Number.isSafeInteger(deviceId)) return { ok: false, reason: 'position has no numeric deviceId' };
   const externalDeviceId = uniqueIdOf(deviceId);
   if (externalDeviceId === undefined) return { ok: false, reason: `position for deviceId ${deviceId}, which is not known yet` };
-  // A uniqueId ingest and bindings refuse (an unpaired surrogate passes the device list's own check) would make
-  // the whole update malformed; the position is unreadable instead, and counted.
-  if (!externalIdSchema.safeParse(externalDeviceId).success) return { ok: false, reason: `deviceId ${deviceId} has a uniqueId that is not a usable device id` };
+  // A uniqueId ingest and bindings refuse (`uniqueIdOf` need not be the learned map) would make the whole update
+  // malformed; the position is unreadable instead, and counted.
+  if (!externalDeviceIdSchema.safeParse(externalDeviceId).success) return { ok: false, reason: `deviceId ${deviceId} has a uniqueId that is not a usable device id` };
   const observedAt = utcTimestamp(position.fixTime);
   if (observedAt === undefined) return { ok: false, reason: `position of deviceId ${deviceId} has no valid fixTime` };
 
@@ -64,7 +65,7 @@ export function mapPosition(position: unknown, uniqueIdOf: (deviceId: number) =>
  * An RFC 3339 time with a zone (Traccar writes `+00:00`, older servers `+0000`) as UTC with `Z`, or undefined.
  * A time without a zone is refused: it would be read in this process's local zone.
  */
-export function utcTimestamp(text: unknown): string | undefined {
+function utcTimestamp(text: unknown): string | undefined {
   if (typeof text !== 'string') return undefined;
   const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?)(Z|z|[+-]\d{2}:?\d{2})$/.exec(text);
   if (!match) return undefined;
@@ -79,8 +80,4 @@ function finite(value: unknown): number | undefined {
 
 function round3(value: number): number {
   return Math.round(value * 1000) / 1000;
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

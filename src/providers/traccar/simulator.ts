@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { FaultInjector } from '../../sim/faults.ts';
-import type { FleetModel } from '../../sim/fleet-model.ts';
+import type { FleetModel, Sample } from '../../sim/fleet-model.ts';
 import { GroundTruth } from '../../sim/ground-truth.ts';
 import type { SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
 import {
@@ -95,9 +95,6 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
     const samples = fleet.samplesFrom(account.cursor);
     account.cursor = fleet.endSeq;
 
-    const newestByVehicle = new Map<number, number>();
-    for (const sample of samples) newestByVehicle.set(sample.vehicle, Math.max(sample.observedAtMs, newestByVehicle.get(sample.vehicle) ?? 0));
-
     const devices: TraccarDevice[] = [];
     fleet.vehicles.forEach((identity, index) => {
       const status = deviceStatus(fleet.state(index));
@@ -107,7 +104,7 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
     });
 
     const positions: TraccarPosition[] = [];
-    for (const [index, fixTimeMs] of newestByVehicle) {
+    for (const [index, fixTimeMs] of newestPerVehicle(samples)) {
       const position = simulatedPosition(fleet.vehicles[index]!, fleet.state(index), {
         positionId: account.nextPositionId++,
         fixTimeMs,
@@ -174,12 +171,18 @@ function openAccount(token: string, fleet: FleetModel, nowMs: number): Account {
     nextPositionId: 1,
     nextEventId: 1,
   };
-  const newest = new Map<number, number>();
-  for (const sample of fleet.latest()) newest.set(sample.vehicle, Math.max(sample.observedAtMs, newest.get(sample.vehicle) ?? 0));
+  const newest = newestPerVehicle(fleet.latest());
   fleet.vehicles.forEach((identity, index) => {
     const fixTimeMs = newest.get(index) ?? fleet.now;
     account.latest.set(index, simulatedPosition(identity, fleet.state(index), { positionId: account.nextPositionId++, fixTimeMs, serverTimeMs: nowMs }));
     account.status.set(index, deviceStatus(fleet.state(index)));
   });
   return account;
+}
+
+/** The observed time of each vehicle's newest sample among `samples`: the fix time of its position. */
+function newestPerVehicle(samples: readonly Sample[]): Map<number, number> {
+  const newest = new Map<number, number>();
+  for (const sample of samples) newest.set(sample.vehicle, Math.max(sample.observedAtMs, newest.get(sample.vehicle) ?? 0));
+  return newest;
 }

@@ -3,24 +3,15 @@
  * simulator served (ground truth, keys and values), cursors resume without loss or repeats, and every fault
  * arrives as the right ProviderError class.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PollPage } from '../../../src/providers/poll-adapter.ts';
 import { ProviderError, type ProviderErrorClass } from '../../../src/providers/provider-error.ts';
 import { createSamsaraPollAdapter, defaultTypeGroups, groupKey, samsaraPollAdapter, type SamsaraCursor } from '../../../src/providers/samsara/adapter.ts';
 import type { FaultKind } from '../../../src/sim/faults.ts';
 import { expectValidReadings } from '../../support/reading-invariants.ts';
-import { clockedSimulator, drain, pollContext, readingsByKey, scriptedServer, sorted, startMs, token, truthByKey, type ClockedSimulator } from './support.ts';
+import { drain, pollContext, readingsByKey, scriptedServer, sorted, startMs, token, truthByKey, useClockedSimulator } from './support.ts';
 
-let running: ClockedSimulator | undefined;
-afterEach(async () => {
-  await running?.sim.stop();
-  running = undefined;
-});
-
-async function start(options: Parameters<typeof clockedSimulator>[0] = {}) {
-  running = await clockedSimulator(options);
-  return running;
-}
+const start = useClockedSimulator();
 
 async function pollError(promise: Promise<unknown>): Promise<ProviderError> {
   const error = await promise.then(

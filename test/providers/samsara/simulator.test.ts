@@ -3,20 +3,11 @@
  * paging, the snapshot quirk, units, 429s) and the faults it injects. Raw fetch, no adapter: this is the contract
  * the adapter is tested against.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FleetModel, Sample } from '../../../src/sim/fleet-model.ts';
-import { clockedSimulator, getJson, token, type ClockedSimulator } from './support.ts';
+import { getJson, token, useClockedSimulator } from './support.ts';
 
-let running: ClockedSimulator | undefined;
-afterEach(async () => {
-  await running?.sim.stop();
-  running = undefined;
-});
-
-async function start(options: Parameters<typeof clockedSimulator>[0] = {}) {
-  running = await clockedSimulator(options);
-  return running;
-}
+const start = useClockedSimulator();
 
 const feed = (url: string, params: string) => getJson(`${url}/fleet/vehicles/stats/feed?${params}`);
 

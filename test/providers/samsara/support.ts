@@ -1,6 +1,7 @@
 /** Helpers shared by the Samsara tests: a scripted HTTP server, a simulator on an injected clock, poll drains. */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach } from 'vitest';
 import type { PollAdapter, PollContext, PollPage } from '../../../src/providers/poll-adapter.ts';
 import { startSamsaraSimulator, type SamsaraSimulatorOptions } from '../../../src/providers/samsara/simulator.ts';
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
@@ -39,7 +40,7 @@ export interface ClockedSimulator {
 export const startMs = Date.parse('2026-11-28T12:00:00.000Z');
 
 /** A simulator whose clock moves only when the test says so. */
-export async function clockedSimulator(
+async function clockedSimulator(
   options: Partial<Omit<SamsaraSimulatorOptions, 'accounts' | 'now'>> & { vehicles?: number; seed?: number } = {},
 ): Promise<ClockedSimulator> {
   const clock = { now: startMs };
@@ -52,6 +53,22 @@ export async function clockedSimulator(
     advance(ms) {
       clock.now += ms;
     },
+  };
+}
+
+/**
+ * Registers, in the calling test file, the stop of the simulator `start` last started; returns `start`, which
+ * starts a clocked simulator with the given options.
+ */
+export function useClockedSimulator(): (options?: Parameters<typeof clockedSimulator>[0]) => Promise<ClockedSimulator> {
+  let running: ClockedSimulator | undefined;
+  afterEach(async () => {
+    await running?.sim.stop();
+    running = undefined;
+  });
+  return async (options = {}) => {
+    running = await clockedSimulator(options);
+    return running;
   };
 }
 

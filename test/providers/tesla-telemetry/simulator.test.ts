@@ -15,6 +15,7 @@ import { teslaTelemetryStreamAdapter } from '../../../src/providers/tesla-teleme
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
 import { expectValidReadings } from '../../support/reading-invariants.ts';
 import { connectStream, context, decodedReadings, sleep, waitUntil, type StreamTestClient } from '../../support/stream-client.ts';
+import { expectSameValue } from '../same-value.ts';
 
 describe('tesla telemetry socket plan', () => {
   it('plans one socket per bound VIN with the token as a Bearer header', () => {
@@ -194,16 +195,3 @@ describe('tesla telemetry simulator over a real websocket', () => {
     await expect(new Promise((_, reject) => ws.once('error', reject))).rejects.toThrow(/timed out|timeout/i);
   });
 });
-
-function expectSameValue(actual: unknown, expected: unknown, key: string) {
-  if (typeof expected === 'number') {
-    expect(actual, key).toBeTypeOf('number');
-    expect(Math.abs((actual as number) - expected), key).toBeLessThanOrEqual(0.0005);
-  } else if (expected !== null && typeof expected === 'object') {
-    const e = expected as { lat: number; lon: number };
-    const a = actual as { lat: number; lon: number };
-    expect(Math.abs(a.lat - e.lat) + Math.abs(a.lon - e.lon), key).toBeLessThanOrEqual(0.000002);
-  } else {
-    expect(actual, key).toEqual(expected);
-  }
-}

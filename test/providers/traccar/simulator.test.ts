@@ -11,6 +11,7 @@ import { traccarStreamAdapter } from '../../../src/providers/traccar/adapter.ts'
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
 import { expectValidReadings } from '../../support/reading-invariants.ts';
 import { connectStream, context, decodedReadings, sleep, waitUntil, type StreamTestClient } from '../../support/stream-client.ts';
+import { expectSameValue } from '../same-value.ts';
 
 let sim: RunningTraccarSimulator | undefined;
 const clients: StreamTestClient[] = [];
@@ -203,16 +204,3 @@ describe('traccar simulator over a real websocket', () => {
     expect(sim.groundTruth.all().length).toBeGreaterThan(0);
   });
 });
-
-function expectSameValue(actual: unknown, expected: unknown, key: string) {
-  if (typeof expected === 'number') {
-    expect(actual, key).toBeTypeOf('number');
-    expect(Math.abs((actual as number) - expected), key).toBeLessThanOrEqual(0.0005);
-  } else if (expected !== null && typeof expected === 'object') {
-    const e = expected as { lat: number; lon: number };
-    const a = actual as { lat: number; lon: number };
-    expect(Math.abs(a.lat - e.lat) + Math.abs(a.lon - e.lon), key).toBeLessThanOrEqual(0.000002);
-  } else {
-    expect(actual, key).toEqual(expected);
-  }
-}
