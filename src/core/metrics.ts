@@ -151,16 +151,8 @@ new Gauge({
   registers: [metricsRegistry],
   async collect() {
     this.reset();
-    const counts = new Map<string, number>();
     for (const workspace of await snapshot()) {
-      for (const c of workspace.connections) {
-        const key = `${workspace.workspaceId}|${c.transport}|${c.status}`;
-        counts.set(key, (counts.get(key) ?? 0) + 1);
-      }
-    }
-    for (const [key, n] of counts) {
-      const [workspace_id, transport, status] = key.split('|') as [string, string, string];
-      this.set({ workspace_id, transport, status }, n);
+      for (const c of workspace.connections) this.inc({ workspace_id: workspace.workspaceId, transport: c.transport, status: c.status });
     }
   },
 });

@@ -43,7 +43,7 @@ export const pollJobTimings = {
  * How many ingest batches may run at once (the rest wait, a few, then are refused): a little under the connection
  * pool, so reads and polls still find a connection; two on the embedded database, which runs one statement at a time.
  */
-export function ingestGateSizing(config: Config): { concurrency: number; queueLimit: number; retryAfterMs: number } {
+function ingestGateSizing(config: Config): { concurrency: number; queueLimit: number; retryAfterMs: number } {
   const concurrency = config.database.kind === 'postgres' ? Math.max(2, config.database.poolSize - 2) : 2;
   return { concurrency, queueLimit: concurrency * 4, retryAfterMs: 1000 };
 }

@@ -88,12 +88,24 @@ export class DeliveryPipeline {
       const oldest = this.queue[this.queueHead]!;
       this.queueHead += 1;
       this.queuedReadings -= oldest.readings.length;
-      const counters = this.counters(oldest.connectionId);
-      counters.buffered -= oldest.readings.length;
-      counters.dropped += oldest.readings.length;
+      this.leaveBuffer(oldest, 'dropped');
     }
     this.compact();
     if (this.queue.length - this.queueHead >= this.options.maxBatchUpdates || this.queuedReadings >= this.options.maxBatchReadings) this.kick();
+  }
+
+  /** An update's readings leave the buffer, counted as delivered or dropped. */
+  private leaveBuffer(update: CanonicalUpdate, as: 'delivered' | 'dropped'): void {
+    const counters = this.counters(update.connectionId);
+    counters.buffered -= update.readings.length;
+    counters[as] += update.readings.length;
+  }
+
+  /** The in-flight batch is done with, its readings delivered or dropped. */
+  private settleInFlight(as: 'delivered' | 'dropped'): void {
+    for (const update of this.inFlight) this.leaveBuffer(update, as);
+    this.inFlight = [];
+    this.inFlightReadings = 0;
   }
 
   private compact(): void {
@@ -134,13 +146,7 @@ export class DeliveryPipeline {
     try {
       const answer = await this.client.ingest(this.inFlight);
       for (const result of answer.results) for (const reading of result.readings) this.answered[reading.status] = (this.answered[reading.status] ?? 0) + 1;
-      for (const update of this.inFlight) {
-        const counters = this.counters(update.connectionId);
-        counters.buffered -= update.readings.length;
-        counters.delivered += update.readings.length;
-      }
-      this.inFlight = [];
-      this.inFlightReadings = 0;
+      this.settleInFlight('delivered');
       this.failures = 0;
       this.retryAt = 0;
       this.lastError = null;
@@ -149,14 +155,8 @@ export class DeliveryPipeline {
       this.lastError = (error as Error).message;
       if (!retryable) {
         // Core refused the batch itself (a request error): it would refuse it again. Counted, logged, not retried.
-        for (const update of this.inFlight) {
-          const counters = this.counters(update.connectionId);
-          counters.buffered -= update.readings.length;
-          counters.dropped += update.readings.length;
-        }
         this.logger.error({ err: error, 'fleetwire.stream.batch_updates': this.inFlight.length }, 'core refused a batch; its readings are counted as dropped');
-        this.inFlight = [];
-        this.inFlightReadings = 0;
+        this.settleInFlight('dropped');
         return;
       }
       this.failures += 1;

@@ -33,9 +33,8 @@ export interface SocketState {
 
 export interface SocketEvents {
   /** Readings decoded from one frame, with when the frame arrived. */
-  onReadings(devices: DeviceReadings[], receivedAtMs: number, resend: boolean): void;
+  onReadings(devices: DeviceReadings[], receivedAtMs: number): void;
   onBadFrame(reason: string): void;
-  onStateChange(): void;
 }
 
 /** Tries of the adapter's `prepare` on one open socket before the socket is given up. */
@@ -133,7 +132,6 @@ export class SocketSession {
       this.lastSignOfLife = Date.now();
       this.state.lastHeartbeatAt = Date.now();
       this.startHeartbeat(ws);
-      this.events.onStateChange();
       this.prepareSocket(ws, 1, () => {
         prepared = true;
         for (const frame of early.splice(0)) this.handleFrame(frame.text, frame.at);
@@ -172,7 +170,6 @@ export class SocketSession {
       // A socket that closes without an error of its own (the provider hung up) says so.
       if (wasOpen && (this.state.lastErrorAt ?? 0) < (this.state.connectedSince ?? 0)) this.fail('closed', `${this.plan.key} closed (code ${code})`);
       this.state.reconnects += 1;
-      this.events.onStateChange();
       this.scheduleReconnect(refusedClass ?? 'transient', retryAfterMs);
     });
   }
@@ -194,7 +191,6 @@ export class SocketSession {
         if (this.stopped) return;
         const errorClass = isProviderError(error) ? error.errorClass : 'transient';
         this.fail(errorClass, `preparing ${this.plan.key} failed (attempt ${attempt} of ${prepareAttempts}): ${(error as Error).message}`);
-        this.events.onStateChange();
         const retryable = errorClass !== 'auth' && errorClass !== 'permanent';
         if (retryable && attempt < prepareAttempts && ws.readyState === WebSocket.OPEN) {
           const { backoffBaseMs, backoffCapMs } = this.timings;
@@ -227,12 +223,9 @@ export class SocketSession {
     }
     // A frame that decodes proves the connection works: the next failure starts the backoff afresh.
     this.attempt = 0;
-    if (decoded.kind === 'keepalive') {
-      this.state.lastHeartbeatAt = at;
-      return;
-    }
     this.state.lastHeartbeatAt = at;
-    if (decoded.devices.length > 0) this.events.onReadings(decoded.devices, at, decoded.resend === true);
+    if (decoded.kind === 'keepalive') return;
+    if (decoded.devices.length > 0) this.events.onReadings(decoded.devices, at);
   }
 
   private countBad(reason: string): void {

@@ -8,7 +8,7 @@ import type { StreamConnectionGrant, StreamStatus } from '../canonical/stream-ap
 import type { CanonicalUpdate } from '../canonical/update.ts';
 import type { Logger } from '../logging.ts';
 import type { StreamAdapter, StreamConnectionContext } from '../providers/stream-adapter.ts';
-import { SocketSession, type SocketTimings } from './socket-session.ts';
+import { SocketSession, type SocketState, type SocketTimings } from './socket-session.ts';
 
 export interface ConnectionCounters {
   readingsIn: number;
@@ -104,7 +104,6 @@ export class StreamConnection {
             this.logger.warn({ 'fleetwire.connection.id': this.grant.id, 'fleetwire.stream.bad_frames': this.counters.badFrames }, `bad frame skipped: ${reason.slice(0, 200)}`);
           }
         },
-        onStateChange: () => undefined,
       });
       this.sockets.set(key, session);
       session.start();
@@ -127,25 +126,24 @@ export class StreamConnection {
   /** The connection's state for core: connected when every planned socket is open. */
   status(pipeline: { delivered: number; coalesced: number; dropped: number; buffered: number }): StreamStatus {
     const states = [...this.sockets.values()].map((s) => s.state);
-    const newest = (pick: (s: (typeof states)[number]) => number | null) => {
+    const extreme = (pick: (s: SocketState) => number | null, which: (...values: number[]) => number) => {
       const values = states.map(pick).filter((v): v is number => v !== null);
-      return values.length > 0 ? new Date(Math.max(...values)).toISOString() : null;
+      return values.length > 0 ? new Date(which(...values)).toISOString() : null;
     };
-    const oldest = (pick: (s: (typeof states)[number]) => number | null) => {
-      const values = states.map(pick).filter((v): v is number => v !== null);
-      return values.length > 0 ? new Date(Math.min(...values)).toISOString() : null;
-    };
+    const newest = (pick: (s: SocketState) => number | null) => extreme(pick, Math.max);
+    const oldest = (pick: (s: SocketState) => number | null) => extreme(pick, Math.min);
     const open = states.filter((s) => s.open);
+    const connected = states.length > 0 && open.length === states.length;
     const errored = states.filter((s) => s.lastErrorAt !== null).sort((a, b) => b.lastErrorAt! - a.lastErrorAt!)[0];
     return {
       connectionId: this.grant.id,
-      connected: states.length > 0 && open.length === states.length,
+      connected,
       sockets: states.length,
       socketsOpen: open.length,
       lastMessageAt: newest((s) => s.lastMessageAt),
       // The oldest heartbeat among the sockets: the connection is only as alive as its least alive socket.
-      lastHeartbeatAt: states.length > 0 && open.length === states.length ? oldest((s) => s.lastHeartbeatAt) : newest((s) => s.lastHeartbeatAt),
-      connectedSince: open.length === states.length ? oldest((s) => s.connectedSince) : null,
+      lastHeartbeatAt: connected ? oldest((s) => s.lastHeartbeatAt) : newest((s) => s.lastHeartbeatAt),
+      connectedSince: connected ? oldest((s) => s.connectedSince) : null,
       reconnects: this.closedReconnects + states.reduce((n, s) => n + s.reconnects, 0),
       readingsIn: this.counters.readingsIn,
       delivered: pipeline.delivered,

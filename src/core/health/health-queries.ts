@@ -3,6 +3,7 @@
  * computed from stored state at query time against the caller's clock.
  */
 import type { Sql } from '../db/database.ts';
+import { pollStateColumns, readPollState, type PollStateRow } from '../registry/connections.ts';
 import {
   connectionHealth,
   freshRatio,
@@ -100,34 +101,25 @@ export async function loadConnectionHealth(
   workspaceIds: readonly string[] | 'all',
   nowMs: number,
 ): Promise<Map<string, ConnectionHealthView[]>> {
-  const { rows } = await sql.query<{
-    workspace_id: string;
-    id: string;
-    provider: string;
-    transport: 'poll' | 'stream';
-    label: string;
-    enabled: boolean;
-    poll_interval_seconds: number;
-    last_attempt_at: Date | null;
-    last_success_at: Date | null;
-    last_error_at: Date | null;
-    last_error_class: string | null;
-    last_error_message: string | null;
-    consecutive_failures: number | null;
-    next_poll_at: Date | null;
-    rate_limited_until: Date | null;
-    auth_failed_at: Date | null;
-    s_connected: boolean | null;
-    s_last_message_at: Date | null;
-    s_last_error_class: string | null;
-    s_last_error: string | null;
-    s_last_error_at: Date | null;
-    s_next_reconnect_at: Date | null;
-    s_reported_at: Date | null;
-  }>(
-    `SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.enabled, p.poll_interval_seconds,
-            s.last_attempt_at, s.last_success_at, s.last_error_at, s.last_error_class, s.last_error_message,
-            s.consecutive_failures, s.next_poll_at, s.rate_limited_until, s.auth_failed_at,
+  const { rows } = await sql.query<
+    PollStateRow & {
+      workspace_id: string;
+      id: string;
+      provider: string;
+      transport: 'poll' | 'stream';
+      label: string;
+      enabled: boolean;
+      poll_interval_seconds: number;
+      s_connected: boolean | null;
+      s_last_message_at: Date | null;
+      s_last_error_class: string | null;
+      s_last_error: string | null;
+      s_last_error_at: Date | null;
+      s_next_reconnect_at: Date | null;
+      s_reported_at: Date | null;
+    }
+  >(
+    `SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.enabled, p.poll_interval_seconds, ${pollStateColumns},
             t.connected AS s_connected, t.last_message_at AS s_last_message_at, t.last_error_class AS s_last_error_class,
             t.last_error AS s_last_error, t.last_error_at AS s_last_error_at, t.next_reconnect_at AS s_next_reconnect_at,
             t.reported_at AS s_reported_at
@@ -145,20 +137,7 @@ export async function loadConnectionHealth(
       enabled: row.enabled,
       transport: row.transport,
       pollIntervalSeconds: row.poll_interval_seconds,
-      poll:
-        row.consecutive_failures === null
-          ? null
-          : {
-              lastAttemptAt: ms(row.last_attempt_at),
-              lastSuccessAt: ms(row.last_success_at),
-              lastErrorAt: ms(row.last_error_at),
-              lastErrorClass: row.last_error_class,
-              lastErrorMessage: row.last_error_message,
-              consecutiveFailures: row.consecutive_failures,
-              nextPollAt: ms(row.next_poll_at),
-              rateLimitedUntil: ms(row.rate_limited_until),
-              authFailedAt: ms(row.auth_failed_at),
-            },
+      poll: readPollState(row, ms),
       stream:
         row.s_reported_at === null
           ? null

@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import {
-  hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
   serializerCompiler,
   validatorCompiler,
@@ -85,8 +84,9 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const instance = request.url.split('?')[0];
-    if (hasZodFastifySchemaValidationErrors(error) || Array.isArray(error.validation)) {
-      const errors = (error.validation ?? []).map((issue) => ({
+    // Zod's schema errors and those of a route's own validator alike.
+    if (Array.isArray(error.validation)) {
+      const errors = error.validation.map((issue) => ({
         path: `${error.validationContext ?? 'request'}${issue.instancePath.replace(/\//g, '.')}`,
         message: issue.message ?? 'invalid',
       }));

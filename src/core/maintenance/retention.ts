@@ -9,6 +9,7 @@
  */
 import type { Database, Sql } from '../db/database.ts';
 import { ensureHistoryPartitions, forgetHistoryPartitions, partitionDay } from '../db/history-partitions.ts';
+import { unattributedWorkspace } from '../read/rejections.ts';
 
 const dayMs = 86_400_000;
 /** A fixed key for pg_try_advisory_lock: "fleetwire retention". */
@@ -17,7 +18,6 @@ const batchRows = 5000;
 /** Rejections of updates that named no workspace, and processed event ids, are kept this long. */
 const unattributedKeepDays = 30;
 const scheduledEventKeepDays = 7;
-const nilWorkspace = '00000000-0000-0000-0000-000000000000';
 
 export interface RetentionReport {
   skipped: boolean;
@@ -126,7 +126,7 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
         session,
         `DELETE FROM ingest_rejections WHERE workspace_id = $1 AND id = ANY(ARRAY(
            SELECT id FROM ingest_rejections WHERE workspace_id = $1 AND rejected_at < $2::timestamptz - make_interval(days => $3) LIMIT ${batchRows}))`,
-        [nilWorkspace, now, unattributedKeepDays],
+        [unattributedWorkspace, now, unattributedKeepDays],
       );
       const events = await session.query(
         `DELETE FROM scheduled_events WHERE received_at < $1::timestamptz - make_interval(days => $2)`,

@@ -10,7 +10,7 @@
 import PgBoss from 'pg-boss';
 import { sqlErrorIs, type Database, type Sql } from '../db/database.ts';
 
-export const workspacePollQueue = 'workspace-poll';
+const workspacePollQueue = 'workspace-poll';
 
 export interface WorkspacePollJob {
   workspaceId: string;

@@ -79,17 +79,20 @@ class CursorMovedError extends Error {
 
 class DeadlineError extends Error {}
 
-const sleep = (ms: number, signal?: AbortSignal) =>
+/** Waits `ms`, or less if `signal` aborts; its listener goes either way (a run may sleep many times on one signal). */
+const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 
 /** When to poll a failing connection again, by error class and how many failures in a row. */
-export function nextAttempt(
+function nextAttempt(
   errorClass: PollErrorClass,
   failures: number,
   retryAfterMs: number | undefined,

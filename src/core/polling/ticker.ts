@@ -11,7 +11,7 @@ export interface Ticker {
   stop(): Promise<void>;
 }
 
-export function tickerEvent(at: Date): ScheduledEvent {
+function tickerEvent(at: Date): ScheduledEvent {
   return {
     version: '0',
     id: randomUUID(),

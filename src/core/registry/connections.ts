@@ -1,7 +1,8 @@
 /**
  * Provider connections: which provider account a workspace reads from, how (poll or stream), and its encrypted
- * credentials. Credentials go in through `createConnection`/`updateConnection` and come out only through
- * `readConnectionCredentials`, for the poll runner and the stream runtime; no read model carries them.
+ * credentials. Credentials go in through `createConnection`/`updateConnection` and come out, decrypted, only to
+ * the processes that talk to providers: the poll runner (its poll plan) and the stream runtime (core's internal
+ * stream API). No read model carries them.
  */
 import { randomUUID } from 'node:crypto';
 import { findProviderContract, providerContracts } from '../../providers/registry.ts';
@@ -10,7 +11,7 @@ import type { Sql } from '../db/database.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { utcText } from '../read/sql-fragments.ts';
 import { iso, isoOrNull } from '../time.ts';
-import { decryptCredentials, encryptCredentials } from './credentials-cipher.ts';
+import { encryptCredentials } from './credentials-cipher.ts';
 
 /** How a poll connection has been doing (null for a stream connection, or one never polled). */
 export interface PollState {
@@ -62,16 +63,12 @@ export interface Connection {
   streamState: StreamState | null;
 }
 
-interface ConnectionRow {
-  workspace_id: string;
-  id: string;
-  provider: string;
-  transport: Transport;
-  label: string;
-  base_url: string;
-  enabled: boolean;
-  created_at: Date;
-  updated_at: Date;
+/** The `connection_poll_states` columns a poll state is read from, for a query that left-joins the table as `s`. */
+export const pollStateColumns = `s.last_attempt_at, s.last_success_at, s.last_error_at, s.last_error_class, s.last_error_message,
+         s.consecutive_failures, s.next_poll_at, s.rate_limited_until, s.auth_failed_at`;
+
+/** A row holding `pollStateColumns` (all null when the connection has never been polled). */
+export interface PollStateRow {
   last_attempt_at: Date | null;
   last_success_at: Date | null;
   last_error_at: Date | null;
@@ -81,13 +78,41 @@ interface ConnectionRow {
   next_poll_at: Date | null;
   rate_limited_until: Date | null;
   auth_failed_at: Date | null;
-  stream: (Omit<StreamState, 'reconnects' | 'readingsIn' | 'delivered' | 'coalesced' | 'dropped' | 'badFrames'> & Record<'reconnects' | 'readingsIn' | 'delivered' | 'coalesced' | 'dropped' | 'badFrames', number | string>) | null;
+}
+
+/** The poll state of a `PollStateRow`, its times in the form `time` gives them; null for a connection never polled. */
+export function readPollState<T>(row: PollStateRow, time: (at: Date | null) => T) {
+  if (row.consecutive_failures === null) return null;
+  return {
+    lastAttemptAt: time(row.last_attempt_at),
+    lastSuccessAt: time(row.last_success_at),
+    lastErrorAt: time(row.last_error_at),
+    lastErrorClass: row.last_error_class,
+    lastErrorMessage: row.last_error_message,
+    consecutiveFailures: row.consecutive_failures,
+    nextPollAt: time(row.next_poll_at),
+    rateLimitedUntil: time(row.rate_limited_until),
+    authFailedAt: time(row.auth_failed_at),
+  };
+}
+
+interface ConnectionRow extends PollStateRow {
+  workspace_id: string;
+  id: string;
+  provider: string;
+  transport: Transport;
+  label: string;
+  base_url: string;
+  enabled: boolean;
+  created_at: Date;
+  updated_at: Date;
+  /** Built by jsonb_build_object: the bigint counters arrive as JSON numbers. */
+  stream: StreamState | null;
 }
 
 const selectConnections = `
   SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.base_url, c.enabled, c.created_at, c.updated_at,
-         s.last_attempt_at, s.last_success_at, s.last_error_at, s.last_error_class, s.last_error_message,
-         s.consecutive_failures, s.next_poll_at, s.rate_limited_until, s.auth_failed_at,
+         ${pollStateColumns},
          (SELECT jsonb_build_object(
                    'holder', t.holder, 'connected', t.connected, 'sockets', t.sockets, 'socketsOpen', t.sockets_open,
                    'lastMessageAt', ${utcText('t.last_message_at')}, 'lastHeartbeatAt', ${utcText('t.last_heartbeat_at')},
@@ -112,33 +137,8 @@ function toConnection(row: ConnectionRow): Connection {
     enabled: row.enabled,
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
-    pollState:
-      row.consecutive_failures === null
-        ? null
-        : {
-            lastAttemptAt: isoOrNull(row.last_attempt_at),
-            lastSuccessAt: isoOrNull(row.last_success_at),
-            lastErrorAt: isoOrNull(row.last_error_at),
-            lastErrorClass: row.last_error_class,
-            lastErrorMessage: row.last_error_message,
-            consecutiveFailures: row.consecutive_failures,
-            nextPollAt: isoOrNull(row.next_poll_at),
-            rateLimitedUntil: isoOrNull(row.rate_limited_until),
-            authFailedAt: isoOrNull(row.auth_failed_at),
-          },
-    streamState:
-      row.stream === null
-        ? null
-        : {
-            ...row.stream,
-            // bigint counters arrive as JSON numbers; keep them numbers.
-            reconnects: Number(row.stream.reconnects),
-            readingsIn: Number(row.stream.readingsIn),
-            delivered: Number(row.stream.delivered),
-            coalesced: Number(row.stream.coalesced),
-            dropped: Number(row.stream.dropped),
-            badFrames: Number(row.stream.badFrames),
-          },
+    pollState: readPollState(row, isoOrNull),
+    streamState: row.stream,
   };
 }
 
@@ -270,20 +270,4 @@ export async function updateConnection(
 export async function deleteConnection(sql: Sql, workspaceId: string, id: string): Promise<void> {
   const { rowCount } = await sql.query('DELETE FROM provider_connections WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
   if (rowCount === 0) throw notFound('connection', id);
-}
-
-/** The decrypted credentials of one connection, for the process that talks to the provider. */
-export async function readConnectionCredentials(
-  sql: Sql,
-  secretKey: Buffer,
-  workspaceId: string,
-  id: string,
-): Promise<Record<string, unknown>> {
-  const { rows } = await sql.query<{ credentials_ciphertext: string }>(
-    'SELECT credentials_ciphertext FROM provider_connections WHERE workspace_id = $1 AND id = $2',
-    [workspaceId, id],
-  );
-  const row = rows[0];
-  if (!row) throw notFound('connection', id);
-  return decryptCredentials(secretKey, { workspaceId, connectionId: id }, row.credentials_ciphertext);
 }

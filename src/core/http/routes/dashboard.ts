@@ -11,7 +11,7 @@ import type { TypedApp } from '../typed-app.ts';
 
 const dashboardDir = fileURLToPath(new URL('../../../dashboard/', import.meta.url));
 
-export const dashboardSecurityHeaders = {
+const dashboardSecurityHeaders = {
   'content-security-policy':
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
