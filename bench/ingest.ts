@@ -14,8 +14,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { request } from 'undici';
-import { benchBackends, startBenchApp, withBenchSchema } from './support.ts';
-import { openPglite, openPostgres, type Database } from '../src/core/db/database.ts';
+import { onBenchDatabases, startBenchApp } from './support.ts';
+import type { Database } from '../src/core/db/database.ts';
 import { ensureHistoryPartitions } from '../src/core/db/history-partitions.ts';
 import { migrate } from '../src/core/db/migrate.ts';
 import { createConnection } from '../src/core/registry/connections.ts';
@@ -186,24 +186,8 @@ function report(result: Result): void {
 
 async function main(): Promise<void> {
   process.stdout.write(`bench:ingest  ${vehicles} vehicles x ${signals.length} signals per batch, new/late/duplicate 80/10/10\n`);
-  const backends = benchBackends();
-  if (backends.pglite) {
-    const pglite = await openPglite();
-    try {
-      report(await runOn('pglite', pglite, Number(process.env.BENCH_ROUNDS_PGLITE ?? 12), 'fleetwire_jobs'));
-    } finally {
-      await pglite.close();
-    }
-  }
-  if (!backends.postgres) return;
-  await withBenchSchema(async ({ url, schema, jobSchema }) => {
-    const db = openPostgres({ url, searchPath: schema, poolSize: 4 });
-    try {
-      report(await runOn('postgres', db, Number(process.env.BENCH_ROUNDS_POSTGRES ?? 30), jobSchema));
-    } finally {
-      await db.close();
-    }
-  });
+  const rounds = { pglite: Number(process.env.BENCH_ROUNDS_PGLITE ?? 12), postgres: Number(process.env.BENCH_ROUNDS_POSTGRES ?? 30) };
+  await onBenchDatabases(async (backend, db, jobSchema) => report(await runOn(backend, db, rounds[backend], jobSchema)));
 }
 
 await main();

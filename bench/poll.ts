@@ -22,7 +22,7 @@ import { startGeotabSimulator } from '../src/providers/geotab/simulator.ts';
 import { startSamsaraSimulator } from '../src/providers/samsara/simulator.ts';
 import { FleetModel } from '../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../src/sim/simulator.ts';
-import { benchBackends, withBenchSchema } from './support.ts';
+import { onBenchBackends } from './support.ts';
 
 const workspaces = Number(process.env.BENCH_WORKSPACES ?? 100);
 const vehiclesPerWorkspace = Number(process.env.BENCH_VEHICLES_PER_WORKSPACE ?? 100);
@@ -172,15 +172,11 @@ async function runOn(backend: string, env: Record<string, string>): Promise<void
 
 async function main(): Promise<void> {
   process.stdout.write(`bench:poll  ${workspaces} workspaces x ${vehiclesPerWorkspace} vehicles (Samsara and Geotab simulators), ${workers} poll workers\n`);
-  const backends = benchBackends();
-  if (backends.pglite) await runOn('pglite', { FLEETWIRE_DATA_DIR: mkdtempSync(join(tmpdir(), 'fleetwire-bench-')) });
-  if (!backends.postgres) return;
-  await withBenchSchema(({ url, schema, jobSchema }) =>
-    runOn('postgres', {
+  await onBenchBackends((backend) =>
+    runOn(backend.name, {
       FLEETWIRE_DATA_DIR: mkdtempSync(join(tmpdir(), 'fleetwire-bench-')),
-      DATABASE_URL: `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
-      FLEETWIRE_JOB_SCHEMA: jobSchema,
-      FLEETWIRE_DB_POOL_SIZE: '12',
+      ...backend.coreEnv,
+      ...(backend.name === 'postgres' ? { FLEETWIRE_DB_POOL_SIZE: '12' } : {}),
     }),
   );
 }

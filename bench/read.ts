@@ -9,9 +9,9 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { request } from 'undici';
-import { benchBackends, startBenchApp, withBenchSchema } from './support.ts';
+import { onBenchDatabases, startBenchApp } from './support.ts';
 import { signalNames } from '../src/canonical/signals.ts';
-import { openPglite, openPostgres, type Database } from '../src/core/db/database.ts';
+import type { Database } from '../src/core/db/database.ts';
 import { ensureHistoryPartitions } from '../src/core/db/history-partitions.ts';
 import { migrate } from '../src/core/db/migrate.ts';
 import { createConnection } from '../src/core/registry/connections.ts';
@@ -141,24 +141,7 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
 
 async function main(): Promise<void> {
   process.stdout.write(`bench:read  one workspace, ${vehicles} vehicles, ${readingsPerSignal} readings of each signal\n`);
-  const backends = benchBackends();
-  if (backends.pglite) {
-    const pglite = await openPglite();
-    try {
-      await runOn('pglite', pglite, 'fleetwire_jobs');
-    } finally {
-      await pglite.close();
-    }
-  }
-  if (!backends.postgres) return;
-  await withBenchSchema(async ({ url, schema, jobSchema }) => {
-    const db = openPostgres({ url, searchPath: schema, poolSize: 4 });
-    try {
-      await runOn('postgres', db, jobSchema);
-    } finally {
-      await db.close();
-    }
-  });
+  await onBenchDatabases(runOn);
 }
 
 await main();

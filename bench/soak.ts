@@ -27,7 +27,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { startCore, type CoreRuntime } from '../src/core/runtime.ts';
 import { listWorkspaces, putTelematicsPolicy } from '../src/core/registry/workspaces.ts';
@@ -44,9 +43,11 @@ import type { RunningTraccarSimulator } from '../src/providers/traccar/simulator
 import { faultKinds, type FaultRates } from '../src/sim/faults.ts';
 import { servedKey } from '../src/sim/ground-truth.ts';
 import { defaultStreamTimings, startStreamRuntime, type StreamRuntime } from '../src/stream/runtime.ts';
+import { withSearchPath } from '../test/support/database.ts';
 import { checkStoreInvariants, invariantViolations } from '../test/support/store-invariants.ts';
 import { sameServedValue, storedReadings } from '../test/support/stored-readings.ts';
 import { startSwitchableProxy, type SwitchableProxy } from '../test/support/switchable-proxy.ts';
+import { withFreshSchema } from './support.ts';
 
 const minutes = Number(process.env.FLEETWIRE_SOAK_MINUTES ?? 10);
 const speed = Number(process.env.FLEETWIRE_SOAK_SPEED ?? 10);
@@ -169,7 +170,7 @@ function streamTotals(stream: StreamRuntime) {
   return { readingsIn, reconnects, connected, delivered: t.delivered, dropped: t.dropped, buffered: t.buffered + stream.coalescer.held };
 }
 
-async function run(schema: string): Promise<boolean> {
+async function run({ schema, jobSchema }: { schema: string; jobSchema: string }): Promise<boolean> {
   const started = Date.now();
   const elapsed = () => {
     const s = Math.round((Date.now() - started) / 1000);
@@ -201,8 +202,8 @@ async function run(schema: string): Promise<boolean> {
     const serviceToken = `fws_soak_${randomBytes(16).toString('hex')}`;
     const secretKey = randomBytes(32);
     const config = loadConfig({
-      DATABASE_URL: `${databaseUrl}${databaseUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
-      FLEETWIRE_JOB_SCHEMA: `${schema}_jobs`,
+      DATABASE_URL: withSearchPath(databaseUrl, schema),
+      FLEETWIRE_JOB_SCHEMA: jobSchema,
       FLEETWIRE_DATA_DIR: dataDir,
       FLEETWIRE_PORT: '0',
       FLEETWIRE_SCHEDULER: 'embedded',
@@ -385,18 +386,7 @@ async function run(schema: string): Promise<boolean> {
 
 async function main(): Promise<void> {
   if (!(minutes > 0) || !(speed >= 1)) throw new Error('FLEETWIRE_SOAK_MINUTES must be > 0 and FLEETWIRE_SOAK_SPEED >= 1');
-  const schema = `fw_soak_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: databaseUrl });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  let ok = false;
-  try {
-    ok = await run(schema);
-  } finally {
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema}_jobs CASCADE`);
-    await admin.end();
-  }
+  const ok = await withFreshSchema(databaseUrl, 'fw_soak', run);
   process.exitCode = ok ? 0 : 1;
 }
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backend, createTestDatabase, postgresUrl, type TestDatabase } from './support/database.ts';
+import { backend, createTestDatabase, postgresUrl, withSearchPath, type TestDatabase } from './support/database.ts';
 import { freePort, runFleetwire, startFleetwire } from './support/processes.ts';
 
 let database: TestDatabase | undefined;
@@ -19,7 +19,7 @@ beforeAll(async () => {
   env = { FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_LOG_LEVEL: 'warn' };
   if (backend === 'postgres') {
     database = await createTestDatabase();
-    env.DATABASE_URL = `${postgresUrl}?options=${encodeURIComponent(`-c search_path=${database.schema}`)}`;
+    env.DATABASE_URL = withSearchPath(postgresUrl, database.schema!);
   }
 });
 afterAll(async () => {

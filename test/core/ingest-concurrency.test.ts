@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingestBatch } from '../../src/core/ingest/ingest-batch.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { createFleet, historyOf, snapshotOf, update } from '../support/fleet.ts';
+import { checkStoreInvariants } from '../support/store-invariants.ts';
 
 let database: TestDatabase;
 const key = randomBytes(32);
@@ -21,15 +22,7 @@ afterAll(async () => {
 
 /** The store's invariant: each snapshot row is the newest history row of its vehicle and signal. */
 async function expectSnapshotIsNewestHistory(): Promise<void> {
-  const { rows } = await database.db.query<{ n: number }>(
-    `SELECT count(*)::int AS n
-       FROM signal_snapshot s
-       JOIN LATERAL (SELECT observed_at, value FROM signal_history h
-                      WHERE h.workspace_id = s.workspace_id AND h.vehicle_id = s.vehicle_id AND h.signal = s.signal
-                      ORDER BY observed_at DESC LIMIT 1) newest ON true
-      WHERE newest.observed_at <> s.observed_at OR newest.value <> s.value`,
-  );
-  expect(rows[0]!.n).toBe(0);
+  expect((await checkStoreInvariants(database.db)).snapshotNotNewest).toEqual([]);
 }
 
 describe('ordering', () => {

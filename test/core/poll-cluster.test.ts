@@ -12,9 +12,10 @@ import { startSamsaraSimulator } from '../../src/providers/samsara/simulator.ts'
 import { FaultInjector } from '../../src/sim/faults.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../../src/sim/simulator.ts';
-import { backend, createTestDatabase, postgresUrl, type TestDatabase } from '../support/database.ts';
+import { backend, createTestDatabase, postgresUrl, withSearchPath, type TestDatabase } from '../support/database.ts';
 import { freePort, startFleetwire, type Running } from '../support/processes.ts';
 import { connectSimulator, expectStoreMatchesGroundTruth, type SimulatedConnection } from '../support/simulated.ts';
+import { until } from '../support/stream.ts';
 
 const secretKey = randomBytes(32);
 const adminToken = `fwa_cluster_${randomBytes(16).toString('hex')}`;
@@ -31,7 +32,7 @@ const cores: { name: string; url: string; process: Running }[] = [];
 async function startCoreProcess(name: string) {
   const port = await freePort();
   const process = startFleetwire(['core'], {
-    DATABASE_URL: `${postgresUrl}?options=${encodeURIComponent(`-c search_path=${database.schema}`)}`,
+    DATABASE_URL: withSearchPath(postgresUrl, database.schema!),
     FLEETWIRE_JOB_SCHEMA: database.jobSchema,
     FLEETWIRE_SCHEDULER: 'external',
     FLEETWIRE_PORT: String(port),
@@ -79,16 +80,6 @@ async function runs(): Promise<Run[]> {
   return rows;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
 describe.runIf(backend === 'postgres')('two core processes on one PostgreSQL', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -114,7 +105,7 @@ describe.runIf(backend === 'postgres')('two core processes on one PostgreSQL', (
     const answers = await Promise.all(cores.map((core) => postEvent(core.url, id)));
     expect(answers.filter((a) => !a.duplicate)).toHaveLength(1);
     expect(answers.filter((a) => a.duplicate)).toHaveLength(1);
-    const done = await waitFor('the poll to finish', async () => {
+    const done = await until('the poll to finish', async () => {
       const all = await runs();
       return all.length > 0 && all.every((r) => r.status !== 'running') ? all : undefined;
     }, 30_000);
@@ -123,7 +114,7 @@ describe.runIf(backend === 'postgres')('two core processes on one PostgreSQL', (
 
     // Many events at both processes: the runs never overlap in time.
     for (let i = 0; i < 6; i += 1) await Promise.all(cores.map((core) => postEvent(core.url, randomUUID())));
-    const settled = await waitFor('the polls to settle', async () => {
+    const settled = await until('the polls to settle', async () => {
       const all = await runs();
       const idle = all.every((r) => r.status !== 'running');
       const { rows } = await database.db.query<{ n: number }>(
@@ -143,16 +134,16 @@ describe.runIf(backend === 'postgres')('two core processes on one PostgreSQL', (
     faults.queue('timeout', 1);
     const before = (await runs()).length;
     await postEvent(cores[0]!.url, randomUUID());
-    const stuck = await waitFor('a poll to start', async () => (await runs()).slice(before).find((r) => r.status === 'running'), 20_000);
+    const stuck = await until('a poll to start', async () => (await runs()).slice(before).find((r) => r.status === 'running'), 20_000);
     const pid = Number(stuck.runner.split(':').pop());
     const holder = cores.find((core) => core.process.child.pid === pid);
     expect(holder, `runner ${stuck.runner} is one of ours`).toBeDefined();
     const survivor = cores.find((core) => core !== holder)!;
-    await waitFor('the hanging request', async () => (faults.injected.timeout > 0 ? true : undefined), 10_000);
+    await until('the hanging request', async () => (faults.injected.timeout > 0 ? true : undefined), 10_000);
 
     const killedAt = Date.now();
     await holder!.process.stop('SIGKILL');
-    const takeover = await waitFor(
+    const takeover = await until(
       'the other process to take the poll over',
       async () => (await runs()).find((r) => r.id > stuck.id && r.status === 'succeeded' && r.runner !== stuck.runner),
       70_000,

@@ -16,6 +16,7 @@ import { FleetModel } from '../../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../../src/sim/simulator.ts';
 import { startTestCore, type TestCore } from '../support/core.ts';
 import { countRows } from '../support/fleet.ts';
+import { observePollAdapter } from '../support/observed-poll-adapter.ts';
 import { connectSimulator, expectStoreMatchesGroundTruth, type SimulatedConnection } from '../support/simulated.ts';
 
 let core: TestCore;
@@ -30,22 +31,8 @@ const samsaraFleets = new Map(accountNames.map((name, i) => [name, new FleetMode
 const geotabFleets = new Map(accountNames.map((name, i) => [name, new FleetModel({ seed: 200 + i, vehicles: 6, startMs: clock, timeScale: 5 })]));
 let samsara: RunningSimulator;
 let geotab: GeotabSimulator;
-/** Wraps an adapter so a test can act between pages (queue a fault after page 1, say). */
-let afterPage: ((page: number) => void) | undefined;
-
-function observed(adapter: PollAdapter): PollAdapter {
-  return {
-    contract: adapter.contract,
-    async *poll(context) {
-      let n = 0;
-      for await (const page of adapter.poll(context)) {
-        yield page;
-        n += 1;
-        afterPage?.(n);
-      }
-    },
-  };
-}
+/** Samsara's adapter, wrapped so a test can act between pages (queue a fault after page 1, say). */
+const samsaraAdapter = observePollAdapter(createSamsaraPollAdapter({ timeoutMs: 2000 }) as unknown as PollAdapter);
 
 beforeAll(async () => {
   samsara = await startSamsaraSimulator({
@@ -62,8 +49,8 @@ beforeAll(async () => {
   core = await startTestCore({
     polling: {
       adapters: new Map([
-        ['samsara', observed(createSamsaraPollAdapter({ timeoutMs: 2000 }) as unknown as PollAdapter)],
-        ['geotab', observed(createGeotabPollAdapter({ timeoutMs: 2000, resultsLimit: 40 }) as unknown as PollAdapter)],
+        ['samsara', samsaraAdapter.adapter],
+        ['geotab', createGeotabPollAdapter({ timeoutMs: 2000, resultsLimit: 40 }) as unknown as PollAdapter],
       ]),
     },
   });
@@ -213,11 +200,11 @@ describe('poll runner', () => {
     const sam = await connectSamsara(ws, 'fault', 6);
     await core.runner.runWorkspace({ workspaceId: ws, eventId: 'warm-up' });
     clock += 5 * 60_000;
-    afterPage = (page) => {
-      if (page === 1) samsaraFaults.queue('server_error', 3);
+    samsaraAdapter.afterPage = (_page, n) => {
+      if (n === 1) samsaraFaults.queue('server_error', 3);
     };
     await core.runner.runWorkspace({ workspaceId: ws, eventId: 'faulty' });
-    afterPage = undefined;
+    samsaraAdapter.afterPage = undefined;
     const [failed] = (await core.http.admin('GET', `/v1/workspaces/${ws}/poll-runs?limit=1`)).body.items;
     expect(failed).toMatchObject({ status: 'failed', errorClass: 'transient', pages: 1 });
     const state = await connectionState(ws, sam.connectionId);

@@ -32,6 +32,7 @@ import { observePollAdapter, type ObservedPollAdapter } from '../support/observe
 import { startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.ts';
 import { freePort, startFleetwire, type Running } from '../support/processes.ts';
 import { connectSimulator, expectStoreMatchesGroundTruth, type SimulatedConnection } from '../support/simulated.ts';
+import { storedReadings } from '../support/stored-readings.ts';
 import { checkStoreInvariants, invariantViolations } from '../support/store-invariants.ts';
 import { until } from '../support/stream.ts';
 
@@ -259,19 +260,7 @@ describe.runIf(backend === 'postgres')('PostgreSQL restarted under load (a priva
 
     const storedCursor = () =>
       read('the stored cursor', async () => (await db!.query<{ feed_cursor: unknown }>('SELECT feed_cursor FROM provider_connections WHERE id = $1', [connection.connectionId])).rows[0]!.feed_cursor);
-    const storedKeys = async () =>
-      new Set(
-        (
-          await read('stored readings', () =>
-            db!.query<{ key: string }>(
-              `SELECT d.external_id || '|' || h.signal || '|' || round(extract(epoch FROM h.observed_at) * 1000)::bigint AS key
-                 FROM signal_history h JOIN device_bindings d ON d.workspace_id = h.workspace_id AND d.vehicle_id = h.vehicle_id AND d.connection_id = h.connection_id
-                WHERE h.workspace_id = $1`,
-              [workspaceId],
-            ),
-          )
-        ).rows.map((r) => r.key),
-      );
+    const storedKeys = async () => new Set((await read('stored readings', () => storedReadings(db!, workspaceId, connection.connectionId))).map(servedKey));
     const pageKeys = (page: { devices: { externalDeviceId: string; readings: { signal: string; observedAt: string }[] }[] }) =>
       page.devices.flatMap((d) => d.readings.map((r) => servedKey({ externalDeviceId: d.externalDeviceId, signal: r.signal as never, observedAtMs: Date.parse(r.observedAt) })));
 

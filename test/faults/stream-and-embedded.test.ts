@@ -28,7 +28,7 @@ import { loadTestFleet, readingsPerUpdate, storedBatches, wrongStoredValues } fr
 import { expectStoreMatchesGroundTruth } from '../support/simulated.ts';
 import { storedReadings } from '../support/stored-readings.ts';
 import { checkStoreInvariants, invariantViolations } from '../support/store-invariants.ts';
-import { connectStreamProvider, fastStreamTimings, pastFastClock, startTestStream, until, useStreamTestCore } from '../support/stream.ts';
+import { connectStreamProvider, drained, fastStreamTimings, pastFastClock, startTestStream, takenInEverything, until, useStreamTestCore } from '../support/stream.ts';
 
 const quiet = createLogger({ level: 'warn', name: 'faults-test', destination: new Writable({ write: (_c, _e, done) => done() }) });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -80,19 +80,12 @@ describe('provider sockets in trouble', () => {
     // Nothing new is served; wait out the last delayed frames, then for the runtime to take in and deliver all.
     clock.freeze();
     await sleep(slowMs + 500);
-    let last = -1;
-    await until('the runtime to take in everything sent', async () => {
-      await sleep(300);
-      const now = readingsIn(trConnection.connectionId) + readingsIn(tsConnection.connectionId);
-      const settled = now === last;
-      last = now;
-      return settled || undefined;
-    });
+    await takenInEverything(runtime);
     // Slow is not dead, all along (stopping the simulators below closes the sockets, which counts as a reconnect).
     expect(reconnects(tsConnection.connectionId)).toBe(0);
     await tr.stop();
     await ts.stop();
-    await until('the runtime to deliver everything', () => runtime.pipeline.totals.buffered === 0 && runtime.coalescer.held === 0, 20_000);
+    await drained(runtime);
 
     const trCheck = await expectStoreMatchesGroundTruth(suite.core.db, ws, trConnection, tr.groundTruth, 'tr-slow');
     const tsCheck = await expectStoreMatchesGroundTruth(suite.core.db, ws, tsConnection, ts.groundTruth, 'ts-slow');
@@ -126,7 +119,7 @@ describe('provider sockets in trouble', () => {
     clock.freeze();
     await sleep(1500);
     await tr.stop();
-    await until('the runtime to deliver everything', () => runtime.pipeline.totals.buffered === 0, 10_000);
+    await drained(runtime, 10_000);
     const stored = new Set((await storedReadings(suite.core.db, ws, connection.connectionId)).map((r) => servedKey(r)));
     notDelivered = [...tr.groundTruth.unique().keys()].filter((key) => !stored.has(key));
     expect(stored.size).toBeGreaterThan(100);

@@ -20,7 +20,7 @@ import { futureAllowanceMs, readingStatuses, rejectionReasons, type RejectionRea
 import { updateConnection } from '../../src/core/registry/connections.ts';
 import { updateVehicle } from '../../src/core/registry/vehicles.ts';
 import { defaultPolicy } from '../../src/core/registry/workspaces.ts';
-import { startTestCore, type TestCore } from '../support/core.ts';
+import { startTestCore, type HttpAnswer, type TestCore } from '../support/core.ts';
 import { createFleet, type TestFleet } from '../support/fleet.ts';
 import {
   anyJsonText,
@@ -342,28 +342,6 @@ function bodyArb(): fc.Arbitrary<GenBody> {
 // ---------------------------------------------------------------------------------------------------------------
 // Talking to the endpoint, and what every answer must satisfy.
 
-interface Answer {
-  status: number;
-  contentType: string;
-  text: string;
-  body: any;
-}
-
-async function post(body: string | Uint8Array, contentType: string | null = 'application/json'): Promise<Answer> {
-  const headers: Record<string, string> = { authorization: `Bearer ${core.serviceToken}` };
-  if (contentType !== null) headers['content-type'] = contentType;
-  // A dropped connection makes fetch throw, which fails the property with the input that caused it.
-  const response = await fetch(`${core.url}/internal/v1/ingest`, { method: 'POST', headers, body });
-  const text = await response.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: response.status, contentType: response.headers.get('content-type') ?? '', text, body: parsed };
-}
-
 interface StoreState {
   history: number;
   snapshot: number;
@@ -402,7 +380,7 @@ function sentUpdates(body: string | Uint8Array): unknown[] {
 }
 
 interface Exchange {
-  answer: Answer;
+  answer: HttpAnswer<any>;
   sent: unknown[];
   /** The server clock during the request lies between these. */
   from: number;
@@ -413,7 +391,8 @@ interface Exchange {
 async function exchange(body: string | Uint8Array, contentType: string | null = 'application/json'): Promise<Exchange> {
   const before = await storeState();
   const from = Date.now();
-  const answer = await post(body, contentType);
+  // A dropped connection makes fetch throw, which fails the property with the input that caused it.
+  const answer = await core.http.request('POST', '/internal/v1/ingest', { token: core.serviceToken, rawBody: body, contentType });
   const to = Date.now();
   const after = await storeState();
 
@@ -421,11 +400,11 @@ async function exchange(body: string | Uint8Array, contentType: string | null = 
   expect([200, 400, 401, 403, 413, 415]).toContain(answer.status);
   let sent: unknown[] = [];
   if (answer.status >= 400) {
-    expect(answer.contentType).toMatch(/^application\/problem\+json/);
+    expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(answer.body).toMatchObject({ status: answer.status, code: expect.stringMatching(/^[a-z_]+$/), type: expect.any(String), title: expect.any(String) });
     expect(written(after), 'a 4xx answer writes nothing').toEqual(written(before));
   } else {
-    expect(answer.contentType).toMatch(/^application\/json/);
+    expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
     sent = sentUpdates(body);
     await expectResults(answer.body.results, sent, before, after);
   }

@@ -19,7 +19,8 @@ import { FleetModel } from '../../src/sim/fleet-model.ts';
 import { servedKey } from '../../src/sim/ground-truth.ts';
 import type { StreamRuntime } from '../../src/stream/runtime.ts';
 import { freePort, startFleetwire, type Running } from '../support/processes.ts';
-import { connectStreamProvider, pastFastClock, startTestStream, until, useStreamTestCore } from '../support/stream.ts';
+import { checkStoreInvariants } from '../support/store-invariants.ts';
+import { connectStreamProvider, drained, pastFastClock, startTestStream, takenInEverything, until, useStreamTestCore } from '../support/stream.ts';
 
 const quiet = createLogger({ level: 'warn', name: 'stream-test', destination: new Writable({ write: (_c, _e, done) => done() }) });
 const suite = useStreamTestCore();
@@ -111,17 +112,10 @@ describe('one vehicle on both paths', () => {
     // simulators go.
     clock.freeze();
     await suite.core.runner.runWorkspace({ workspaceId: ws, eventId: 'both-last' });
-    let taken = -1;
-    await until('the stream runtime to take in everything sent', async () => {
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const now = [...stream.connections.values()].reduce((n, c) => n + c.counters.readingsIn, 0);
-      const settled = now === taken;
-      taken = now;
-      return settled || undefined;
-    });
+    await takenInEverything(stream);
     await samsara.stop();
     await traccar.stop();
-    await until('the stream runtime to deliver everything', () => stream.pipeline.totals.buffered === 0 && stream.coalescer.held === 0, 20_000);
+    await drained(stream);
 
     // Everything either provider served is stored, once, for the right vehicle.
     const vehicleOf = new Map<string, string>();
@@ -147,14 +141,6 @@ describe('one vehicle on both paths', () => {
     const duplicates = (stream.pipeline.answered.duplicate ?? 0) + polledRuns.reduce((n: number, r: { readings: { duplicate: number } }) => n + r.readings.duplicate, 0);
     expect(duplicates).toBeGreaterThan(0);
 
-    const { rows: behind } = await suite.core.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM signal_snapshot s
-        WHERE s.workspace_id = $1
-          AND (s.observed_at, s.value) <> (SELECT h.observed_at, h.value FROM signal_history h
-                                            WHERE h.workspace_id = s.workspace_id AND h.vehicle_id = s.vehicle_id AND h.signal = s.signal
-                                            ORDER BY h.observed_at DESC LIMIT 1)`,
-      [ws],
-    );
-    expect(behind[0]!.n).toBe(0);
+    expect((await checkStoreInvariants(suite.core.db, ws)).snapshotNotNewest).toEqual([]);
   }, 60_000);
 });

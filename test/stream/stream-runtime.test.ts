@@ -5,42 +5,35 @@
  * down for 10 s loses nothing, and two runtimes never hold one connection twice.
  */
 import { Writable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createWorkspace } from '../../src/core/registry/workspaces.ts';
 import { createLogger } from '../../src/logging.ts';
 import { startTeslaTelemetrySimulator, type RunningTeslaTelemetrySimulator } from '../../src/providers/tesla-telemetry/simulator.ts';
 import { startTraccarSimulator, type RunningTraccarSimulator } from '../../src/providers/traccar/simulator.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import type { StreamRuntime } from '../../src/stream/runtime.ts';
-import { startTestCore, type TestCore } from '../support/core.ts';
 import { expectStoreMatchesGroundTruth } from '../support/simulated.ts';
-import { connectStreamProvider, pastFastClock, startTestStream, until } from '../support/stream.ts';
+import {
+  connectStreamProvider,
+  drained,
+  pastFastClock,
+  readingsTakenIn,
+  startTestStream,
+  takenInEverything,
+  until,
+  useStreamTestCore,
+} from '../support/stream.ts';
 import { startSwitchableProxy } from '../support/switchable-proxy.ts';
 
 const quiet = createLogger({ level: 'warn', name: 'stream-test', destination: new Writable({ write: (_c, _e, done) => done() }) });
 let clock = pastFastClock();
-let core: TestCore;
-const runtimes: StreamRuntime[] = [];
-const simulators: { stop(): Promise<void> }[] = [];
-/** Run after the runtimes stopped (a proxy a runtime still talks to, say). */
-const cleanups: (() => Promise<void>)[] = [];
+// Each test ends with what it started stopped and no stream connection enabled, pass or fail, so the next test's
+// runtimes share out only its own connections.
+const suite = useStreamTestCore();
+const stops = suite.stops;
 
-beforeAll(async () => {
-  core = await startTestCore();
-});
 beforeEach(() => {
   clock = pastFastClock();
-});
-// Each test ends with no runtime running and no stream connection enabled, pass or fail, so the next test's
-// runtimes share out only its own connections.
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.stop()));
-  await Promise.all(simulators.splice(0).map((s) => s.stop().catch(() => undefined)));
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-  await core.db.query(`UPDATE provider_connections SET enabled = false WHERE transport = 'stream'`);
-});
-afterAll(async () => {
-  await core.close();
 });
 
 function fleet(seed: number, vehicles: number): FleetModel {
@@ -49,29 +42,24 @@ function fleet(seed: number, vehicles: number): FleetModel {
 
 async function traccar(token: string, model: FleetModel): Promise<RunningTraccarSimulator> {
   const sim = await startTraccarSimulator({ accounts: [{ credentials: { token }, fleet: model }], now: clock.now, tickMs: 50, keepaliveMs: 200 });
-  simulators.push(sim);
+  stops.push(() => sim.stop());
   return sim;
 }
 
 async function tesla(accessToken: string, model: FleetModel, resendRate = 0): Promise<RunningTeslaTelemetrySimulator> {
   const sim = await startTeslaTelemetrySimulator({ accounts: [{ credentials: { accessToken }, fleet: model }], now: clock.now, tickMs: 50, resendRate });
-  simulators.push(sim);
+  stops.push(() => sim.stop());
   return sim;
 }
 
 function stream(overrides: Parameters<typeof startTestStream>[0] extends infer O ? Partial<O> : never = {}): StreamRuntime {
-  const runtime = startTestStream({ coreUrl: core.url, serviceToken: core.serviceToken, logger: quiet, ...overrides });
-  runtimes.push(runtime);
+  const runtime = startTestStream({ coreUrl: suite.core.url, serviceToken: suite.core.serviceToken, logger: quiet, ...overrides });
+  stops.push(() => runtime.stop());
   return runtime;
 }
 
 async function connectionView(workspaceId: string, connectionId: string) {
-  return (await core.http.admin('GET', `/v1/workspaces/${workspaceId}/connections/${connectionId}`)).body;
-}
-
-/** Waits until the runtime has nothing left to deliver. */
-async function drained(runtime: StreamRuntime): Promise<void> {
-  await until('the stream runtime to deliver everything', () => runtime.pipeline.totals.buffered === 0 && runtime.coalescer.held === 0, 20_000);
+  return (await suite.core.http.admin('GET', `/v1/workspaces/${workspaceId}/connections/${connectionId}`)).body;
 }
 
 /**
@@ -80,46 +68,37 @@ async function drained(runtime: StreamRuntime): Promise<void> {
  */
 async function quiesce(runtime: StreamRuntime, sims: { stop(): Promise<void> }[]): Promise<void> {
   clock.freeze();
-  let last = -1;
-  await until('the runtime to take in everything sent', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const now = accounted(runtime).readingsIn;
-    const settled = now === last;
-    last = now;
-    return settled || undefined;
-  });
+  await takenInEverything(runtime);
   for (const sim of sims) await sim.stop();
   await drained(runtime);
 }
 
 function accounted(runtime: StreamRuntime) {
-  let readingsIn = 0;
-  for (const connection of runtime.connections.values()) readingsIn += connection.counters.readingsIn;
   const t = runtime.pipeline.totals;
-  return { readingsIn, delivered: t.delivered, coalesced: runtime.coalescer.coalesced, dropped: t.dropped, buffered: t.buffered + runtime.coalescer.held };
+  return { readingsIn: readingsTakenIn(runtime), delivered: t.delivered, coalesced: runtime.coalescer.coalesced, dropped: t.dropped, buffered: t.buffered + runtime.coalescer.held };
 }
 
 describe('stream runtime', () => {
   it('delivers every reading the simulators served exactly once, resends absorbed, and reports connection status to core', async () => {
-    const ws = (await createWorkspace(core.db, { name: 'Stream depot' })).id;
+    const ws = (await createWorkspace(suite.core.db, { name: 'Stream depot' })).id;
     const traccarFleet = fleet(301, 6);
     const teslaFleet = fleet(302, 4);
     const tr = await traccar('tr-all', traccarFleet);
     const ts = await tesla('ts-all', teslaFleet, 0.3);
-    const trConnection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-all', vehicles: traccarFleet.vehicles });
-    const tsConnection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-all', vehicles: teslaFleet.vehicles });
+    const trConnection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-all', vehicles: traccarFleet.vehicles });
+    const tsConnection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-all', vehicles: teslaFleet.vehicles });
     const runtime = stream();
     await until('readings from both providers', () => tr.groundTruth.all().length > 40 && ts.groundTruth.all().length > 40);
     await until('status at core', async () => (await connectionView(ws, tsConnection.connectionId)).streamState?.connected === true);
     const status = (await connectionView(ws, tsConnection.connectionId)).streamState;
     expect(status).toMatchObject({ holder: runtime.holder, connected: true, sockets: 4, socketsOpen: 4, badFrames: 0, dropped: 0 });
     expect(status.readingsIn).toBeGreaterThan(0);
-    const vehicles = (await core.http.admin('GET', `/v1/workspaces/${ws}/vehicles?limit=100`)).body.items;
+    const vehicles = (await suite.core.http.admin('GET', `/v1/workspaces/${ws}/vehicles?limit=100`)).body.items;
     expect(vehicles.filter((v: { lastSyncedAt: string | null }) => v.lastSyncedAt !== null)).toHaveLength(10);
 
     await quiesce(runtime, [tr, ts]);
-    await expectStoreMatchesGroundTruth(core.db, ws, trConnection, tr.groundTruth, 'tr-all');
-    await expectStoreMatchesGroundTruth(core.db, ws, tsConnection, ts.groundTruth, 'ts-all');
+    await expectStoreMatchesGroundTruth(suite.core.db, ws, trConnection, tr.groundTruth, 'tr-all');
+    await expectStoreMatchesGroundTruth(suite.core.db, ws, tsConnection, ts.groundTruth, 'ts-all');
     expect(ts.groundTruth.all().length).toBeGreaterThan(ts.groundTruth.unique().size);
     expect(runtime.pipeline.answered.duplicate).toBeGreaterThan(0);
     const counts = accounted(runtime);
@@ -127,7 +106,7 @@ describe('stream runtime', () => {
     expect(counts.dropped).toBe(0);
 
     // Resends never moved the snapshot backwards: each snapshot row is the newest history row of its signal.
-    const { rows } = await core.db.query<{ n: number }>(
+    const { rows } = await suite.core.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM signal_snapshot s
         WHERE s.workspace_id = $1
           AND s.observed_at <> (SELECT max(observed_at) FROM signal_history h
@@ -138,34 +117,34 @@ describe('stream runtime', () => {
   });
 
   it('opens a connection an admin adds, re-plans when a device is bound, and closes a connection that is disabled or removed', async () => {
-    const ws = (await createWorkspace(core.db, { name: 'Changing depot' })).id;
+    const ws = (await createWorkspace(suite.core.db, { name: 'Changing depot' })).id;
     const model = fleet(307, 3);
     const ts = await tesla('ts-changing', model);
     const runtime = stream({ holder: 'following-runtime', refreshMs: 300 });
-    const added = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-changing', vehicles: model.vehicles.slice(0, 2) });
+    const added = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-changing', vehicles: model.vehicles.slice(0, 2) });
     const held = () => runtime.connections.get(added.connectionId);
     const sockets = () => held()?.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).socketsOpen ?? 0;
     await until('the new connection to be opened', () => sockets() === 2, 5000);
 
     const third = model.vehicles[2]!;
-    const extra = await core.http.admin('POST', `/v1/workspaces/${ws}/vehicles`, { name: 'Third', devices: [{ connectionId: added.connectionId, externalId: third.vin }] });
+    const extra = await suite.core.http.admin('POST', `/v1/workspaces/${ws}/vehicles`, { name: 'Third', devices: [{ connectionId: added.connectionId, externalId: third.vin }] });
     expect(extra.status).toBe(201);
     await until('a socket for the newly bound VIN', () => sockets() === 3, 5000);
 
-    await core.http.admin('PATCH', `/v1/workspaces/${ws}/connections/${added.connectionId}`, { enabled: false });
+    await suite.core.http.admin('PATCH', `/v1/workspaces/${ws}/connections/${added.connectionId}`, { enabled: false });
     await until('the disabled connection to be closed', () => !held(), 5000);
-    await core.http.admin('PATCH', `/v1/workspaces/${ws}/connections/${added.connectionId}`, { enabled: true });
+    await suite.core.http.admin('PATCH', `/v1/workspaces/${ws}/connections/${added.connectionId}`, { enabled: true });
     await until('the re-enabled connection to be opened again', () => sockets() === 3, 5000);
-    await core.http.admin('DELETE', `/v1/workspaces/${ws}/connections/${added.connectionId}`);
+    await suite.core.http.admin('DELETE', `/v1/workspaces/${ws}/connections/${added.connectionId}`);
     await until('the removed connection to be closed', () => !held(), 5000);
     await until('the simulator to see every socket closed', () => ts.openSockets === 0, 5000);
   });
 
   it('refuses a bad token, reports auth and backs off instead of hammering the provider', async () => {
-    const ws = (await createWorkspace(core.db, { name: 'Bad token depot' })).id;
+    const ws = (await createWorkspace(suite.core.db, { name: 'Bad token depot' })).id;
     const model = fleet(303, 2);
     const tr = await traccar('tr-right', model);
-    const connection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-wrong', vehicles: model.vehicles });
+    const connection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-wrong', vehicles: model.vehicles });
     stream({ holder: 'bad-token-runtime' });
     const state = await until('the auth failure to be reported', async () => {
       const view = (await connectionView(ws, connection.connectionId)).streamState;
@@ -181,10 +160,10 @@ describe('stream runtime', () => {
   });
 
   it('reconnects after the provider drops the socket, and after a half-open socket goes quiet; counts and skips bad frames', async () => {
-    const ws = (await createWorkspace(core.db, { name: 'Flaky depot' })).id;
+    const ws = (await createWorkspace(suite.core.db, { name: 'Flaky depot' })).id;
     const model = fleet(304, 3);
     const tr = await traccar('tr-flaky', model);
-    const connection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-flaky', vehicles: model.vehicles });
+    const connection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-flaky', vehicles: model.vehicles });
     const runtime = stream();
     const held = () => runtime.connections.get(connection.connectionId);
     await until('the first readings', () => (held()?.counters.readingsIn ?? 0) > 0);
@@ -207,17 +186,16 @@ describe('stream runtime', () => {
     await until('readings after the half-open socket was replaced', () => held()!.counters.readingsIn > beforeHalfOpen);
 
     await quiesce(runtime, [tr]);
-    await expectStoreMatchesGroundTruth(core.db, ws, connection, tr.groundTruth, 'tr-flaky');
+    await expectStoreMatchesGroundTruth(suite.core.db, ws, connection, tr.groundTruth, 'tr-flaky');
   });
 
   it('buffers while core is down for 10 s, then delivers every reading once', async () => {
-    const ws = (await createWorkspace(core.db, { name: 'Outage depot' })).id;
+    const ws = (await createWorkspace(suite.core.db, { name: 'Outage depot' })).id;
     const model = fleet(305, 4);
     const ts = await tesla('ts-outage', model);
-    const connection = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-outage', vehicles: model.vehicles });
-    const address = core.app.server.address();
-    const proxy = await startSwitchableProxy(typeof address === 'object' && address ? address.port : 0);
-    cleanups.push(() => proxy.close());
+    const connection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-outage', vehicles: model.vehicles });
+    const proxy = await startSwitchableProxy(Number(new URL(suite.core.url).port));
+    stops.push(() => proxy.close());
     const runtime = stream({ coreUrl: proxy.url, holder: 'outage-runtime' });
     await until('deliveries through the proxy', () => runtime.pipeline.totals.delivered > 0);
 
@@ -230,17 +208,17 @@ describe('stream runtime', () => {
 
     await proxy.up();
     await quiesce(runtime, [ts]);
-    await expectStoreMatchesGroundTruth(core.db, ws, connection, ts.groundTruth, 'ts-outage');
+    await expectStoreMatchesGroundTruth(suite.core.db, ws, connection, ts.groundTruth, 'ts-outage');
     const counts = accounted(runtime);
     expect(counts).toMatchObject({ dropped: 0, buffered: 0 });
     expect(counts.readingsIn).toBe(counts.delivered + counts.coalesced);
   }, 60_000);
 
   it('coalesces per vehicle: the newest value of each signal over the window, the rest counted', async () => {
-    const ws = (await createWorkspace(core.db, { name: 'Coalescing depot' })).id;
+    const ws = (await createWorkspace(suite.core.db, { name: 'Coalescing depot' })).id;
     const model = fleet(306, 3);
     const tr = await traccar('tr-coalesce', model);
-    await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-coalesce', vehicles: model.vehicles });
+    await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-coalesce', vehicles: model.vehicles });
     const runtime = stream({ coalesceMs: 1000, holder: 'coalescing-runtime' });
     await until('coalesced readings', () => runtime.coalescer.coalesced > 10, 20_000);
     await quiesce(runtime, [tr]);
@@ -250,12 +228,12 @@ describe('stream runtime', () => {
   });
 
   it('shares connections between two runtimes without ever holding one twice, and hands them over on a clean stop', async () => {
-    const ws = (await createWorkspace(core.db, { name: 'Shared depot' })).id;
+    const ws = (await createWorkspace(suite.core.db, { name: 'Shared depot' })).id;
     const ids: string[] = [];
     for (let i = 0; i < 4; i += 1) {
       const model = fleet(310 + i, 2);
       const sim = await traccar(`tr-shared-${i}`, model);
-      const c = await connectStreamProvider(core.db, core.secretKey, ws, { provider: 'traccar', baseUrl: sim.url, token: `tr-shared-${i}`, vehicles: model.vehicles });
+      const c = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: sim.url, token: `tr-shared-${i}`, vehicles: model.vehicles });
       ids.push(c.connectionId);
     }
     const mine = (runtime: StreamRuntime) => ids.filter((id) => runtime.connections.has(id));
@@ -267,7 +245,7 @@ describe('stream runtime', () => {
     const watch = setInterval(() => overlaps.push(...mine(a).filter((id) => b.connections.has(id))), 20);
     try {
       await until('a fair share each', () => mine(a).length === 2 && mine(b).length === 2, 20_000);
-      const { rows } = await core.db.query<{ holder: string; n: number }>(
+      const { rows } = await suite.core.db.query<{ holder: string; n: number }>(
         `SELECT holder, count(*)::int AS n FROM stream_leases WHERE connection_id = ANY($1::uuid[]) AND expires_at > now() GROUP BY holder ORDER BY holder`,
         [ids],
       );

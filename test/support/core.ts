@@ -40,7 +40,12 @@ export interface HttpAnswer<T = unknown> {
 }
 
 export interface HttpClient {
-  request<T = any>(method: string, path: string, options?: { token?: string | null; body?: unknown; rawBody?: string; contentType?: string }): Promise<HttpAnswer<T>>;
+  /** `rawBody` goes as it is; `contentType` defaults to JSON when there is a body, and `null` sends none. */
+  request<T = any>(
+    method: string,
+    path: string,
+    options?: { token?: string | null; body?: unknown; rawBody?: string | Uint8Array; contentType?: string | null },
+  ): Promise<HttpAnswer<T>>;
   admin<T = any>(method: string, path: string, body?: unknown): Promise<HttpAnswer<T>>;
   service<T = any>(method: string, path: string, body?: unknown): Promise<HttpAnswer<T>>;
 }
@@ -49,10 +54,10 @@ export function httpClient(url: string, tokens: { admin: string; service: string
   const request: HttpClient['request'] = async (method, path, options = {}) => {
     const headers: Record<string, string> = {};
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    let body: string | undefined;
+    let body: string | Uint8Array | undefined;
     if (options.rawBody !== undefined) body = options.rawBody;
     else if (options.body !== undefined) body = JSON.stringify(options.body);
-    if (body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+    if (body !== undefined && options.contentType !== null) headers['content-type'] = options.contentType ?? 'application/json';
     const response = await fetch(`${url}${path}`, { method, headers, body });
     const text = await response.text();
     let parsed: unknown = text;
@@ -81,7 +86,7 @@ export interface TestCoreOptions {
   };
 }
 
-export const testRunnerOptions: PollRunnerOptions = {
+const testRunnerOptions: PollRunnerOptions = {
   connectionConcurrency: 4,
   runDeadlineMs: 20_000,
   maxInlineRetryAfterMs: 2000,

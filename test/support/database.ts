@@ -57,4 +57,9 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
   };
 }
 
+/** `url` with `search_path` set to `schema`, for a process that takes only a URL (a `fleetwire` child, say). */
+export function withSearchPath(url: string, schema: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+}
+
 export { postgresUrl };

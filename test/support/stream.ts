@@ -97,6 +97,33 @@ export async function connectStreamProvider(
   return { connectionId: connection.id, vehicles };
 }
 
+/** What the runtime's connections took in so far. */
+export function readingsTakenIn(runtime: StreamRuntime): number {
+  let n = 0;
+  for (const connection of runtime.connections.values()) n += connection.counters.readingsIn;
+  return n;
+}
+
+/**
+ * Once serving has stopped (the clock frozen): waits until the runtime takes in nothing more for 300 ms, so every
+ * frame sent has arrived.
+ */
+export async function takenInEverything(runtime: StreamRuntime): Promise<void> {
+  let last = -1;
+  await until('the stream runtime to take in everything sent', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const now = readingsTakenIn(runtime);
+    const settled = now === last;
+    last = now;
+    return settled || undefined;
+  });
+}
+
+/** Waits until the runtime has nothing left to deliver (buffered or held by the coalescer). */
+export async function drained(runtime: StreamRuntime, timeoutMs = 20_000): Promise<void> {
+  await until('the stream runtime to deliver everything', () => runtime.pipeline.totals.buffered === 0 && runtime.coalescer.held === 0, timeoutMs);
+}
+
 export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
