@@ -40,6 +40,12 @@ export function safeText(maxLength: number) {
     .refine((s) => !loneSurrogate.test(s), 'must be well-formed unicode');
 }
 
+/**
+ * The external device ids ingest and device bindings accept. A provider mapping skips an entity whose id fails
+ * this: one such id (a NUL, an unpaired surrogate, 300 characters) would make the whole update malformed at ingest.
+ */
+export const externalDeviceIdSchema = safeText(256);
+
 /** An RFC 3339 timestamp with a zone (Z or an offset) that names a real instant. */
 export const timestampSchema = z
   .string()
@@ -134,7 +140,7 @@ const envelopeFields = {
   workspaceId: uuid,
   provider: safeText(64),
   connectionId: uuid,
-  externalDeviceId: safeText(256),
+  externalDeviceId: externalDeviceIdSchema,
   source: z.enum(updateSources),
   receivedAt: timestampSchema,
 };

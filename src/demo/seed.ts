@@ -9,6 +9,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Database } from '../core/db/database.ts';
+import { resetConnectionFeed } from '../core/polling/poll-store.ts';
 import { createApiKey } from '../core/registry/api-keys.ts';
 import { createConnection, listConnections, updateConnection } from '../core/registry/connections.ts';
 import { createVehicle } from '../core/registry/vehicles.ts';
@@ -64,8 +65,7 @@ export async function seedDemo(db: Database, secretKey: Buffer, sims: DemoSimula
       if (found) {
         // The simulators restarted: new fleets, new logs. Point at them and start the feeds afresh.
         await updateConnection(db, secretKey, workspace.id, found.id, { baseUrl, enabled: true });
-        await db.query('UPDATE provider_connections SET feed_cursor = NULL WHERE workspace_id = $1 AND id = $2', [workspace.id, found.id]);
-        await db.query('DELETE FROM connection_poll_states WHERE workspace_id = $1 AND connection_id = $2', [workspace.id, found.id]);
+        await resetConnectionFeed(db, workspace.id, found.id);
         continue;
       }
       const connection = await createConnection(db, secretKey, workspace.id, {

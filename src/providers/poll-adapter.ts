@@ -4,14 +4,8 @@
  * covers it. The runner commits each page's readings and its cursor in one transaction, so a failure between
  * pages re-reads from the last committed cursor: nothing lost, and duplicates are absorbed by ingest.
  */
-import { safeText, type CanonicalReading } from '../canonical/update.ts';
+import type { CanonicalReading } from '../canonical/update.ts';
 import type { ProviderConnectionContract } from './provider.ts';
-
-/**
- * The external device ids ingest and device bindings accept. A mapping skips an entity whose id fails this: one
- * such id (a NUL, an unpaired surrogate, 300 characters) would make the whole update malformed at ingest.
- */
-export const externalDeviceIdSchema = safeText(256);
 
 /** The canonical readings one provider device reported in a page. */
 export interface DeviceReadings {

@@ -101,8 +101,8 @@ function expectIngestible(devices: readonly DeviceReadings[], bounds: 'checked' 
     }
     if (bounds === 'checked') expect(canonicalUpdateSchema.safeParse(update).success, 'a canonical update').toBe(true);
   }
-  // The shared invariants of every canonical reading, on the readings in bounds. Device ids are held to what
-  // bindings accept (safeText(256), above) rather than to the helper's stricter pattern.
+  // The shared invariants of every canonical reading, on the readings in bounds. Device ids were held to what
+  // ingest accepts by the envelope check above; the helper sees placeholder ids.
   const inBounds = devices.map((d, i) => ({ externalDeviceId: `device-${i}`, readings: d.readings.filter((r) => checkSignalValue(r.signal, r.value).ok) }));
   expectValidReadings(inBounds, { notAfterMs: latestInstant });
 }

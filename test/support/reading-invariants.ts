@@ -5,16 +5,13 @@
  */
 import { expect } from 'vitest';
 import { checkSignalValue } from '../../src/canonical/signals.ts';
-import { parseTimestamp, safeText } from '../../src/canonical/update.ts';
+import { externalDeviceIdSchema, parseTimestamp } from '../../src/canonical/update.ts';
 import type { DeviceReadings } from '../../src/providers/poll-adapter.ts';
-
-/** What ingest accepts as an external device id, and so what a mapping may emit. */
-const externalIdSchema = safeText(256);
 
 export function expectValidReadings(devices: readonly DeviceReadings[], options: { notAfterMs?: number } = {}): void {
   const notAfter = options.notAfterMs ?? Date.now() + 120_000;
   for (const device of devices) {
-    const id = externalIdSchema.safeParse(device.externalDeviceId);
+    const id = externalDeviceIdSchema.safeParse(device.externalDeviceId);
     expect(id.success ? 'ok' : id.error.issues[0]?.message, `external device id ${JSON.stringify(device.externalDeviceId)}`).toBe('ok');
     for (const reading of device.readings) {
       const check = checkSignalValue(reading.signal, reading.value);

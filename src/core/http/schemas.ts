@@ -3,7 +3,7 @@
  * validator checks requests against them, and /openapi.json publishes them.
  */
 import { z } from 'zod';
-import { safeText, timestampSchema } from '../../canonical/update.ts';
+import { externalDeviceIdSchema, safeText, timestampSchema } from '../../canonical/update.ts';
 import { vehicleStatuses, connectionStatuses } from '../health/rules.ts';
 import { rejectionReasons, readingStatuses, updateStatuses } from '../ingest/reasons.ts';
 
@@ -107,7 +107,7 @@ export const connectionChangesSchema = z
   })
   .strict();
 
-export const deviceRefSchema = z.object({ connectionId: z.uuid(), externalId: safeText(256) }).strict();
+export const deviceRefSchema = z.object({ connectionId: z.uuid(), externalId: externalDeviceIdSchema }).strict();
 
 export const newVehicleSchema = z
   .object({

@@ -17,6 +17,7 @@ import { parseTimestamp, updateEnvelopeSchema, type UpdateEnvelope } from '../..
 import { sqlErrorIs, type Database, type Sql } from '../db/database.ts';
 import { ensureHistoryPartitions, forgetHistoryPartitions } from '../db/history-partitions.ts';
 import { recordIngestOutcome } from '../metrics.ts';
+import { unattributedWorkspace } from '../read/rejections.ts';
 import { classifyReadings, type Candidate } from './classify.ts';
 import {
   futureAllowanceMs,
@@ -48,7 +49,6 @@ export interface IngestOptions {
   withinTransaction?: (tx: Sql) => Promise<void>;
 }
 
-const nilWorkspace = '00000000-0000-0000-0000-000000000000';
 const dayMs = 86_400_000;
 const counterSignals = signalNames.filter((signal) => nonDecreasingRule(signal) !== undefined);
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -89,7 +89,7 @@ function firstIssue(error: { issues: readonly { path: readonly PropertyKey[]; me
 /** The workspace to keep a shapeless update's rejection under: the one it names, if it names one at all. */
 function rawWorkspaceId(raw: unknown): string {
   const id = (raw as { workspaceId?: unknown } | null)?.workspaceId;
-  return typeof id === 'string' && uuidPattern.test(id) ? id.toLowerCase() : nilWorkspace;
+  return typeof id === 'string' && uuidPattern.test(id) ? id.toLowerCase() : unattributedWorkspace;
 }
 
 function updateRejection(work: UpdateWork, problem: Problem): RejectionRow {

@@ -2,7 +2,7 @@
  * The SQL of scheduled polling: what a workspace poll loads (policy, cutover, poll connections with their feed
  * cursors and health, bound devices), the fenced cursor commit, connection health, and poll run records.
  */
-import type { Sql } from '../db/database.ts';
+import type { Database, Sql } from '../db/database.ts';
 import type { CutoverMode } from '../registry/workspaces.ts';
 
 export interface PollConnection {
@@ -89,6 +89,20 @@ export async function commitFeedCursor(tx: Sql, workspaceId: string, connectionI
     [workspaceId, connectionId, expectedVersion, JSON.stringify(cursor ?? null)],
   );
   return rowCount === 1;
+}
+
+/**
+ * Starts a connection's feed afresh: no cursor (the next poll reads the provider's latest values) and no poll
+ * state. The cursor version moves on, so a poll that read the old cursor cannot write it back.
+ */
+export async function resetConnectionFeed(db: Database, workspaceId: string, connectionId: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query(
+      'UPDATE provider_connections SET feed_cursor = NULL, feed_cursor_version = feed_cursor_version + 1 WHERE workspace_id = $1 AND id = $2',
+      [workspaceId, connectionId],
+    );
+    await tx.query('DELETE FROM connection_poll_states WHERE workspace_id = $1 AND connection_id = $2', [workspaceId, connectionId]);
+  });
 }
 
 export async function startPollRun(

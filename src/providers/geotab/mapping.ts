@@ -9,8 +9,8 @@
  * outside the catalogue's bounds reaches ingest, which rejects it visibly (`invalid_value`).
  */
 import type { ChargingState } from '../../canonical/signals.ts';
-import { parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
-import { externalDeviceIdSchema, type DeviceReadings } from '../poll-adapter.ts';
+import { externalDeviceIdSchema, parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
+import type { DeviceReadings } from '../poll-adapter.ts';
 import { deviceStatusInfoSchema, diagnosticIds, logRecordSchema, statusDataSchema, type StatusData } from './wire.ts';
 
 export interface MappedEntities {

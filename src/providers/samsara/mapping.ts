@@ -8,9 +8,9 @@
  * bounds (a latitude of 91) pass through, so ingest rejects them with a reason the operator can see.
  */
 import type { ChargingState } from '../../canonical/signals.ts';
-import { parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
+import { externalDeviceIdSchema, parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
 import { isRecord } from '../json-values.ts';
-import { externalDeviceIdSchema, type DeviceReadings } from '../poll-adapter.ts';
+import type { DeviceReadings } from '../poll-adapter.ts';
 import { engineStateEntrySchema, evChargingStatusCodes, gpsPointSchema, timedNumberSchema, type EngineStateValue } from './wire.ts';
 
 export interface MappedStats {

@@ -4,7 +4,7 @@
  * socket opens and from every `{"devices":[...]}` frame after that.
  */
 import { isRecord } from '../json-values.ts';
-import { externalDeviceIdSchema } from '../poll-adapter.ts';
+import { externalDeviceIdSchema } from '../../canonical/update.ts';
 
 const sessionKey = 'traccar.uniqueIdByDeviceId';
 

@@ -5,9 +5,8 @@
  * to nothing, with the reason.
  */
 import { checkSignalValue, type SignalName } from '../../canonical/signals.ts';
-import { parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
+import { externalDeviceIdSchema, parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
 import { isRecord } from '../json-values.ts';
-import { externalDeviceIdSchema } from '../poll-adapter.ts';
 
 const kphPerKnot = 1.852;
 
