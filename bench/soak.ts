@@ -162,7 +162,7 @@ function streamTotals(stream: StreamRuntime) {
   let connected = 0;
   for (const connection of stream.connections.values()) {
     readingsIn += connection.counters.readingsIn;
-    const status = connection.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 });
+    const status = stream.status(connection.id)!;
     reconnects += status.reconnects;
     if (status.connected) connected += 1;
   }

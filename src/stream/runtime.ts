@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import type { StreamStatus } from '../canonical/stream-api.ts';
 import type { Logger } from '../logging.ts';
 import type { StreamAdapter } from '../providers/stream-adapter.ts';
 import { Coalescer } from './coalescer.ts';
@@ -45,6 +46,8 @@ export interface StreamRuntime {
   readonly connections: ReadonlyMap<string, StreamConnection>;
   readonly pipeline: DeliveryPipeline;
   readonly coalescer: Coalescer;
+  /** A held connection's status as it is reported to core (sockets, reconnects, delivery counts). */
+  status(connectionId: string): StreamStatus | undefined;
   /** Runs one refresh now (tests, and the first start). */
   refresh(): Promise<void>;
   stop(): Promise<void>;
@@ -97,17 +100,16 @@ export function startStreamRuntime(options: StreamRuntimeOptions, client: CoreCl
         refreshing = undefined;
       }));
 
-  function statuses() {
-    return [...connections.values()].map((connection) => {
-      const delivery = pipeline.statsFor(connection.id);
-      return connection.status({
-        delivered: delivery.delivered,
-        dropped: delivery.dropped,
-        buffered: delivery.buffered + coalescer.heldFor(connection.id),
-        coalesced: coalescer.coalescedFor(connection.id),
-      });
+  function statusOf(connection: StreamConnection): StreamStatus {
+    const delivery = pipeline.statsFor(connection.id);
+    return connection.status({
+      delivered: delivery.delivered,
+      dropped: delivery.dropped,
+      buffered: delivery.buffered + coalescer.heldFor(connection.id),
+      coalesced: coalescer.coalescedFor(connection.id),
     });
   }
+  const statuses = () => [...connections.values()].map(statusOf);
 
   const report = () =>
     (reporting ??= (async () => {
@@ -132,6 +134,10 @@ export function startStreamRuntime(options: StreamRuntimeOptions, client: CoreCl
     connections,
     pipeline,
     coalescer,
+    status(connectionId) {
+      const connection = connections.get(connectionId);
+      return connection && statusOf(connection);
+    },
     refresh,
     stop: () =>
       (stopping ??= (async () => {

@@ -235,8 +235,14 @@ export class SocketSession {
 
   private startHeartbeat(ws: WebSocket): void {
     clearInterval(this.heartbeatTimer);
+    let lastTickAt = Date.now();
     this.heartbeatTimer = setInterval(() => {
-      if (Date.now() - this.lastSignOfLife > this.timings.deadAfterMs) {
+      const now = Date.now();
+      // A tick this late means this process was stalled (a long GC, a big batch), not listening: frames and pongs
+      // may be waiting unread in the socket. Judge silence at the next tick, once they have been read.
+      const stalled = now - lastTickAt > 2 * this.timings.heartbeatMs;
+      lastTickAt = now;
+      if (!stalled && now - this.lastSignOfLife > this.timings.deadAfterMs) {
         this.fail('transient', `${this.plan.key} sent nothing and answered no ping for ${this.timings.deadAfterMs} ms: taken for dead`);
         ws.terminate();
         return;

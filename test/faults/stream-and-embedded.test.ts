@@ -58,7 +58,7 @@ describe('provider sockets in trouble', () => {
     const runtime: StreamRuntime = startTestStream({ coreUrl: suite.core.url, serviceToken: suite.core.serviceToken, logger: quiet, holder: 'slow-runtime', sockets });
     stops.push(() => runtime.stop());
     const held = (id: string) => runtime.connections.get(id);
-    const reconnects = (id: string) => held(id)?.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).reconnects ?? 0;
+    const reconnects = (id: string) => runtime.status(id)?.reconnects ?? 0;
     const readingsIn = (id: string) => held(id)?.counters.readingsIn ?? 0;
 
     await until('readings through the slow sockets', () => readingsIn(trConnection.connectionId) > 50 && readingsIn(tsConnection.connectionId) > 30, 20_000);

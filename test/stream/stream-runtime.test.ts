@@ -123,7 +123,7 @@ describe('stream runtime', () => {
     const runtime = stream({ holder: 'following-runtime', refreshMs: 300 });
     const added = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-changing', vehicles: model.vehicles.slice(0, 2) });
     const held = () => runtime.connections.get(added.connectionId);
-    const sockets = () => held()?.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).socketsOpen ?? 0;
+    const sockets = () => runtime.status(added.connectionId)?.socketsOpen ?? 0;
     await until('the new connection to be opened', () => sockets() === 2, 5000);
 
     const third = model.vehicles[2]!;
@@ -173,7 +173,7 @@ describe('stream runtime', () => {
 
     // Traccar sends the latest position of every device on each new socket: readings after a reconnect are
     // certain, whatever the fleet is doing.
-    const reconnects = () => held()!.status({ delivered: 0, coalesced: 0, dropped: 0, buffered: 0 }).reconnects;
+    const reconnects = () => runtime.status(connection.connectionId)!.reconnects;
     const beforeDrop = held()!.counters.readingsIn;
     tr.dropSockets();
     await until('a reconnect after the drop', () => reconnects() >= 1);
@@ -187,6 +187,30 @@ describe('stream runtime', () => {
 
     await quiesce(runtime, [tr]);
     await expectStoreMatchesGroundTruth(suite.core.db, ws, connection, tr.groundTruth, 'tr-flaky');
+  });
+
+  it('keeps a live socket through a stall of its own process longer than the dead-socket timeout', async () => {
+    const ws = (await createWorkspace(suite.core.db, { name: 'Stalled depot' })).id;
+    const model = fleet(307, 3);
+    const tr = await traccar('tr-stall', model);
+    const connection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-stall', vehicles: model.vehicles });
+    const runtime = stream();
+    const held = () => runtime.connections.get(connection.connectionId);
+    const reconnects = () => runtime.status(connection.connectionId)!.reconnects;
+    await until('the first readings', () => (held()?.counters.readingsIn ?? 0) > 0);
+
+    // The event loop is blocked for 2.5 times the 600 ms dead-socket timeout: frames and pongs wait unread in the
+    // socket meanwhile. The socket is as alive as before; only this process was away.
+    const before = reconnects();
+    const stalledUntil = Date.now() + 1500;
+    while (Date.now() < stalledUntil) {
+      // busy: nothing else runs
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(reconnects()).toBe(before);
+
+    await quiesce(runtime, [tr]);
+    await expectStoreMatchesGroundTruth(suite.core.db, ws, connection, tr.groundTruth, 'tr-stall');
   });
 
   it('buffers while core is down for 10 s, then delivers every reading once', async () => {
