@@ -14,7 +14,7 @@ import { runSimulators, simulatorUsage } from './demo/sim-command.ts';
 import { createLogger } from './logging.ts';
 import { streamAdapters } from './providers/registry.ts';
 import { startStreamHttp } from './stream/http.ts';
-import { defaultStreamTimings, startStreamRuntime } from './stream/runtime.ts';
+import { configuredStreamOptions, startStreamRuntime } from './stream/runtime.ts';
 
 const usage = `usage: fleetwire <command>
 
@@ -100,15 +100,7 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case 'stream': {
-      const runtime = startStreamRuntime({
-        ...defaultStreamTimings,
-        coreUrl: config.coreUrl,
-        serviceToken: config.secrets.serviceToken,
-        logger,
-        adapters: streamAdapters,
-        coalesceMs: config.stream.coalesceMs,
-        delivery: { ...defaultStreamTimings.delivery, bufferReadings: config.stream.bufferReadings },
-      });
+      const runtime = startStreamRuntime(configuredStreamOptions(config, { coreUrl: config.coreUrl, serviceToken: config.secrets.serviceToken, logger, adapters: streamAdapters }));
       const http = await startStreamHttp(runtime, { host: config.host, port: config.port, serviceToken: config.secrets.serviceToken });
       logger.info({ 'url.full': config.coreUrl, 'fleetwire.stream.holder': runtime.holder }, 'stream runtime started');
       onShutdown(async () => {

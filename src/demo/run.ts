@@ -7,7 +7,7 @@ import type { Config } from '../config.ts';
 import { startCore, type CoreRuntime } from '../core/runtime.ts';
 import type { Logger } from '../logging.ts';
 import { streamAdapters } from '../providers/registry.ts';
-import { defaultStreamTimings, startStreamRuntime, type StreamRuntime } from '../stream/runtime.ts';
+import { configuredStreamOptions, startStreamRuntime, type StreamRuntime } from '../stream/runtime.ts';
 import { seedDemo, type DemoWorkspace } from './seed.ts';
 import { demoFleetSizes, startDemoSimulators, type DemoSimulators } from './simulators.ts';
 
@@ -69,15 +69,9 @@ export async function startDemo(config: Config, logger: Logger): Promise<Demo> {
     const workspaces = await seedDemo(core.db, config.secrets.secretKey, simulators, config.dataDir);
     // The stream runtime, in-process but as it runs on its own: it reaches core over HTTP only.
     const stream = startStreamRuntime({
-      ...defaultStreamTimings,
-      coreUrl: core.url,
-      serviceToken: config.secrets.serviceToken,
-      logger,
-      adapters: streamAdapters,
+      ...configuredStreamOptions(config, { coreUrl: core.url, serviceToken: config.secrets.serviceToken, logger, adapters: streamAdapters }),
       holder: `demo-${hostname()}`,
       refreshMs: 5_000,
-      coalesceMs: config.stream.coalesceMs,
-      delivery: { ...defaultStreamTimings.delivery, bufferReadings: config.stream.bufferReadings },
     });
     const calm = scheduleTrouble(simulators, logger);
     return {

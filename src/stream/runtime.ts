@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { StreamStatus } from '../canonical/stream-api.ts';
+import type { Config } from '../config.ts';
 import type { Logger } from '../logging.ts';
 import type { StreamAdapter } from '../providers/stream-adapter.ts';
 import { Coalescer } from './coalescer.ts';
@@ -40,6 +41,19 @@ export const defaultStreamTimings = {
   delivery: { flushMs: 250, maxBatchUpdates: 1000, maxBatchReadings: 20_000, bufferReadings: 100_000, retryBaseMs: 250, retryCapMs: 5_000 },
   sockets: { heartbeatMs: 15_000, deadAfterMs: 45_000, handshakeTimeoutMs: 10_000, backoffBaseMs: 1_000, backoffCapMs: 60_000 },
 } as const;
+
+/** The options of a runtime started from configuration: default timings, the configured window and buffer. */
+export function configuredStreamOptions(
+  config: Pick<Config, 'stream'>,
+  connection: { coreUrl: string; serviceToken: string; logger: Logger; adapters: ReadonlyMap<string, StreamAdapter> },
+): StreamRuntimeOptions {
+  return {
+    ...defaultStreamTimings,
+    ...connection,
+    coalesceMs: config.stream.coalesceMs,
+    delivery: { ...defaultStreamTimings.delivery, bufferReadings: config.stream.bufferReadings },
+  };
+}
 
 export interface StreamRuntime {
   readonly holder: string;
