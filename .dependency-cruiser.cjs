@@ -46,6 +46,24 @@ module.exports = {
       to: { path: ['^src/stream/', '^src/sim/'] },
     },
     {
+      name: 'production-never-reaches-demo-or-sim',
+      comment:
+        'Production code (core, stream, canonical model, providers, config, logging, the admin commands) never reaches the demo ' +
+        'or a simulator, directly or through any chain of imports: only `fleetwire demo` and `fleetwire sim` load them.',
+      severity: 'error',
+      from: { path: ['^src/(core|stream|canonical|providers|cli)/', '^src/(config|logging)\\.ts$'] },
+      to: { path: '^src/(demo|sim)/', reachable: true },
+    },
+    {
+      name: 'src-never-reaches-dev-tools',
+      comment:
+        'Production runs the compiled build (npm run build): nothing under src/ may reach tsx or esbuild, which are ' +
+        'devDependencies (npm ci --omit=dev leaves them out). The dashboard is bundled by scripts/build.mjs.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^node_modules/(tsx|esbuild|@esbuild)/', reachable: true },
+    },
+    {
       name: 'dashboard-is-browser-code',
       comment: 'The dashboard runs in the browser and reads the public API; it imports nothing of the server.',
       severity: 'error',

@@ -18,8 +18,8 @@ import { createConnection } from '../src/core/registry/connections.ts';
 import { createWorkspace, defaultPolicy } from '../src/core/registry/workspaces.ts';
 import { startCore, type CoreRuntime } from '../src/core/runtime.ts';
 import { createLogger } from '../src/logging.ts';
-import { startGeotabSimulator } from '../src/providers/geotab/simulator.ts';
-import { startSamsaraSimulator } from '../src/providers/samsara/simulator.ts';
+import { startGeotabSimulator } from '../src/sim/geotab/simulator.ts';
+import { startSamsaraSimulator } from '../src/sim/samsara/simulator.ts';
 import { FleetModel } from '../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../src/sim/simulator.ts';
 import { onBenchBackends } from './support.ts';
@@ -144,6 +144,7 @@ async function runOn(backend: string, env: Record<string, string>): Promise<void
     FLEETWIRE_PORT: '0',
     FLEETWIRE_SCHEDULER: 'external',
     FLEETWIRE_POLL_WORKERS: String(workers),
+    FLEETWIRE_ADMIN_TOKEN: `fwa_bench_${randomBytes(16).toString('hex')}`,
     FLEETWIRE_SERVICE_TOKEN: serviceToken,
     FLEETWIRE_SECRET_KEY: secretKey.toString('hex'),
     FLEETWIRE_LOG_LEVEL: 'warn',

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
-// The `fleetwire` command: runs the TypeScript sources through tsx's loader, so a clone works right after install.
-import { register } from 'tsx/esm/api';
+// The `fleetwire` command: runs the compiled build (dist/, made by `npm run build`; `npm start` and `npm test`
+// build it when the sources changed). Production needs neither TypeScript nor tsx.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli.ts');
+const cli = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(cli)) {
+  console.error('fleetwire: there is no build in dist/: run npm run build');
+  process.exit(1);
+}
+await import(cli.href);

@@ -1,13 +1,22 @@
-// Runs before `npm start` and `npm test`: installs the locked dependencies when a fresh clone has none yet, so
-// each of those is one command on a new machine. With --browser (before `npm test`) it also installs Debian's
+// Runs before `npm start` and `npm test`: installs the locked dependencies when a fresh clone has none yet, then
+// builds dist/ when it is missing or older than the sources (scripts/build.mjs), so each of those is one command
+// on a new machine and always runs the current code. With --browser (before `npm test`) it also installs Debian's
 // Chromium for the dashboard's browser test when it is missing and this user may install packages. An existing
 // install is left alone.
 import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { ensureBuild } from './build.mjs';
 
 if (!existsSync(new URL('../node_modules/.package-lock.json', import.meta.url))) {
   console.log('Installing dependencies (npm ci) ...');
   execSync('npm ci --no-audit --no-fund', { stdio: 'inherit', cwd: new URL('..', import.meta.url) });
+}
+
+try {
+  await ensureBuild();
+} catch (error) {
+  console.error(`The build failed: ${error.message}`);
+  process.exit(1);
 }
 
 const chromium = process.env.FLEETWIRE_CHROMIUM ?? '/usr/bin/chromium';

@@ -3,14 +3,17 @@
  * runs) starts everything on embedded defaults; the admin groups manage workspaces through a running core.
  */
 import { adminGroups, adminUsage, runAdminCommand, UsageError } from './cli/admin-commands.ts';
-import { ConfigError, environmentVariables, loadConfig, type Config } from './config.ts';
+import { simulatorUsage } from './cli/simulator-usage.ts';
+import { ConfigError, configFor, environmentVariables } from './config.ts';
 import { migrate } from './core/db/migrate.ts';
 import { runRetention } from './core/maintenance/retention.ts';
 import { abandonedRunAfterMs } from './core/polling/poll-runner.ts';
 import { closeAbandonedPollRuns } from './core/polling/poll-store.ts';
-import { openCoreDatabase, pollJobTimings, startCore } from './core/runtime.ts';
-import { startDemo, type Demo } from './demo/run.ts';
-import { runSimulators, simulatorUsage } from './demo/sim-command.ts';
+import { openDatabaseOf, openCoreDatabase, pollJobTimings, startCore, type CoreConfig } from './core/runtime.ts';
+import { rotateCredentialKey, CredentialKeyMismatchError } from './core/registry/credential-key.ts';
+// The demo and the simulators are loaded by `demo` and `sim` only (dynamic imports below): production commands
+// never load them.
+import type { Demo } from './demo/run.ts';
 import { createLogger } from './logging.ts';
 import { streamAdapters } from './providers/registry.ts';
 import { startStreamHttp } from './stream/http.ts';
@@ -23,7 +26,9 @@ const usage = `usage: fleetwire <command>
   demo        start everything on embedded defaults (what npm start runs)
   sim         start the provider simulators alone ${simulatorUsage}
   migrate     apply database migrations and exit
-  maintain    run retention once (history past each workspace's retention, old rejections and runs) and exit
+  maintain    run retention once (history past each workspace's retention, old rejections and runs), make the
+              coming days' history partitions, and exit
+  rotate-key  re-encrypt every connection's credentials from FLEETWIRE_SECRET_KEY to FLEETWIRE_NEW_SECRET_KEY
 ${adminUsage}
 
 Configuration comes from the environment: ${environmentVariables.join(', ')}.`;
@@ -45,7 +50,7 @@ function onShutdown(stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
 }
 
-function printBanner(config: Config, demo: Demo): void {
+function printBanner(config: CoreConfig, demo: Demo): void {
   const { core } = demo;
   const lines = [
     '',
@@ -84,38 +89,53 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${usage}\n`);
     return command === undefined ? 2 : 0;
   }
-  const config = loadConfig();
-  const logger = createLogger({ level: config.logLevel, name: `fleetwire-${command}` });
+  const logLevel = () => configFor('database').logLevel;
+  const logger = createLogger({ level: logLevel(), name: `fleetwire-${command}` });
 
   switch (command) {
     case 'core': {
-      const core = await startCore(config, logger);
+      const core = await startCore(configFor('core'), logger);
       onShutdown(() => core.stop());
       return -1;
     }
     case 'demo': {
+      const config = configFor('demo');
+      const { startDemo } = await import('./demo/run.ts');
       const demo = await startDemo(config, logger);
       onShutdown(() => demo.stop());
       printBanner(config, demo);
       return -1;
     }
     case 'stream': {
-      const runtime = startStreamRuntime(configuredStreamOptions(config, { coreUrl: config.coreUrl, serviceToken: config.secrets.serviceToken, logger, adapters: streamAdapters }));
+      const config = configFor('stream');
+      let stopping: Promise<void> | undefined;
+      // Core refused the service token: no retry can fix that, so the process says why and stops.
+      const onFatal = () => {
+        console.error('fleetwire: core refused the service token: FLEETWIRE_SERVICE_TOKEN is not the token core was started with');
+        stopping ??= stop().finally(() => process.exit(1));
+      };
+      const runtime = startStreamRuntime(
+        configuredStreamOptions(config, { coreUrl: config.coreUrl, serviceToken: config.secrets.serviceToken, logger, adapters: streamAdapters }),
+        undefined,
+        { onFatal },
+      );
       const http = await startStreamHttp(runtime, { host: config.host, port: config.port, serviceToken: config.secrets.serviceToken });
-      logger.info({ 'url.full': config.coreUrl, 'fleetwire.stream.holder': runtime.holder }, 'stream runtime started');
-      onShutdown(async () => {
+      const stop = async () => {
         await http.close();
         await runtime.stop();
-      });
+      };
+      logger.info({ 'url.full': config.coreUrl, 'fleetwire.stream.holder': runtime.holder }, 'stream runtime started');
+      onShutdown(stop);
       return -1;
     }
     case 'sim': {
+      const { runSimulators } = await import('./demo/sim-command.ts');
       const simulators = await runSimulators(rest);
       onShutdown(() => simulators.stop());
       return -1;
     }
     case 'maintain': {
-      const db = await openCoreDatabase(config, logger);
+      const db = await openCoreDatabase(configFor('database'), logger);
       try {
         const closedPollRuns = await closeAbandonedPollRuns(db, abandonedRunAfterMs(pollJobTimings));
         process.stdout.write(`${JSON.stringify({ closedPollRuns, ...(await runRetention(db)) }, null, 2)}\n`);
@@ -125,15 +145,32 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'migrate': {
+      const db = await openDatabaseOf(configFor('database'));
+      try {
+        const applied = await migrate(db);
+        process.stdout.write(applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'schema is current\n');
+      } finally {
+        await db.close();
+      }
+      return 0;
+    }
+    case 'rotate-key': {
+      const config = configFor('rotate-key');
+      if (config.newSecretKey === undefined) {
+        throw new ConfigError(['FLEETWIRE_NEW_SECRET_KEY is not set: give the key to re-encrypt the provider credentials under (32 bytes, hex or base64)']);
+      }
       const db = await openCoreDatabase(config, logger);
-      const applied = await migrate(db);
-      await db.close();
-      process.stdout.write(applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'schema is current\n');
+      try {
+        const report = await rotateCredentialKey(db, config.secrets.secretKey, config.newSecretKey);
+        process.stdout.write(`${JSON.stringify({ ...report, next: 'restart every core process with FLEETWIRE_SECRET_KEY set to the new key' }, null, 2)}\n`);
+      } finally {
+        await db.close();
+      }
       return 0;
     }
     default: {
       if (!adminGroups.has(command)) throw new UsageError(`unknown command: ${command}`);
-      const answer = await runAdminCommand(config, command, rest);
+      const answer = await runAdminCommand(configFor('admin'), command, rest);
       if (answer !== null && answer !== undefined) process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
       return 0;
     }
@@ -146,7 +183,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (error: unknown) => {
-    if (error instanceof ConfigError) console.error(`fleetwire: ${error.message}`);
+    if (error instanceof ConfigError || error instanceof CredentialKeyMismatchError) console.error(`fleetwire: ${error.message}`);
     else if (error instanceof UsageError) console.error(`fleetwire: ${error.message}\n\n${usage}`);
     else console.error(`fleetwire: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(error instanceof UsageError ? 2 : 1);

@@ -1,5 +1,8 @@
-/** Configuration: validated at start with messages that name the variable, secrets generated once and kept. */
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+/**
+ * Configuration: validated at start with messages that name the variable; secrets generated only for the embedded
+ * demo and core on the embedded database, kept; everything else refuses to start without the secrets it needs.
+ */
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -32,16 +35,62 @@ describe('loadConfig', () => {
       FLEETWIRE_DATA_DIR: dir,
       FLEETWIRE_ADMIN_TOKEN: adminToken,
       FLEETWIRE_SECRET_KEY: 'a'.repeat(64),
-      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
       FLEETWIRE_PORT: '9099',
     });
     expect(config.secrets.adminToken).toBe(adminToken);
     expect(config.secrets.generated).toEqual(['serviceToken']);
-    expect(config.database).toMatchObject({ kind: 'postgres', url: 'postgres://postgres@127.0.0.1:5432/test' });
     expect(config.coreUrl).toBe('http://127.0.0.1:9099');
     const stored = readFileSync(join(dir, 'secrets.json'), 'utf8');
     expect(stored).not.toContain(adminToken);
     expect(stored).not.toContain('a'.repeat(64));
+  });
+
+  it('generates nothing for core on PostgreSQL: it refuses to start, naming each missing variable', () => {
+    const dir = tempDir();
+    const postgres = { FLEETWIRE_DATA_DIR: dir, DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' };
+    expect(() => loadConfig({ ...postgres, FLEETWIRE_ADMIN_TOKEN: 'admin-token-from-the-environment-0001' }, 'core')).toThrow(ConfigError);
+    try {
+      loadConfig({ ...postgres, FLEETWIRE_ADMIN_TOKEN: 'admin-token-from-the-environment-0001' }, 'core');
+    } catch (error) {
+      const problems = (error as ConfigError).problems;
+      expect(problems).toHaveLength(2);
+      expect(problems[0]).toMatch(/^FLEETWIRE_SERVICE_TOKEN is not set: core on PostgreSQL generates no secrets/);
+      expect(problems[1]).toMatch(/^FLEETWIRE_SECRET_KEY is not set/);
+    }
+    expect(existsSync(join(dir, 'secrets.json'))).toBe(false);
+
+    const given = loadConfig(
+      { ...postgres, FLEETWIRE_ADMIN_TOKEN: 'a'.repeat(24), FLEETWIRE_SERVICE_TOKEN: 's'.repeat(24), FLEETWIRE_SECRET_KEY: 'b'.repeat(64) },
+      'core',
+    );
+    expect(given.database).toMatchObject({ kind: 'postgres', url: 'postgres://postgres@127.0.0.1:5432/test' });
+    expect(given.secrets.generated).toEqual([]);
+    expect(existsSync(join(dir, 'secrets.json'))).toBe(false);
+  });
+
+  it('refuses the stream runtime and the admin commands without their token, and never writes one for them', () => {
+    const dir = tempDir();
+    expect(() => loadConfig({ FLEETWIRE_DATA_DIR: dir }, 'stream')).toThrow(/FLEETWIRE_SERVICE_TOKEN is not set: the stream runtime needs the service token core was started with/);
+    expect(() => loadConfig({ FLEETWIRE_DATA_DIR: dir }, 'admin')).toThrow(/FLEETWIRE_ADMIN_TOKEN is not set: the admin commands need the admin token/);
+    expect(existsSync(join(dir, 'secrets.json'))).toBe(false);
+    // Commands that need no secret start without any and write nothing.
+    expect(loadConfig({ FLEETWIRE_DATA_DIR: dir }, 'database').secrets.generated).toEqual([]);
+    expect(existsSync(join(dir, 'secrets.json'))).toBe(false);
+
+    // On the machine of an embedded core, they read what it generated.
+    const embedded = loadConfig({ FLEETWIRE_DATA_DIR: dir }, 'demo');
+    const stream = loadConfig({ FLEETWIRE_DATA_DIR: dir }, 'stream');
+    expect(stream.secrets.serviceToken).toBe(embedded.secrets.serviceToken);
+    expect(stream.secrets.generated).toEqual([]);
+    expect(loadConfig({ FLEETWIRE_DATA_DIR: dir }, 'admin').secrets.adminToken).toBe(embedded.secrets.adminToken);
+  });
+
+  it('reads the trusted proxies and the stream lease time, and refuses a proxy that is not an address or a range', () => {
+    const config = loadConfig({ FLEETWIRE_DATA_DIR: tempDir(), FLEETWIRE_TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1,::1', FLEETWIRE_STREAM_LEASE_SECONDS: '12' });
+    expect(config.trustedProxies).toEqual(['10.0.0.0/8', '127.0.0.1', '::1']);
+    expect(config.stream.leaseSeconds).toBe(12);
+    expect(() => loadConfig({ FLEETWIRE_DATA_DIR: tempDir(), FLEETWIRE_TRUSTED_PROXIES: 'lb.internal' })).toThrow(/FLEETWIRE_TRUSTED_PROXIES: must be a comma-separated list of IP addresses or CIDR ranges/);
+    expect(() => loadConfig({ FLEETWIRE_DATA_DIR: tempDir(), FLEETWIRE_TRUSTED_PROXIES: '10.0.0.0/33' })).toThrow(/FLEETWIRE_TRUSTED_PROXIES/);
   });
 
   it('lists every problem at once, naming the variable and what it must be', () => {

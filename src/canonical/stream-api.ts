@@ -7,6 +7,7 @@ import { z } from 'zod';
 
 export const holderSchema = z.string().min(1).max(200).regex(/^[\w.:@-]+$/, 'letters, digits and . : @ - _ only');
 
+/** A connection a stream process has been granted: everything it needs to open it. Sent only with a lease. */
 export const streamConnectionGrantSchema = z.object({
   id: z.uuid(),
   workspaceId: z.uuid(),
@@ -15,13 +16,36 @@ export const streamConnectionGrantSchema = z.object({
   credentials: z.record(z.string(), z.unknown()).describe('Decrypted, for the stream runtime only; never logged'),
   boundDevices: z.array(z.string()).describe('External ids bound to active vehicles on this connection'),
   revision: z.string().describe('Changes whenever anything needed to open the connection changes'),
-  lease: z.object({ holder: z.string(), expiresAt: z.string() }).nullable(),
 });
 
 export type StreamConnectionGrant = z.infer<typeof streamConnectionGrantSchema>;
 
-export const streamConnectionListSchema = z.object({
-  items: z.array(streamConnectionGrantSchema),
+/** A connection in the directory: one the asking process holds, or one nobody holds. No credentials. */
+export const streamDirectoryEntrySchema = z.object({
+  id: z.uuid(),
+  workspaceId: z.uuid(),
+  provider: z.string(),
+  lease: z.object({ holder: z.string(), expiresAt: z.string() }).nullable(),
+});
+
+export type StreamDirectoryEntry = z.infer<typeof streamDirectoryEntrySchema>;
+
+export const streamDirectoryQuerySchema = z
+  .object({
+    holder: holderSchema,
+    /** The last id of the previous page. */
+    after: z.uuid().optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(500),
+  })
+  .strict();
+
+/** One page of the connections a stream process may hold: its own and the free ones, in id order. */
+export const streamDirectoryPageSchema = z.object({
+  items: z.array(streamDirectoryEntrySchema),
+  /** Pass as `after` for the next page; null on the last. */
+  nextCursor: z.string().nullable(),
+  /** Every connection stream processes share (held by anyone or free): the fair share is this over the holders. */
+  total: z.number().int(),
   /** Stream processes that asked for leases within the lease time: the connections are shared among them. */
   holders: z.array(z.string()),
   leaseTtlSeconds: z.number(),
@@ -37,7 +61,16 @@ export const streamLeaseRequestSchema = z
   })
   .strict();
 
-export const streamLeaseAnswerSchema = z.object({ granted: z.array(z.string()), ttlSeconds: z.number() });
+export const streamLeaseAnswerSchema = z.object({
+  /** What the process holds now (asked for and free, or renewed), with what it needs to open each. */
+  granted: z.array(streamConnectionGrantSchema),
+  /** Asked for, but its stored credentials cannot be decrypted: not granted, and shown on the connection's health. */
+  unreadable: z.array(z.string()),
+  ttlSeconds: z.number(),
+});
+
+/** The header that names the stream process sending an ingest batch; core checks its leases against it. */
+export const streamHolderHeader = 'fleetwire-stream-holder';
 
 const time = z.string().nullable();
 const count = z.number().int().min(0);
@@ -57,6 +90,7 @@ export const streamStatusSchema = z.object({
   dropped: count,
   buffered: count,
   badFrames: count,
+  deadLettered: count.default(0),
   lastErrorClass: z.string().max(64).nullable(),
   lastError: z.string().max(1000).nullable(),
   lastErrorAt: time,

@@ -6,9 +6,12 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config.ts';
 
+/** What the admin commands need: where core is, and the admin token. */
+type AdminConfig = Pick<Config<'admin'>, 'coreUrl' | 'secrets'>;
+
 export class UsageError extends Error {}
 
-async function call(config: Config, method: string, path: string, body?: unknown): Promise<unknown> {
+async function call(config: AdminConfig, method: string, path: string, body?: unknown): Promise<unknown> {
   let response: Response;
   try {
     response = await fetch(`${config.coreUrl}${path}`, {
@@ -79,7 +82,7 @@ export const adminUsage = `
   api-keys revoke <workspace> <key>`;
 
 /** Runs one admin command; answers what to print (JSON), or undefined when `group` is not an admin command. */
-export async function runAdminCommand(config: Config, group: string, args: string[]): Promise<unknown> {
+export async function runAdminCommand(config: AdminConfig, group: string, args: string[]): Promise<unknown> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,

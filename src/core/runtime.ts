@@ -4,12 +4,12 @@
  * polls finish, then the database closes.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config.ts';
+import type { Config, Purpose } from '../config.ts';
 import type { Logger } from '../logging.ts';
 import type { PollAdapter } from '../providers/poll-adapter.ts';
 import { pollAdapters } from '../providers/registry.ts';
 import { openDatabase, type Database } from './db/database.ts';
-import { ensureHistoryPartitions } from './db/history-partitions.ts';
+import { ensureHistoryPartitions, upcomingDays } from './db/history-partitions.ts';
 import { migrate } from './db/migrate.ts';
 import { buildCoreApp } from './http/app.ts';
 import { createIngestGate } from './ingest/ingest-gate.ts';
@@ -19,6 +19,7 @@ import { recordScheduledEvent } from './metrics.ts';
 import { createPollJobQueue, type PollJobQueue } from './polling/job-queue.ts';
 import { abandonedRunAfterMs, createPollRunner } from './polling/poll-runner.ts';
 import { closeAbandonedPollRuns } from './polling/poll-store.ts';
+import { checkCredentialKey } from './registry/credential-key.ts';
 import { processScheduledEvent } from './polling/scheduled-events.ts';
 import { createTicker } from './polling/ticker.ts';
 
@@ -35,29 +36,42 @@ export const pollJobTimings = {
   expireInSeconds: 30,
   maintenanceIntervalSeconds: 10,
   pollingIntervalSeconds: 1,
-  /** Below the expiry, so a live holder always finishes (or gives up) before its job could be taken over. */
+  /** The whole workspace poll's deadline, below the expiry: a live holder is done before its job could be taken over. */
   runDeadlineMs: 25_000,
 } as const;
+
+/** A config core can start from: core's own, or the demo's (both hold all three secrets). */
+export type CoreConfig = Config<'core' | 'demo'>;
 
 /**
  * How many ingest batches may run at once (the rest wait, a few, then are refused): a little under the connection
  * pool, so reads and polls still find a connection; two on the embedded database, which runs one statement at a time.
  */
-function ingestGateSizing(config: Config): { concurrency: number; queueLimit: number; retryAfterMs: number } {
+function ingestGateSizing(config: Pick<CoreConfig, 'database'>): { concurrency: number; queueLimit: number; retryAfterMs: number } {
   const concurrency = config.database.kind === 'postgres' ? Math.max(2, config.database.poolSize - 2) : 2;
   return { concurrency, queueLimit: concurrency * 4, retryAfterMs: 1000 };
 }
 
-export async function openCoreDatabase(config: Config, logger: Logger): Promise<Database> {
-  const db = await openDatabase(
+/** The configured database, opened as it is (no migrations). */
+export function openDatabaseOf(config: Pick<Config<Purpose>, 'database'>): Promise<Database> {
+  return openDatabase(
     config.database.kind === 'pglite'
       ? { kind: 'pglite', dataDir: config.database.dataDir }
       : { kind: 'postgres', url: config.database.url, poolSize: config.database.poolSize },
   );
-  const applied = await migrate(db);
-  if (applied.length > 0) logger.info({ 'db.migrations': applied }, 'migrations applied');
-  const now = Date.now();
-  await ensureHistoryPartitions(db, [now, now + 86_400_000]);
+}
+
+/** Opens the database, applies pending migrations and makes the history partitions of the coming days. */
+export async function openCoreDatabase(config: Pick<Config<Purpose>, 'database'>, logger: Logger): Promise<Database> {
+  const db = await openDatabaseOf(config);
+  try {
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info({ 'db.migrations': applied }, 'migrations applied');
+    await ensureHistoryPartitions(db, upcomingDays(Date.now()));
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
   return db;
 }
 
@@ -66,8 +80,14 @@ export interface CoreExtras {
   adapters?: ReadonlyMap<string, PollAdapter>;
 }
 
-export async function startCore(config: Config, logger: Logger, extras: CoreExtras = {}): Promise<CoreRuntime> {
+export async function startCore(config: CoreConfig, logger: Logger, extras: CoreExtras = {}): Promise<CoreRuntime> {
   const db = await openCoreDatabase(config, logger);
+  try {
+    await checkCredentialKey(db, config.secrets.secretKey);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
   const jobs = createPollJobQueue(db, {
     schema: config.polling.jobSchema,
     expireInSeconds: pollJobTimings.expireInSeconds,
@@ -112,6 +132,8 @@ export async function startCore(config: Config, logger: Logger, extras: CoreExtr
       adminToken: config.secrets.adminToken,
       serviceToken: config.secrets.serviceToken,
       secretKey: config.secrets.secretKey,
+      trustedProxies: config.trustedProxies,
+      streamLeaseTtlSeconds: config.stream.leaseSeconds,
     });
     await app.listen({ port: config.port, host: config.host });
     await jobs.work(async (job) => {

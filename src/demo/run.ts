@@ -3,8 +3,7 @@
  * scheduler, poll runner) and the demo's workspaces, seeded on first start and brought up to date after that.
  */
 import { hostname } from 'node:os';
-import type { Config } from '../config.ts';
-import { startCore, type CoreRuntime } from '../core/runtime.ts';
+import { startCore, type CoreConfig, type CoreRuntime } from '../core/runtime.ts';
 import type { Logger } from '../logging.ts';
 import { streamAdapters } from '../providers/registry.ts';
 import { configuredStreamOptions, startStreamRuntime, type StreamRuntime } from '../stream/runtime.ts';
@@ -51,7 +50,7 @@ function scheduleTrouble(simulators: DemoSimulators, logger: Logger): () => void
   };
 }
 
-export async function startDemo(config: Config, logger: Logger): Promise<Demo> {
+export async function startDemo(config: CoreConfig, logger: Logger): Promise<Demo> {
   const simulators = await startDemoSimulators({
     host: '127.0.0.1',
     ports: demoSimulatorPorts(config.port),

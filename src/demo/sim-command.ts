@@ -2,9 +2,6 @@
 import { parseArgs } from 'node:util';
 import { demoCredentials, startDemoSimulators, type DemoSimulators } from './simulators.ts';
 
-export const simulatorUsage = `[--host 127.0.0.1] [--samsara-port 8081] [--geotab-port 8082]
-              [--traccar-port 8083] [--tesla-port 8084] [--vehicles 25] [--time-scale 5]`;
-
 export async function runSimulators(args: string[]): Promise<DemoSimulators> {
   const { values } = parseArgs({
     args,

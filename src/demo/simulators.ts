@@ -3,10 +3,10 @@
  * loopback ports (so connections stored in the database still point at them after a restart). `fleetwire sim`
  * runs the same set on its own, for a core started separately.
  */
-import { startGeotabSimulator, type GeotabSimulator } from '../providers/geotab/simulator.ts';
-import { startSamsaraSimulator } from '../providers/samsara/simulator.ts';
-import { startTeslaTelemetrySimulator, type RunningTeslaTelemetrySimulator } from '../providers/tesla-telemetry/simulator.ts';
-import { startTraccarSimulator, type RunningTraccarSimulator } from '../providers/traccar/simulator.ts';
+import { startGeotabSimulator, type GeotabSimulator } from '../sim/geotab/simulator.ts';
+import { startSamsaraSimulator } from '../sim/samsara/simulator.ts';
+import { startTeslaTelemetrySimulator, type RunningTeslaTelemetrySimulator } from '../sim/tesla-telemetry/simulator.ts';
+import { startTraccarSimulator, type RunningTraccarSimulator } from '../sim/traccar/simulator.ts';
 import { FaultInjector } from '../sim/faults.ts';
 import { FleetModel, type VehicleIdentity } from '../sim/fleet-model.ts';
 import type { RunningSimulator } from '../sim/simulator.ts';

@@ -3,22 +3,40 @@
  * connections. The stream runtime holds no database connection (DESIGN §1).
  */
 import { Agent, request } from 'undici';
-import type { StreamConnectionGrant, StreamStatus } from '../canonical/stream-api.ts';
+import { streamHolderHeader, type StreamConnectionGrant, type StreamDirectoryEntry, type StreamStatus } from '../canonical/stream-api.ts';
 import type { CanonicalUpdate } from '../canonical/update.ts';
 
-export type { StreamConnectionGrant, StreamStatus };
+export type { StreamConnectionGrant, StreamDirectoryEntry, StreamStatus };
 
-/** Core answered, but not with success: `retryable` says whether the same request may succeed later. */
+/**
+ * What an answer that was not a success means for the caller:
+ * - `retry`: core is overloaded or failing (429, 408, 5xx); the same request may succeed later;
+ * - `refused`: core judged the request itself wrong (another 4xx); sending it again gets the same answer;
+ * - `unauthorized`: core refused the service token (401, 403): a configuration error no retry fixes.
+ */
+export type CoreAnswerKind = 'retry' | 'refused' | 'unauthorized';
+
 export class CoreAnswerError extends Error {
   constructor(
     readonly status: number,
-    readonly retryable: boolean,
+    readonly kind: CoreAnswerKind,
+    readonly code: string,
     readonly retryAfterMs: number | undefined,
     message: string,
   ) {
     super(message);
     this.name = 'CoreAnswerError';
   }
+
+  get retryable(): boolean {
+    return this.kind === 'retry';
+  }
+}
+
+export function answerKind(status: number): CoreAnswerKind {
+  if (status === 401 || status === 403) return 'unauthorized';
+  if (status >= 500 || status === 429 || status === 408) return 'retry';
+  return 'refused';
 }
 
 /** Core could not be reached at all (refused, reset, timed out). Always retryable. */
@@ -29,10 +47,26 @@ export class CoreUnreachableError extends Error {
   }
 }
 
+export interface DirectoryPage {
+  items: StreamDirectoryEntry[];
+  nextCursor: string | null;
+  total: number;
+  holders: string[];
+  leaseTtlSeconds: number;
+}
+
+export interface LeaseAnswer {
+  granted: StreamConnectionGrant[];
+  unreadable: string[];
+  ttlSeconds: number;
+}
+
 export interface CoreClient {
-  listStreamConnections(): Promise<{ items: StreamConnectionGrant[]; holders: string[]; leaseTtlSeconds: number }>;
-  leases(holder: string, wanted: readonly string[], release: readonly string[], leaving?: boolean): Promise<{ granted: string[]; ttlSeconds: number }>;
-  ingest(updates: readonly CanonicalUpdate[]): Promise<{ results: { status: string; readings: { status: string }[] }[] }>;
+  /** One page of the connections `holder` may hold (its own and the free ones). */
+  listStreamConnections(holder: string, after?: string): Promise<DirectoryPage>;
+  leases(holder: string, wanted: readonly string[], release: readonly string[], leaving?: boolean): Promise<LeaseAnswer>;
+  /** Sends a batch in `holder`'s name: core refuses updates of connections it holds no live lease on. */
+  ingest(updates: readonly CanonicalUpdate[], holder?: string): Promise<{ results: { status: string; readings: { status: string }[] }[] }>;
   reportStatus(holder: string, connections: readonly StreamStatus[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -48,7 +82,7 @@ export function createCoreClient(options: { coreUrl: string; serviceToken: strin
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 8, connect: { timeout: 5000 } });
   const timeoutMs = options.timeoutMs ?? 30_000;
 
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
     let response;
     try {
       response = await request(`${options.coreUrl}${path}`, {
@@ -57,6 +91,7 @@ export function createCoreClient(options: { coreUrl: string; serviceToken: strin
         headers: {
           authorization: `Bearer ${options.serviceToken}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...extraHeaders,
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         headersTimeout: timeoutMs,
@@ -74,15 +109,15 @@ export function createCoreClient(options: { coreUrl: string; serviceToken: strin
       code = '';
     }
     const status = response.statusCode;
-    // 401/403 are a configuration problem (a wrong service token) that an operator can fix: keep trying.
-    const retryable = status >= 500 || status === 429 || status === 401 || status === 403 || status === 408;
-    throw new CoreAnswerError(status, retryable, retryAfter(response.headers['retry-after']), `core answered ${status} ${code} to ${method} ${path}`);
+    const path0 = path.split('?')[0];
+    throw new CoreAnswerError(status, answerKind(status), code, retryAfter(response.headers['retry-after']), `core answered ${status} ${code} to ${method} ${path0}`);
   }
 
   return {
-    listStreamConnections: () => call('GET', '/internal/v1/stream-connections'),
+    listStreamConnections: (holder, after) =>
+      call('GET', `/internal/v1/stream-connections?${new URLSearchParams({ holder, ...(after === undefined ? {} : { after }) }).toString()}`),
     leases: (holder, wanted, release, leaving = false) => call('POST', '/internal/v1/stream-leases', { holder, wanted, release, leaving }),
-    ingest: (updates) => call('POST', '/internal/v1/ingest', { updates }),
+    ingest: (updates, holder) => call('POST', '/internal/v1/ingest', { updates }, holder === undefined ? {} : { [streamHolderHeader]: holder }),
     reportStatus: async (holder, connections) => {
       await call('POST', '/internal/v1/stream-status', { holder, connections });
     },

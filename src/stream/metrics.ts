@@ -19,7 +19,7 @@ const connections = new Gauge({
 
 const readings = new Gauge({
   name: 'fleetwire_stream_readings',
-  help: 'Readings taken in since start, by what became of them (in = delivered + coalesced + dropped + buffered)',
+  help: 'Readings taken in since start, by what became of them (in = delivered + coalesced + dropped + dead_lettered + buffered)',
   labelNames: ['outcome'] as const,
   registers: [streamRegistry],
 });
@@ -37,6 +37,7 @@ export const streamMetrics = {
     readings.set({ outcome: 'delivered' }, totals.delivered);
     readings.set({ outcome: 'coalesced' }, coalescer.coalesced);
     readings.set({ outcome: 'dropped' }, totals.dropped);
+    readings.set({ outcome: 'dead_lettered' }, totals.deadLettered);
     readings.set({ outcome: 'buffered' }, totals.buffered + coalescer.held);
     badFrames.set(statuses.reduce((n, s) => n + s.badFrames, 0));
     reconnects.set(statuses.reduce((n, s) => n + s.reconnects, 0));

@@ -124,7 +124,7 @@ export class StreamConnection {
   }
 
   /** The connection's state for core: connected when every planned socket is open. */
-  status(pipeline: { delivered: number; coalesced: number; dropped: number; buffered: number }): StreamStatus {
+  status(pipeline: { delivered: number; coalesced: number; dropped: number; deadLettered: number; buffered: number }): StreamStatus {
     const states = [...this.sockets.values()].map((s) => s.state);
     const extreme = (pick: (s: SocketState) => number | null, which: (...values: number[]) => number) => {
       const values = states.map(pick).filter((v): v is number => v !== null);
@@ -149,6 +149,7 @@ export class StreamConnection {
       delivered: pipeline.delivered,
       coalesced: pipeline.coalesced,
       dropped: pipeline.dropped,
+      deadLettered: pipeline.deadLettered,
       buffered: pipeline.buffered,
       badFrames: this.counters.badFrames,
       lastErrorClass: errored?.lastErrorClass ?? null,

@@ -8,7 +8,7 @@ import { countVehiclesByStatus } from '../../src/core/health/health-queries.ts';
 import { connectionHealth, freshRatio, staleReason, workspaceHealth, type ConnectionFacts } from '../../src/core/health/rules.ts';
 import { listVehicles } from '../../src/core/read/vehicles.ts';
 import { createWorkspace, defaultPolicy, putTelematicsPolicy } from '../../src/core/registry/workspaces.ts';
-import { startSamsaraSimulator } from '../../src/providers/samsara/simulator.ts';
+import { startSamsaraSimulator } from '../../src/sim/samsara/simulator.ts';
 import { FaultInjector } from '../../src/sim/faults.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../../src/sim/simulator.ts';
@@ -71,6 +71,7 @@ describe('vehicle freshness', () => {
 describe('connection health', () => {
   const poll = (p: Partial<NonNullable<ConnectionFacts['poll']>>, enabled = true): ConnectionFacts => ({
     enabled,
+    credentialsUnreadableAt: null,
     transport: 'poll',
     pollIntervalSeconds: 60,
     stream: null,
@@ -89,6 +90,7 @@ describe('connection health', () => {
   });
   const stream = (s: Partial<NonNullable<ConnectionFacts['stream']>> | null, enabled = true): ConnectionFacts => ({
     enabled,
+    credentialsUnreadableAt: null,
     transport: 'stream',
     pollIntervalSeconds: 60,
     poll: null,
@@ -205,8 +207,9 @@ describe('health API', () => {
     expect(failingConnection.status).toBe('failing');
     expect(failingConnection.reasons.map((r: { code: string }) => r.code)).toContain('connection_failing');
 
-    // Ten seconds after the last successful sync the vehicles cross the threshold, and say why.
-    await new Promise((resolve) => setTimeout(resolve, 10_500));
+    // Ten seconds after the last successful sync the vehicles cross the threshold, and say why (the core's clock is
+    // moved on rather than waited for).
+    core.clock.advance(10_500);
     const stale = await health();
     expect(stale.freshness.counts).toMatchObject({ fresh: 0, stale: 4 });
     expect(stale.reasons.map((r: { code: string }) => r.code)).toEqual(expect.arrayContaining(['vehicles_stale', 'all_connections_down', 'connection_failing']));
@@ -219,6 +222,8 @@ describe('health API', () => {
     expect(metrics).toContain(`fleetwire_connections{workspace_id="${ws}",transport="poll",status="failing"} 1`);
     expect(metrics).toMatch(new RegExp(`fleetwire_poll_lag_seconds\\{workspace_id="${ws}",connection_id="${connection.connectionId}"\\} \\d+`));
 
+    // Back to the real clock (the one the database stamps syncs with), and the provider recovers.
+    core.clock.reset();
     faults.endOutage();
     await pollNow('health-recovered');
     const recovered = await health();

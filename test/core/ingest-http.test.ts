@@ -96,6 +96,63 @@ describe('POST /internal/v1/ingest', () => {
     expect(await storedRows()).toEqual(before);
   });
 
+  it('judges an update carrying a prototype-polluting key malformed on its own, and its neighbours as usual', async () => {
+    const good = (value: number, vehicle: number) => JSON.stringify(update(fleet, [{ signal: 'soc_pct', value, observedAt: now - 300 }], { vehicle }));
+    const poisoned = [
+      // In a reading's value, at the update's top, in unicode escapes, and the constructor.prototype route.
+      good(41, 0).replace('"value":41', '"value":{"__proto__":{"polluted":true}}'),
+      good(42, 0).replace('{"workspaceId"', '{"\\u005f\\u005fproto__":{"polluted":true},"workspaceId"'),
+      good(43, 0).replace('{"workspaceId"', '{"constructor":{"prototype":{"polluted":true}},"workspaceId"'),
+    ];
+    const rawBody = `{"updates":[${good(61, 1)},${poisoned.join(',')},${good(62, 2)}]}`;
+    const answer = await core.http.request('POST', '/internal/v1/ingest', { token: core.serviceToken, rawBody });
+    expect(answer.status).toBe(200);
+    expect(answer.body.results.map((r: { status: string; reason?: string }) => r.reason ?? r.status)).toEqual(['processed', 'malformed', 'malformed', 'malformed', 'processed']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const snapshot = (v: number) => core.http.admin('GET', `/v1/workspaces/${fleet.workspaceId}/vehicles/${fleet.vehicles[v]!.id}`);
+    expect((await snapshot(1)).body.signals.soc_pct.value).toBe(61);
+    expect((await snapshot(2)).body.signals.soc_pct.value).toBe(62);
+    const rejections = (await core.http.admin('GET', `/v1/workspaces/${fleet.workspaceId}/rejections?reason=malformed`)).body.items;
+    const details = rejections.map((r: { detail: string }) => r.detail).filter((d: string) => /prototype/.test(d));
+    expect(details).toHaveLength(3);
+    expect(details.join(' ')).toMatch(/readings\.0\.value\.__proto__/);
+    for (const r of rejections) expect(JSON.stringify(r.update)).not.toMatch(/__proto__|"prototype"/);
+  });
+
+  it('answers 415 to a body that is not JSON by its media type, even when it would parse', async () => {
+    const body = JSON.stringify({ updates: [update(fleet, [{ signal: 'soc_pct', value: 5, observedAt: now - 200 }])] });
+    for (const contentType of ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded']) {
+      const ingest = await core.http.request('POST', '/internal/v1/ingest', { token: core.serviceToken, rawBody: body, contentType });
+      expect(ingest, contentType).toMatchObject({ status: 415, body: { code: 'unsupported_media_type' } });
+      const admin = await core.http.request('POST', '/v1/workspaces', { token: core.adminToken, rawBody: '{"name":"Plain depot"}', contentType });
+      expect(admin, contentType).toMatchObject({ status: 415, body: { code: 'unsupported_media_type' } });
+    }
+    const missing = await core.http.request('POST', '/v1/workspaces', { token: core.adminToken, rawBody: '{"name":"Bare depot"}', contentType: null });
+    expect(missing.status).toBe(415);
+  });
+
+  it('refuses a prototype-polluting key in an admin body with a problem that says so', async () => {
+    const answer = await core.http.request('POST', '/v1/workspaces', { token: core.adminToken, rawBody: '{"name":"Proto depot","__proto__":{"admin":true}}' });
+    expect(answer).toMatchObject({ status: 400, body: { code: 'forbidden_key' } });
+    expect(answer.body.detail).toMatch(/__proto__/);
+    const broken = await core.http.request('POST', '/v1/workspaces', { token: core.adminToken, rawBody: '{"name":' });
+    expect(broken).toMatchObject({ status: 400, body: { code: 'invalid_json' } });
+  });
+
+  it('marks every JSON answer nosniff, and tenant data and problems no-store', async () => {
+    const list = await core.http.admin('GET', `/v1/workspaces/${fleet.workspaceId}/vehicles`);
+    expect(list.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(list.headers.get('cache-control')).toBe('no-store');
+    const problem = await core.http.admin('GET', `/v1/workspaces/${fleet.workspaceId}/vehicles/00000000-0000-4000-8000-000000000000`);
+    expect(problem.status).toBe(404);
+    expect(problem.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(problem.headers.get('cache-control')).toBe('no-store');
+    const ingest = await core.http.service('POST', '/internal/v1/ingest', { updates: [] });
+    expect(ingest.headers.get('cache-control')).toBe('no-store');
+    const health = await core.http.request('GET', '/healthz');
+    expect(health.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
   it('accepts exactly 5,000 updates in one batch', async () => {
     const updates = Array.from({ length: 5000 }, (_, i) =>
       update(fleet, [{ signal: 'speed_kph', value: i % 100, observedAt: now - 3_600_000 + i * 100 }], { vehicle: i % 3 }),

@@ -3,17 +3,14 @@
  * process holding a poll dies (SIGKILL mid-poll), another takes the work over within a minute.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkspace, defaultPolicy } from '../../src/core/registry/workspaces.ts';
-import { startSamsaraSimulator } from '../../src/providers/samsara/simulator.ts';
+import { startSamsaraSimulator } from '../../src/sim/samsara/simulator.ts';
 import { FaultInjector } from '../../src/sim/faults.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../../src/sim/simulator.ts';
-import { backend, createTestDatabase, postgresUrl, withSearchPath, type TestDatabase } from '../support/database.ts';
-import { freePort, startFleetwire, type Running } from '../support/processes.ts';
+import { postScheduledEvent, startCoreProcess, type CoreProcess } from '../support/core-processes.ts';
+import { backend, createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { connectSimulator, expectStoreMatchesGroundTruth, type SimulatedConnection } from '../support/simulated.ts';
 import { until } from '../support/stream.ts';
 
@@ -27,41 +24,10 @@ let database: TestDatabase;
 let simulator: RunningSimulator;
 let workspaceId: string;
 let connection: SimulatedConnection;
-const cores: { name: string; url: string; process: Running }[] = [];
+const cores: CoreProcess[] = [];
 
-async function startCoreProcess(name: string) {
-  const port = await freePort();
-  const process = startFleetwire(['core'], {
-    DATABASE_URL: withSearchPath(postgresUrl, database.schema!),
-    FLEETWIRE_JOB_SCHEMA: database.jobSchema,
-    FLEETWIRE_SCHEDULER: 'external',
-    FLEETWIRE_PORT: String(port),
-    FLEETWIRE_DATA_DIR: mkdtempSync(join(tmpdir(), `fleetwire-${name}-`)),
-    FLEETWIRE_ADMIN_TOKEN: adminToken,
-    FLEETWIRE_SERVICE_TOKEN: serviceToken,
-    FLEETWIRE_SECRET_KEY: secretKey.toString('hex'),
-    FLEETWIRE_LOG_LEVEL: 'warn',
-  });
-  const url = `http://127.0.0.1:${port}`;
-  // Tracked at once, so afterAll stops it whatever happens next.
-  cores.push({ name, url, process });
-  for (let i = 0; ; i += 1) {
-    if (process.child.exitCode !== null) throw new Error(`core ${name} exited:\n${process.output()}`);
-    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ready) return;
-    if (i >= 120) throw new Error(`core ${name} did not get ready:\n${process.output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-async function postEvent(url: string, id: string) {
-  const response = await fetch(`${url}/internal/v1/scheduled-events`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${serviceToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ version: '0', id, 'detail-type': 'Scheduled Event', source: 'aws.scheduler', time: new Date().toISOString(), detail: { workspaceId } }),
-  });
-  return (await response.json()) as { duplicate: boolean; workspacesDue: number };
-}
+const startCore = (name: string) => startCoreProcess(name, database, { adminToken, serviceToken, secretKey }, cores);
+const postEvent = (url: string, id: string) => postScheduledEvent(url, serviceToken, workspaceId, id);
 
 interface Run {
   id: number;
@@ -91,7 +57,7 @@ describe.runIf(backend === 'postgres')('two core processes on one PostgreSQL', (
       credentials: { apiToken: 'cluster-token' },
       externalIds: fleet.vehicles.map((v) => v.samsaraId),
     });
-    await Promise.all([startCoreProcess('a'), startCoreProcess('b')]);
+    await Promise.all([startCore('a'), startCore('b')]);
   }, 120_000);
 
   afterAll(async () => {

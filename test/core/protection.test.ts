@@ -1,12 +1,14 @@
 /**
  * Protection under load and abuse: ingest sheds load with 503 and Retry-After instead of queueing without bound
  * (and the poll runner backs off and finishes), public routes are rate limited per client, a client guessing tokens
- * is refused for a while, and secrets planted in credentials never reach the logs.
+ * gets 429 for its further guesses while valid tokens from its address keep working (a load balancer puts every
+ * client behind one address), the client address comes from X-Forwarded-For only behind a trusted proxy, and
+ * secrets planted in credentials never reach the logs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIngestGate } from '../../src/core/ingest/ingest-gate.ts';
 import { createWorkspace } from '../../src/core/registry/workspaces.ts';
-import { startSamsaraSimulator } from '../../src/providers/samsara/simulator.ts';
+import { startSamsaraSimulator } from '../../src/sim/samsara/simulator.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../../src/sim/simulator.ts';
 import { startTestCore, type TestCore } from '../support/core.ts';
@@ -97,15 +99,54 @@ describe('abuse', () => {
     expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(100);
   });
 
-  it('refuses a client that keeps guessing tokens, even when it then sends a good one, for a while', async () => {
-    for (let i = 0; i < 10; i += 1) {
-      expect((await core.http.request('GET', '/v1/workspaces', { token: `guess-${i}-xxxxxxxxxxxxxxxxxxxxxxxx` })).status).toBe(401);
+  it('counts only unknown tokens as guesses: after 50 from one address every valid token from it still works', async () => {
+    const ws = (await core.http.admin('POST', '/v1/workspaces', { name: 'Shared address depot' })).body.id;
+    const key = (await core.http.admin('POST', `/v1/workspaces/${ws}/api-keys`, { name: 'board' })).body.key;
+    const answers: number[] = [];
+    for (let i = 0; i < 50; i += 1) {
+      answers.push((await core.http.request('GET', '/v1/workspaces', { token: `guess-${i}-xxxxxxxxxxxxxxxxxxxxxxxx` })).status);
     }
-    const eleventh = await core.http.request('GET', '/v1/workspaces', { token: 'guess-11-xxxxxxxxxxxxxxxxxxxxxxxx' });
-    expect(eleventh.status).toBe(401);
-    const blocked = await core.http.request('GET', '/v1/workspaces', { token: core.adminToken });
-    expect(blocked).toMatchObject({ status: 429, body: { code: 'too_many_requests' } });
-    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(30);
+    expect(answers.slice(0, 10)).toEqual(Array(10).fill(401));
+    expect(answers.slice(10)).toEqual(Array(40).fill(429));
+    const limited = await core.http.request('GET', '/v1/workspaces', { token: 'guess-51-xxxxxxxxxxxxxxxxxxxxxxxx' });
+    expect(limited).toMatchObject({ status: 429, body: { code: 'too_many_requests' } });
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(30);
+
+    // The same address, valid tokens: the admin's, the service's (stream runtime, scheduler target), a workspace key.
+    expect((await core.http.request('GET', '/v1/workspaces', { token: core.adminToken })).status).toBe(200);
+    expect((await core.http.request('GET', '/metrics', { token: core.serviceToken })).status).toBe(200);
+    expect((await core.http.service('POST', '/internal/v1/ingest', { updates: [] })).status).toBe(200);
+    expect((await core.http.request('GET', `/v1/workspaces/${ws}/vehicles`, { token: key })).status).toBe(200);
+    // No token at all is not a guess, and is told so.
+    expect((await core.http.request('GET', '/v1/workspaces', { token: null })).body).toMatchObject({ status: 401, code: 'unauthorized' });
+  });
+
+  it('limits a guesser behind a trusted proxy by its forwarded address, not the proxy\'s, and believes no one else', async () => {
+    const behindProxy = await startTestCore({ trustedProxies: ['127.0.0.1'] });
+    const from = (client: string, token: string) =>
+      fetch(`${behindProxy.url}/v1/workspaces`, { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': `${client}, 127.0.0.1` } });
+    try {
+      for (let i = 0; i < 11; i += 1) await from('203.0.113.7', `guess-${i}-xxxxxxxxxxxxxxxxxxxxxxxx`);
+      expect((await from('203.0.113.7', 'guess-12-xxxxxxxxxxxxxxxxxxxxxxxx')).status).toBe(429);
+      // Another client through the same proxy is not the guesser.
+      expect((await from('203.0.113.8', 'guess-13-xxxxxxxxxxxxxxxxxxxxxxxx')).status).toBe(401);
+      expect((await from('203.0.113.8', behindProxy.adminToken)).status).toBe(200);
+      expect((await from('203.0.113.7', behindProxy.adminToken)).status).toBe(200);
+    } finally {
+      await behindProxy.close();
+    }
+
+    // Without a trusted proxy the header is not believed: a guesser cannot escape its limit by inventing addresses.
+    const direct = await startTestCore();
+    try {
+      const spoof = (i: number) =>
+        fetch(`${direct.url}/v1/workspaces`, { headers: { authorization: `Bearer guess-${i}-xxxxxxxxxxxxxxxxxxxxxxxx`, 'x-forwarded-for': `198.51.100.${i}` } });
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i += 1) statuses.push((await spoof(i)).status);
+      expect(statuses.slice(10)).toEqual([429, 429]);
+    } finally {
+      await direct.close();
+    }
   });
 
   it('never writes planted secrets to the logs, whatever fails', async () => {
@@ -128,8 +169,11 @@ describe('abuse', () => {
       // A bad create logs a validation failure; a poll against nothing logs a provider failure.
       await fresh.http.admin('POST', `/v1/workspaces/${ws}/connections`, { provider: 'geotab', transport: 'poll', credentials: { database: 'd', userName: 'u', pasword: planted.geotab } });
       await fresh.runner.runWorkspace({ workspaceId: ws, eventId: 'secrets' });
-      const grants = await fresh.http.service('GET', '/internal/v1/stream-connections');
+      // The stream runtime's lease answer carries the decrypted credentials (service token only), and nothing else does.
+      const directory = (await fresh.http.service('GET', '/internal/v1/stream-connections?holder=secrets-test')).body;
+      const grants = await fresh.http.service('POST', '/internal/v1/stream-leases', { holder: 'secrets-test', wanted: directory.items.map((i: { id: string }) => i.id) });
       expect(grants.text).toContain(planted.traccar);
+      expect(JSON.stringify(directory)).not.toContain(planted.traccar);
       const logs = fresh.logs.join('\n');
       expect(logs.length).toBeGreaterThan(0);
       for (const secret of Object.values(planted)) {

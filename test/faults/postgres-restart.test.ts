@@ -20,7 +20,7 @@ import { migrate } from '../../src/core/db/migrate.ts';
 import { createWorkspace, defaultPolicy } from '../../src/core/registry/workspaces.ts';
 import type { PollAdapter } from '../../src/providers/poll-adapter.ts';
 import { createSamsaraPollAdapter } from '../../src/providers/samsara/adapter.ts';
-import { startSamsaraSimulator } from '../../src/providers/samsara/simulator.ts';
+import { startSamsaraSimulator } from '../../src/sim/samsara/simulator.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import { servedKey } from '../../src/sim/ground-truth.ts';
 import type { RunningSimulator } from '../../src/sim/simulator.ts';
@@ -195,7 +195,7 @@ describe.runIf(backend === 'postgres')('PostgreSQL restarted under load (a priva
     let testFleet: TestFleet;
 
     it('restarts the server while a core process holds an ingest transaction open', async () => {
-      testFleet = await createFleet(db!, randomBytes(32), { vehicles: 1, provider: 'traccar', name: 'Crash depot' });
+      testFleet = await createFleet(db!, core!.secretKey, { vehicles: 1, provider: 'traccar', name: 'Crash depot' });
       deviceId = testFleet.vehicles[0]!.externalId;
       // An unknown device's rejection stalls inside its transaction until the restart ends the session.
       await db!.exec(`
@@ -214,7 +214,8 @@ describe.runIf(backend === 'postgres')('PostgreSQL restarted under load (a priva
         FLEETWIRE_DATA_DIR: dataDir,
         FLEETWIRE_SERVICE_TOKEN: serviceToken,
         FLEETWIRE_ADMIN_TOKEN: `fwa_restart_${randomBytes(16).toString('hex')}`,
-        FLEETWIRE_SECRET_KEY: randomBytes(32).toString('hex'),
+        // The key the test core encrypted this database's credentials with: a process with another refuses to start.
+        FLEETWIRE_SECRET_KEY: core!.secretKey.toString('hex'),
         FLEETWIRE_LOG_LEVEL: 'warn',
       });
       url = `http://127.0.0.1:${port}`;

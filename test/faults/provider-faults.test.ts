@@ -8,11 +8,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkspace, defaultPolicy } from '../../src/core/registry/workspaces.ts';
 import { createGeotabPollAdapter } from '../../src/providers/geotab/adapter.ts';
-import { startGeotabSimulator } from '../../src/providers/geotab/simulator.ts';
+import { startGeotabSimulator } from '../../src/sim/geotab/simulator.ts';
 import type { PollAdapter } from '../../src/providers/poll-adapter.ts';
 import type { ProviderErrorClass } from '../../src/providers/provider-error.ts';
 import { createSamsaraPollAdapter } from '../../src/providers/samsara/adapter.ts';
-import { startSamsaraSimulator } from '../../src/providers/samsara/simulator.ts';
+import { startSamsaraSimulator } from '../../src/sim/samsara/simulator.ts';
 import type { FaultKind } from '../../src/sim/faults.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import type { RunningSimulator } from '../../src/sim/simulator.ts';

@@ -15,8 +15,34 @@ import type { Database } from '../../src/core/db/database.ts';
 import { createLogger } from '../../src/logging.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
+/**
+ * The clock a test core judges freshness and the ingest time rules by: the real clock plus an offset the test moves,
+ * so a test can stand in for passing minutes without sleeping. Rows the database stamps keep the database's clock.
+ */
+export interface TestClock {
+  now(): number;
+  /** Moves the clock forward by `ms` (or back, with a negative `ms`). */
+  advance(ms: number): void;
+  /** Back to the real clock. */
+  reset(): void;
+}
+
+export function testClock(): TestClock {
+  let offset = 0;
+  return {
+    now: () => Date.now() + offset,
+    advance: (ms) => {
+      offset += ms;
+    },
+    reset: () => {
+      offset = 0;
+    },
+  };
+}
+
 export interface TestCore {
   url: string;
+  clock: TestClock;
   app: FastifyInstance;
   db: Database;
   database: TestDatabase;
@@ -77,6 +103,9 @@ export function httpClient(url: string, tokens: { admin: string; service: string
 
 export interface TestCoreOptions {
   database?: TestDatabase;
+  /** Proxies whose X-Forwarded-For is believed. */
+  trustedProxies?: string[];
+  streamLeaseTtlSeconds?: number;
   ingestGate?: IngestGate;
   polling?: {
     adapters?: ReadonlyMap<string, PollAdapter>;
@@ -121,6 +150,7 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
     { ...testRunnerOptions, ...options.polling?.runner },
   );
   if (options.polling?.work) await jobs.work((job) => runner.runWorkspace(job));
+  const clock = testClock();
   const app = await buildCoreApp({
     db: database.db,
     ingestGate,
@@ -129,6 +159,9 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
     adminToken,
     serviceToken,
     secretKey,
+    clock: clock.now,
+    ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}),
+    ...(options.streamLeaseTtlSeconds ? { streamLeaseTtlSeconds: options.streamLeaseTtlSeconds } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
@@ -136,6 +169,7 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
   const url = `http://127.0.0.1:${port}`;
   return {
     url,
+    clock,
     app,
     db: database.db,
     database,

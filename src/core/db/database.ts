@@ -185,6 +185,19 @@ export function sqlErrorIs(error: unknown, name: keyof typeof sqlStates): boolea
   return sqlState(error) === sqlStates[name];
 }
 
+/**
+ * True for an error that means the database cannot be reached or is going away (refused or reset connections,
+ * SQLSTATE class 08, an administrator's shutdown, a server starting up): the request may succeed later.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const state = sqlState(error);
+  if (state !== undefined) return state.startsWith('08') || state === '57P01' || state === '57P02' || state === '57P03';
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'].includes(code)) return true;
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(message);
+}
+
 /** The SQLSTATE of a database error, if it is one. */
 export function sqlState(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;

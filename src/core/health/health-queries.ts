@@ -8,6 +8,7 @@ import {
   connectionHealth,
   freshRatio,
   vehicleStatusSql,
+  vehicleSyncJoin,
   workspaceHealth,
   type ConnectionFacts,
   type ConnectionHealth,
@@ -82,6 +83,7 @@ export async function countVehiclesByStatus(
     `SELECT v.workspace_id, ${vehicleStatusSql('$2::timestamptz')} AS status, count(*)::int AS n
        FROM vehicles v
        JOIN telematics_policies p ON p.workspace_id = v.workspace_id
+       ${vehicleSyncJoin}
       WHERE v.active AND ($1::uuid[] IS NULL OR v.workspace_id = ANY($1::uuid[]))
       GROUP BY 1, 2`,
     [workspaceIds === 'all' ? null : workspaceIds, new Date(nowMs).toISOString()],
@@ -109,6 +111,7 @@ export async function loadConnectionHealth(
       transport: 'poll' | 'stream';
       label: string;
       enabled: boolean;
+      credentials_unreadable_at: Date | null;
       poll_interval_seconds: number;
       s_connected: boolean | null;
       s_last_message_at: Date | null;
@@ -119,7 +122,7 @@ export async function loadConnectionHealth(
       s_reported_at: Date | null;
     }
   >(
-    `SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.enabled, p.poll_interval_seconds, ${pollStateColumns},
+    `SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.enabled, c.credentials_unreadable_at, p.poll_interval_seconds, ${pollStateColumns},
             t.connected AS s_connected, t.last_message_at AS s_last_message_at, t.last_error_class AS s_last_error_class,
             t.last_error AS s_last_error, t.last_error_at AS s_last_error_at, t.next_reconnect_at AS s_next_reconnect_at,
             t.reported_at AS s_reported_at
@@ -136,6 +139,7 @@ export async function loadConnectionHealth(
     const facts: ConnectionFacts = {
       enabled: row.enabled,
       transport: row.transport,
+      credentialsUnreadableAt: ms(row.credentials_unreadable_at),
       pollIntervalSeconds: row.poll_interval_seconds,
       poll: readPollState(row, ms),
       stream:

@@ -11,21 +11,36 @@ export const vehicleStatuses = ['fresh', 'stale', 'silent', 'never'] as const;
 export type VehicleStatus = (typeof vehicleStatuses)[number];
 
 /**
- * The vehicle freshness rule, in SQL over a vehicles row `v`, a policy row `p` and the clock in parameter `now`,
- * so that filtering by status happens in the database. never: no reading yet. stale: not synced for longer than
- * the freshness threshold (the pipeline or the provider is failing: this breaks the freshness goal). silent:
- * synced, but nothing new observed for longer than the silence threshold (parked, asleep: not the pipeline's
- * fault). fresh: otherwise. An age exactly at a threshold is still within it.
+ * A vehicle's `lastSyncedAt`, derived when it is read, for a query over a vehicles row `v`: the later of its own
+ * last ingest (written by the ingest unit of work, which holds the vehicle's lock) and the newest confirmation of
+ * any connection it is bound to that came after the binding (a successful poll; a stream connected with a live
+ * heartbeat). Polls and stream reports write one row per connection, never one per vehicle.
+ */
+export const vehicleSyncedAtSql = `GREATEST(v.last_synced_at,
+    (SELECT max(m.confirmed_at)
+       FROM device_bindings d
+       JOIN connection_sync_marks m ON m.workspace_id = d.workspace_id AND m.connection_id = d.connection_id
+      WHERE d.workspace_id = v.workspace_id AND d.vehicle_id = v.id AND m.confirmed_at >= d.created_at))`;
+
+/** Joins the derived sync time of vehicle `v` as `sy.synced_at`, for `vehicleStatusSql` and the read side. */
+export const vehicleSyncJoin = `CROSS JOIN LATERAL (SELECT ${vehicleSyncedAtSql} AS synced_at) sy`;
+
+/**
+ * The vehicle freshness rule, in SQL over a vehicles row `v` (with `vehicleSyncJoin`), a policy row `p` and the
+ * clock in parameter `now`, so that filtering by status happens in the database. never: no reading yet. stale:
+ * not synced for longer than the freshness threshold (the pipeline or the provider is failing: this breaks the
+ * freshness goal). silent: synced, but nothing new observed for longer than the silence threshold (parked, asleep:
+ * not the pipeline's fault). fresh: otherwise. An age exactly at a threshold is still within it.
  */
 export function vehicleStatusSql(now: string): string {
   return `CASE
     WHEN v.last_observed_at IS NULL THEN 'never'
-    WHEN v.last_synced_at IS NULL OR v.last_synced_at < ${now} - make_interval(secs => p.freshness_threshold_seconds) THEN 'stale'
+    WHEN sy.synced_at IS NULL OR sy.synced_at < ${now} - make_interval(secs => p.freshness_threshold_seconds) THEN 'stale'
     WHEN v.last_observed_at < ${now} - make_interval(secs => p.silent_after_seconds) THEN 'silent'
     ELSE 'fresh' END`;
 }
 
-export const connectionStatuses = ['ok', 'rate_limited', 'failing', 'auth_failed', 'disconnected', 'disabled'] as const;
+export const connectionStatuses = ['ok', 'rate_limited', 'failing', 'auth_failed', 'credentials_unreadable', 'disconnected', 'disabled'] as const;
 export type ConnectionStatus = (typeof connectionStatuses)[number];
 
 /** A poll connection fails after this many failed polls in a row. */
@@ -36,6 +51,8 @@ export const streamReportStaleSeconds = 60;
 export interface ConnectionFacts {
   enabled: boolean;
   transport: 'poll' | 'stream';
+  /** When the stored credentials were found unreadable under this deployment's key, or null. */
+  credentialsUnreadableAt: number | null;
   poll: {
     lastSuccessAt: number | null;
     lastErrorAt: number | null;
@@ -68,7 +85,13 @@ export interface ConnectionHealth {
   detail: string;
 }
 
+const unreadableDetail =
+  "the stored credentials cannot be decrypted with this deployment's FLEETWIRE_SECRET_KEY; enter them again (PATCH the connection's credentials)";
+
 export function connectionHealth(c: ConnectionFacts, nowMs: number): ConnectionHealth {
+  if (c.enabled && c.credentialsUnreadableAt !== null) {
+    return { status: 'credentials_unreadable', lastSuccessAt: null, lastError: { class: 'credentials_unreadable', message: unreadableDetail, at: c.credentialsUnreadableAt }, nextAttemptAt: null, detail: unreadableDetail };
+  }
   if (c.transport === 'poll') {
     const p = c.poll;
     const lastError = p?.lastErrorClass ? { class: p.lastErrorClass, message: p.lastErrorMessage ?? '', at: p.lastErrorAt } : null;
@@ -145,7 +168,7 @@ export function workspaceHealth(facts: WorkspaceFacts): { status: WorkspaceStatu
     if (status === 'ok') continue;
     degraded.push({ code: `connection_${status}`, detail: `${label}: ${detail}` });
   }
-  const down = live.filter((c) => ['failing', 'auth_failed', 'disconnected'].includes(c.status));
+  const down = live.filter((c) => ['failing', 'auth_failed', 'credentials_unreadable', 'disconnected'].includes(c.status));
   if (live.length > 0 && down.length === live.length) failing.push({ code: 'all_connections_down', detail: 'no provider connection of the workspace is working' });
   const reporting = counts.fresh + counts.silent + counts.stale;
   if (counts.stale > 0) {
@@ -164,7 +187,7 @@ export function workspaceHealth(facts: WorkspaceFacts): { status: WorkspaceStatu
   return { status: failing.length > 0 ? 'failing' : degraded.length > 0 ? 'degraded' : 'ok', reasons };
 }
 
-const troubleOrder: ConnectionStatus[] = ['auth_failed', 'failing', 'disconnected', 'rate_limited', 'disabled'];
+const troubleOrder: ConnectionStatus[] = ['auth_failed', 'credentials_unreadable', 'failing', 'disconnected', 'rate_limited', 'disabled'];
 
 /**
  * Why a stale vehicle is stale: the worst trouble among the connections its devices report through, or, when they

@@ -14,13 +14,14 @@ import {
 } from 'fastify-type-provider-zod';
 import { ingestLimits } from '../../canonical/update.ts';
 import type { Logger } from '../../logging.ts';
-import type { Database } from '../db/database.ts';
+import { isDatabaseUnavailable, type Database } from '../db/database.ts';
 import type { PollJobQueue } from '../polling/job-queue.ts';
 import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
 import { DomainError } from '../errors.ts';
 import { loadWorkspaceHealth } from '../health/health-queries.ts';
 import { httpRequestSeconds, observeHealthFrom } from '../metrics.ts';
-import { installAuth } from './auth.ts';
+import { installAuth, type ClientLimits } from './auth.ts';
+import { parseJsonBody } from './json-body.ts';
 import { HttpProblem, problem, problemContentType } from './problem.ts';
 import { registerConnectionRoutes } from './routes/connections.ts';
 import { registerDashboardRoutes } from './routes/dashboard.ts';
@@ -43,7 +44,18 @@ export interface CoreAppOptions {
   adminToken: string;
   serviceToken: string;
   secretKey: Buffer;
+  /** The clock freshness and the ingest time rules are judged by, in ms; injectable for tests. */
+  clock?: () => number;
+  /** Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client; none by default. */
+  trustedProxies?: readonly string[];
+  /** How long a stream lease lasts unless renewed. */
+  streamLeaseTtlSeconds?: number;
+  /** Per-client limits of public routes and of unknown tokens. */
+  clientLimits?: Partial<ClientLimits>;
 }
+
+/** A stream lease lives this long unless renewed; stream processes renew it every third of it. */
+export const defaultStreamLeaseTtlSeconds = 30;
 
 const domainStatus: Record<DomainError['kind'], number> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503 };
 
@@ -61,6 +73,20 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
     connectionTimeout: 0,
     keepAliveTimeout: 65_000,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // Only a configured proxy may say who the client is; anyone else's X-Forwarded-For is ignored.
+    trustProxy: options.trustedProxies && options.trustedProxies.length > 0 ? [...options.trustedProxies] : false,
+  });
+  const clock = options.clock ?? Date.now;
+
+  // JSON only: a body of another type (text/plain included) is answered 415, and a JSON body is read by our own
+  // parser, which says what is wrong with it (not JSON, or a key that would reach an object's prototype).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
+    try {
+      done(null, parseJsonBody(text as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
   });
 
   app.setValidatorCompiler(validatorCompiler);
@@ -116,11 +142,16 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return reply.code(415).type(problemContentType).send(problem(415, 'unsupported_media_type', 'send application/json', { instance }));
     }
-    if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+    if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
       return reply.code(400).type(problemContentType).send(problem(400, 'invalid_json', 'the request body is not valid JSON', { instance }));
     }
     if (status >= 400 && status < 500) {
       return reply.code(status).type(problemContentType).send(problem(status, 'bad_request', error.message, { instance }));
+    }
+    if (isDatabaseUnavailable(error)) {
+      // The caller may try again: a stream process retries the batch instead of taking it for refused.
+      request.log.warn({ err: error, 'http.route': request.routeOptions.url }, 'database unavailable');
+      return reply.code(503).header('retry-after', '2').type(problemContentType).send(problem(503, 'database_unavailable', 'the database is unreachable; retry after the time in Retry-After', { instance }));
     }
     request.log.error({ err: error, 'http.route': request.routeOptions.url }, 'request failed');
     return reply.code(500).type(problemContentType).send(problem(500, 'internal_error', 'the server failed to answer; the error is logged', { instance }));
@@ -129,6 +160,13 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).type(problemContentType).send(problem(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
+
+  // Answers are JSON (or the dashboard's files): never sniffed; anything behind a token is never cached.
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    if (request.routeOptions.config?.access !== 'public' && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -151,20 +189,20 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
     );
   });
 
-  installAuth(app, { db: options.db, adminToken: options.adminToken, serviceToken: options.serviceToken });
-  observeHealthFrom(() => loadWorkspaceHealth(options.db, 'all', Date.now()));
+  await installAuth(app, { db: options.db, adminToken: options.adminToken, serviceToken: options.serviceToken, limits: options.clientLimits ?? {} });
+  observeHealthFrom(() => loadWorkspaceHealth(options.db, 'all', clock()));
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  registerOpsRoutes(typed, { db: options.db });
+  registerOpsRoutes(typed, { db: options.db, secretKey: options.secretKey });
   registerWorkspaceRoutes(typed, { db: options.db });
   registerConnectionRoutes(typed, { db: options.db, secretKey: options.secretKey });
-  registerVehicleRoutes(typed, { db: options.db });
+  registerVehicleRoutes(typed, { db: options.db, clock });
   registerRejectionRoutes(typed, { db: options.db });
-  registerHealthRoutes(typed, { db: options.db });
+  registerHealthRoutes(typed, { db: options.db, clock });
   registerDashboardRoutes(typed);
-  registerIngestRoutes(typed, { db: options.db, gate: options.ingestGate, bodyLimit: ingestLimits.bodyBytes });
+  registerIngestRoutes(typed, { db: options.db, gate: options.ingestGate, bodyLimit: ingestLimits.bodyBytes, clock });
   registerPollingRoutes(typed, { db: options.db, jobs: options.jobs });
-  registerStreamRoutes(typed, { db: options.db, secretKey: options.secretKey });
+  registerStreamRoutes(typed, { db: options.db, secretKey: options.secretKey, leaseTtlSeconds: options.streamLeaseTtlSeconds ?? defaultStreamLeaseTtlSeconds });
 
   await app.ready();
   return app;

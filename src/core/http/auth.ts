@@ -2,17 +2,22 @@
  * Bearer authentication and scope checks, on every route (DESIGN §9). Each route declares who may call it in
  * `config.access`; a route without a declaration is refused, so a forgotten declaration cannot open a route.
  *
- * - `public`: anyone (liveness, readiness, the API description);
+ * - `public`: anyone (liveness, readiness, the API description, the dashboard's files);
  * - `admin`: the admin token;
  * - `service`: the service token (core's internal API);
  * - `metrics`: the service or the admin token;
  * - `workspace`: the admin token, or an API key of the workspace named by the `ws` path parameter. A key of
  *   another workspace gets 404, exactly as if the workspace did not exist: nothing leaks across tenants.
  *
- * Public routes are rate limited per client, and a client presenting more than a few unknown tokens a minute is
- * refused (429 with Retry-After) for a minute.
+ * Behind a load balancer every client can share one address, so an address is never a reason to refuse a valid
+ * token: the token is identified first, and only tokens we do not know count as guesses. A client address that
+ * presents more than a few unknown tokens a minute gets 429 for its further unknown tokens until the minute is
+ * over; public routes are rate limited per client address. The address is the socket's peer, or the
+ * `X-Forwarded-For` client when the peer is one of the configured trusted proxies (Fastify's `trustProxy`). The
+ * counters live in @fastify/rate-limit's bounded LRU store, per process.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/database.ts';
 import { looksLikeApiKey, verifyApiKey } from '../registry/api-keys.ts';
@@ -50,68 +55,35 @@ async function sendProblem(reply: FastifyReply, status: number, code: string, de
   return reply.code(status).type(problemContentType).send(problem(status, code, detail, { instance: reply.request.url.split('?')[0] }));
 }
 
-/**
- * Per-client limits, in memory per process: routes anyone may call get a token bucket per client address, and
- * a client that keeps presenting tokens we do not know is refused for a while (guessing keys gets slow).
- */
-class ClientLimits {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private readonly failures = new Map<string, { count: number; since: number; blockedUntil: number }>();
-
-  constructor(
-    private readonly publicPerSecond: number,
-    private readonly publicBurst: number,
-    private readonly failuresPerMinute: number,
-  ) {}
-
-  /** Milliseconds to wait before the next public request, or 0 to go ahead. */
-  publicWait(client: string, now: number): number {
-    const bucket = this.buckets.get(client) ?? { tokens: this.publicBurst, at: now };
-    bucket.tokens = Math.min(this.publicBurst, bucket.tokens + ((now - bucket.at) / 1000) * this.publicPerSecond);
-    bucket.at = now;
-    this.buckets.set(client, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - bucket.tokens) / this.publicPerSecond) * 1000);
-  }
-
-  /** Milliseconds the client is still refused after too many unknown tokens, or 0. */
-  blockedFor(client: string, now: number): number {
-    const entry = this.failures.get(client);
-    return entry && entry.blockedUntil > now ? entry.blockedUntil - now : 0;
-  }
-
-  recordFailure(client: string, now: number): void {
-    const entry = this.failures.get(client);
-    if (!entry || now - entry.since > 60_000) {
-      this.failures.set(client, { count: 1, since: now, blockedUntil: 0 });
-    } else {
-      entry.count += 1;
-      if (entry.count > this.failuresPerMinute) entry.blockedUntil = now + 60_000;
-    }
-    // Forget old entries now and then, so the maps stay small.
-    if (this.failures.size > 10_000 || this.buckets.size > 10_000) this.sweep(now);
-  }
-
-  private sweep(now: number): void {
-    for (const [client, entry] of this.failures) if (now - entry.since > 120_000 && entry.blockedUntil < now) this.failures.delete(client);
-    for (const [client, bucket] of this.buckets) if (now - bucket.at > 60_000) this.buckets.delete(client);
-  }
-}
-
-async function tooMany(reply: FastifyReply, waitMs: number, detail: string) {
-  reply.header('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))));
+async function tooMany(reply: FastifyReply, retryAfterSeconds: number, detail: string) {
+  reply.header('retry-after', String(Math.max(1, retryAfterSeconds)));
   return sendProblem(reply, 429, 'too_many_requests', detail);
 }
 
-export function installAuth(
+export interface ClientLimits {
+  /** Requests one client address may make to public routes per `publicWindowMs`. */
+  publicMax: number;
+  publicWindowMs: number;
+  /** Unknown tokens one client address may present per minute before the next ones get 429. */
+  unknownTokensPerMinute: number;
+}
+
+export const defaultClientLimits: ClientLimits = { publicMax: 100, publicWindowMs: 2000, unknownTokensPerMinute: 10 };
+
+type LimitAnswer = { isAllowed: true } | { isAllowed: false; isExceeded: boolean; ttlInSeconds: number };
+/** Seconds to wait when the limit is exceeded, else 0. */
+const exceededFor = (answer: LimitAnswer) => (!answer.isAllowed && answer.isExceeded ? Math.max(1, answer.ttlInSeconds) : 0);
+
+export async function installAuth(
   app: FastifyInstance,
-  options: { db: Database; adminToken: string; serviceToken: string; publicPerSecond?: number; failedTokensPerMinute?: number },
-): void {
+  options: { db: Database; adminToken: string; serviceToken: string; limits?: Partial<ClientLimits> },
+): Promise<void> {
   app.decorateRequest('principal', null);
-  const limits = new ClientLimits(options.publicPerSecond ?? 50, (options.publicPerSecond ?? 50) * 2, options.failedTokensPerMinute ?? 10);
+  const limits = { ...defaultClientLimits, ...options.limits };
+  // Each limiter's store is an LRU of at most 5,000 client addresses (the plugin's default): bounded, never swept.
+  await app.register(fastifyRateLimit, { global: false });
+  const publicLimit = app.createRateLimit({ max: limits.publicMax, timeWindow: limits.publicWindowMs });
+  const guessLimit = app.createRateLimit({ max: limits.unknownTokensPerMinute, timeWindow: 60_000 });
 
   const identify = async (token: string): Promise<Principal | undefined> => {
     // Compare against both fixed tokens every time, so timing does not tell which one was close.
@@ -131,19 +103,17 @@ export function installAuth(
     // A request that matched no route is answered by the not-found handler.
     if (request.routeOptions.url === undefined) return;
     if (access === undefined) return sendProblem(reply, 403, 'forbidden', 'this route declares no access rule');
-    const now = Date.now();
     if (access === 'public') {
-      const wait = limits.publicWait(request.ip, now);
+      const wait = exceededFor(await publicLimit(request));
       return wait > 0 ? tooMany(reply, wait, 'too many requests from this client; slow down') : undefined;
     }
 
-    const blocked = limits.blockedFor(request.ip, now);
-    if (blocked > 0) return tooMany(reply, blocked, 'too many unknown tokens from this client; wait before trying again');
     const token = bearerToken(request);
     if (token === undefined) return sendProblem(reply, 401, 'unauthorized', 'send a bearer token in the Authorization header');
     const principal = await identify(token);
     if (!principal) {
-      limits.recordFailure(request.ip, now);
+      const wait = exceededFor(await guessLimit(request));
+      if (wait > 0) return tooMany(reply, wait, 'too many unknown tokens from this client; wait before trying another');
       return sendProblem(reply, 401, 'invalid_token', 'the bearer token is not valid');
     }
     request.principal = principal;

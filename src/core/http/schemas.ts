@@ -65,6 +65,7 @@ export const streamStateSchema = z
     dropped: z.number(),
     buffered: z.number(),
     badFrames: z.number(),
+    deadLettered: z.number(),
     lastErrorClass: z.string().nullable(),
     lastError: z.string().nullable(),
     lastErrorAt: nullableTime,
@@ -83,6 +84,7 @@ export const connectionSchema = z.object({
   enabled: z.boolean(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  credentialsUnreadableAt: nullableTime.describe('Set while the stored credentials cannot be decrypted with this deployment\'s key'),
   pollState: pollStateSchema,
   streamState: streamStateSchema,
 });

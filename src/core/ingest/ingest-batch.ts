@@ -5,17 +5,22 @@
  *
  *  1. shape: each update against the envelope schema (`malformed`);
  *  2. identity: workspace exists, telematics enabled, device bound to this connection and active;
- *  3. ownership: the workspace's cutover decides whether `poll` or `legacy_poll` owns it; `stream` always may;
+ *  3. ownership: the workspace's cutover decides whether `poll` or `legacy_poll` owns it; `stream` always may, but
+ *     a stream process may only send for the connections it holds a live lease on;
  *  4. each reading: catalogue (`unknown_signal`, `invalid_value`), clock (`future_timestamp`, `too_old`),
  *     counters against the snapshot (`implausible_value`);
  *  5. classify: `accepted`, `late`, `duplicate`;
  *  6. one transaction writes history, snapshot, rejections, sync marks and whatever the caller adds (a poll's
  *     feed cursor). If it fails nothing is written, and nothing of it shows in the results.
+ *
+ * Everything after the shape is decided inside the transaction, against rows it locks: the workspace's policy and
+ * cutover (`FOR SHARE`, so a cutover waits for the batches that read the old mode, and the batches after it see
+ * the new one), the stream lease, the vehicles. A retried attempt starts from scratch.
  */
 import { checkSignalValue, nonDecreasingRule, signalNames, type SignalName } from '../../canonical/signals.ts';
 import { parseTimestamp, updateEnvelopeSchema, type UpdateEnvelope } from '../../canonical/update.ts';
 import { sqlErrorIs, type Database, type Sql } from '../db/database.ts';
-import { ensureHistoryPartitions, forgetHistoryPartitions } from '../db/history-partitions.ts';
+import { dayStart, ensureHistoryPartitions, forgetHistoryPartitions, missingHistoryPartitions } from '../db/history-partitions.ts';
 import { recordIngestOutcome } from '../metrics.ts';
 import { unattributedWorkspace } from '../read/rejections.ts';
 import { classifyReadings, type Candidate } from './classify.ts';
@@ -33,6 +38,7 @@ import {
   loadSnapshot,
   loadWorkspaceStates,
   lockBoundDevices,
+  lockHeldLeases,
   writeUnitOfWork,
   type BoundDevice,
   type DeviceKey,
@@ -41,12 +47,18 @@ import {
   type SyncMark,
   type WorkspaceState,
 } from './store.ts';
+import { UnsafeUpdate } from './unsafe-update.ts';
 
 export interface IngestOptions {
   /** The server clock, in ms; injectable for tests of the time rules. */
   now?: number;
   /** More writes for the same unit of work (the poll runner advances its feed cursor here). */
   withinTransaction?: (tx: Sql) => Promise<void>;
+  /**
+   * The stream process that sent the batch. Its updates count only for connections it holds a live lease on; the
+   * others are refused `not_lease_holder` (a process cut off from core whose connections were handed on).
+   */
+  streamHolder?: string;
 }
 
 const dayMs = 86_400_000;
@@ -68,13 +80,6 @@ interface UpdateWork {
   envelope?: UpdateEnvelope;
   receivedAt?: string;
   result: UpdateResult;
-  pending: PendingReading[];
-  /**
-   * Rejections of single readings found before the device check. They are stored only if the update is
-   * processed: an update rejected as a whole (unknown_device, device_inactive) answers every reading with the
-   * update's reason, and the store must say what the answer says, one row for the update and none per reading.
-   */
-  readingRejections: RejectionRow[];
 }
 
 type Problem = { reason: RejectionReason; detail: string };
@@ -130,74 +135,70 @@ function markUpdateRejected(work: UpdateWork, reason: RejectionReason): void {
   work.result.status = 'rejected';
   work.result.reason = reason;
   work.result.readings = (work.envelope?.readings ?? []).map((r) => ({ signal: r.signal, status: 'rejected', reason }));
-  work.pending = [];
+}
+
+/** Step 1: the envelope's shape. Malformed updates are answered here and their rejection stored with the batch. */
+function judgeShape(raw: unknown, index: number): { work: UpdateWork; rejection?: RejectionRow } {
+  if (raw instanceof UnsafeUpdate) {
+    const work: UpdateWork = { index, raw: raw.sanitized, result: { index, status: 'processed', readings: [] } };
+    markUpdateRejected(work, 'malformed');
+    return { work, rejection: updateRejection(work, { reason: 'malformed', detail: raw.detail }) };
+  }
+  const work: UpdateWork = { index, raw, result: { index, status: 'processed', readings: [] } };
+  const parsed = updateEnvelopeSchema.safeParse(raw);
+  if (!parsed.success) {
+    markUpdateRejected(work, 'malformed');
+    return { work, rejection: updateRejection(work, { reason: 'malformed', detail: firstIssue(parsed.error) }) };
+  }
+  // UUIDs are compared as text in the maps below: one spelling for each.
+  work.envelope = { ...parsed.data, workspaceId: parsed.data.workspaceId.toLowerCase(), connectionId: parsed.data.connectionId.toLowerCase() };
+  work.receivedAt = new Date(parseTimestamp(parsed.data.receivedAt)!).toISOString();
+  work.result.readings = parsed.data.readings.map((r): ReadingResult => ({ signal: r.signal, status: 'accepted' }));
+  return { work };
 }
 
 export async function ingestBatch(db: Database, rawUpdates: readonly unknown[], options: IngestOptions = {}): Promise<IngestOutcome> {
   const started = performance.now();
   const now = options.now ?? Date.now();
-  const rejections: RejectionRow[] = [];
+  const shaped = rawUpdates.map(judgeShape);
+  const works = shaped.map((s) => s.work);
+  const malformed = shaped.flatMap((s) => (s.rejection ? [s.rejection] : []));
 
-  // 1. Shape.
-  const works: UpdateWork[] = rawUpdates.map((raw, index) => {
-    const work: UpdateWork = { index, raw, result: { index, status: 'processed', readings: [] }, pending: [], readingRejections: [] };
-    const parsed = updateEnvelopeSchema.safeParse(raw);
-    if (!parsed.success) {
-      const problem: Problem = { reason: 'malformed', detail: firstIssue(parsed.error) };
-      markUpdateRejected(work, problem.reason);
-      rejections.push(updateRejection(work, problem));
-      return work;
-    }
-    // UUIDs are compared as text in the maps below: one spelling for each.
-    work.envelope = { ...parsed.data, workspaceId: parsed.data.workspaceId.toLowerCase(), connectionId: parsed.data.connectionId.toLowerCase() };
-    work.receivedAt = new Date(parseTimestamp(parsed.data.receivedAt)!).toISOString();
-    work.result.readings = parsed.data.readings.map((r): ReadingResult => ({ signal: r.signal, status: 'accepted' }));
-    return work;
-  });
-
-  // 2-3. Workspace and ownership (policy and cutover are read as committed; no lock needed).
-  const workspaceIds = [...new Set(works.flatMap((w) => (w.envelope ? [w.envelope.workspaceId] : [])))];
-  const workspaces = await loadWorkspaceStates(db, workspaceIds);
-  for (const work of works) {
-    if (!work.envelope) continue;
-    const problem = workspaceProblem(workspaces.get(work.envelope.workspaceId), work.envelope);
-    if (problem) {
-      markUpdateRejected(work, problem.reason);
-      rejections.push(updateRejection(work, problem));
-    }
-  }
-
-  // 4, the part that needs no stored state: catalogue and clock.
-  for (const work of works) {
-    const e = work.envelope;
-    if (!e || work.result.status === 'rejected') continue;
-    const retentionDays = workspaces.get(e.workspaceId)!.retentionDays;
-    const oldestMs = now - retentionDays * dayMs;
-    e.readings.forEach((reading, readingIndex) => {
-      const problem = readingProblem(reading, now, oldestMs, retentionDays);
-      if ('reason' in problem) {
-        const result = work.result.readings[readingIndex]!;
-        result.status = 'rejected';
-        result.reason = problem.reason;
-        work.readingRejections.push(readingRejection(work, readingIndex, problem, null));
-        return;
+  // The partitions its readings need exist before the transaction opens (normally made ahead by maintenance).
+  // A missing one is made only for a day within the retention of the workspace named, so nobody can make us
+  // create partitions for days whose readings would be refused anyway.
+  const ensurePartitions = async () => {
+    const byDay = new Map<number, Set<string>>();
+    for (const w of works) {
+      for (const r of w.envelope?.readings ?? []) {
+        const ms = parseTimestamp(r.observedAt);
+        if (ms === undefined || ms > now + futureAllowanceMs) continue;
+        const day = dayStart(ms);
+        byDay.set(day, (byDay.get(day) ?? new Set()).add(w.envelope!.workspaceId));
       }
-      work.pending.push({ readingIndex, signal: reading.signal as SignalName, value: problem.value, valueJson: JSON.stringify(problem.value), observedMs: problem.observedMs });
-    });
-  }
-
-  const days = () => works.flatMap((w) => w.pending.map((p) => p.observedMs));
-  await ensureHistoryPartitions(db, days());
+    }
+    const missing = await missingHistoryPartitions(db, byDay.keys());
+    if (missing.length === 0) return;
+    const states = await loadWorkspaceStates(db, [...new Set(missing.flatMap((day) => [...byDay.get(day)!]))], false);
+    const wanted = missing.filter((day) =>
+      [...byDay.get(day)!].some((ws) => {
+        const retentionDays = states.get(ws)?.retentionDays;
+        return retentionDays !== undefined && day + dayMs > now - retentionDays * dayMs;
+      }),
+    );
+    await ensureHistoryPartitions(db, wanted);
+  };
+  await ensurePartitions();
 
   let decisions: Decisions;
   try {
-    decisions = await withRetry(() => applyUnitOfWork(db, works, rejections, options));
+    decisions = await withRetry(() => applyUnitOfWork(db, works, malformed, now, options));
   } catch (error) {
     // A partition dropped by retention in another process since this one last looked: learn and try once more.
     if (!sqlErrorIs(error, 'check_violation') || !/partition/i.test((error as Error).message)) throw error;
     forgetHistoryPartitions(db);
-    await ensureHistoryPartitions(db, days());
-    decisions = await withRetry(() => applyUnitOfWork(db, works, rejections, options));
+    await ensurePartitions();
+    decisions = await withRetry(() => applyUnitOfWork(db, works, malformed, now, options));
   }
   applyDecisions(decisions);
 
@@ -239,6 +240,14 @@ function workspaceProblem(state: WorkspaceState | undefined, e: UpdateEnvelope):
   return undefined;
 }
 
+function leaseProblem(held: ReadonlySet<string> | undefined, e: UpdateEnvelope, holder: string | undefined): Problem | undefined {
+  if (!held || held.has(e.connectionId)) return undefined;
+  return {
+    reason: 'not_lease_holder',
+    detail: `stream process ${holder} holds no live lease on connection ${e.connectionId}; another process holds it now, or it was released`,
+  };
+}
+
 function deviceProblem(device: BoundDevice | undefined, e: UpdateEnvelope): Problem | undefined {
   if (!device) {
     return {
@@ -260,28 +269,71 @@ interface Decisions {
   readings: { work: UpdateWork; readingIndex: number; status: ReadingResult['status']; reason?: RejectionReason }[];
 }
 
-/** Steps 2 (devices), 4 (counters), 5 and 6, in one transaction. Reads `works`, changes nothing outside the database. */
-async function applyUnitOfWork(db: Database, works: readonly UpdateWork[], earlier: readonly RejectionRow[], options: IngestOptions): Promise<Decisions> {
+/** A shaped update that passed the workspace checks: its readings split into those still to judge and those refused. */
+interface Judged {
+  work: UpdateWork;
+  pending: PendingReading[];
+  /** Refused before the device was known; stored only if the update itself is processed. */
+  refused: { readingIndex: number; problem: Problem }[];
+}
+
+/** Steps 2 to 6, in one transaction. Reads `works`, changes nothing outside the database. */
+async function applyUnitOfWork(
+  db: Database,
+  works: readonly UpdateWork[],
+  malformed: readonly RejectionRow[],
+  now: number,
+  options: IngestOptions,
+): Promise<Decisions> {
   return db.transaction(async (tx) => {
     const decisions: Decisions = { rejectedUpdates: [], readings: [] };
-    const rejections = [...earlier];
-    const live = works.filter((w) => w.envelope && w.result.status === 'processed');
+    const rejections = [...malformed];
+    const shaped = works.filter((w) => w.envelope);
 
+    // 2-3. Workspace state and ownership, locked for the transaction; the stream lease likewise.
+    const workspaces = await loadWorkspaceStates(tx, [...new Set(shaped.map((w) => w.envelope!.workspaceId))], true);
+    const held = options.streamHolder === undefined ? undefined : await lockHeldLeases(tx, options.streamHolder, [...new Set(shaped.map((w) => w.envelope!.connectionId))]);
+    const judged: Judged[] = [];
+    for (const work of shaped) {
+      const e = work.envelope!;
+      const state = workspaces.get(e.workspaceId);
+      const problem = workspaceProblem(state, e) ?? leaseProblem(held, e, options.streamHolder);
+      if (problem) {
+        decisions.rejectedUpdates.push({ work, reason: problem.reason });
+        rejections.push(updateRejection(work, problem));
+        continue;
+      }
+      // 4, the part that needs no stored state: catalogue and clock.
+      const oldestMs = now - state!.retentionDays * dayMs;
+      const entry: Judged = { work, pending: [], refused: [] };
+      e.readings.forEach((reading, readingIndex) => {
+        const checked = readingProblem(reading, now, oldestMs, state!.retentionDays);
+        if ('reason' in checked) entry.refused.push({ readingIndex, problem: checked });
+        else entry.pending.push({ readingIndex, signal: reading.signal as SignalName, value: checked.value, valueJson: JSON.stringify(checked.value), observedMs: checked.observedMs });
+      });
+      judged.push(entry);
+    }
+
+    // 2. Devices, with their vehicles locked in one global order.
     const keyOf = (e: UpdateEnvelope): DeviceKey => ({ workspaceId: e.workspaceId, connectionId: e.connectionId, externalId: e.externalDeviceId });
-    const keys = new Map(live.map((w) => [deviceKey(keyOf(w.envelope!)), keyOf(w.envelope!)]));
+    const keys = new Map(judged.map(({ work }) => [deviceKey(keyOf(work.envelope!)), keyOf(work.envelope!)]));
     const devices = await lockBoundDevices(tx, [...keys.values()]);
 
-    const processed: { work: UpdateWork; vehicleId: string }[] = [];
-    for (const work of live) {
+    const processed: (Judged & { vehicleId: string })[] = [];
+    for (const entry of judged) {
+      const { work } = entry;
       const device = devices.get(deviceKey(keyOf(work.envelope!)));
       const problem = deviceProblem(device, work.envelope!);
       if (problem) {
         decisions.rejectedUpdates.push({ work, reason: problem.reason });
         rejections.push(updateRejection(work, problem));
-      } else {
-        processed.push({ work, vehicleId: device!.vehicleId });
-        // Found before the vehicle was known; stored with it, so an operator can filter one vehicle's rejections.
-        for (const rejection of work.readingRejections) rejections.push({ ...rejection, vehicleId: device!.vehicleId });
+        continue;
+      }
+      processed.push({ ...entry, vehicleId: device!.vehicleId });
+      // Found before the vehicle was known; stored with it, so an operator can filter one vehicle's rejections.
+      for (const { readingIndex, problem: refusal } of entry.refused) {
+        decisions.readings.push({ work, readingIndex, status: 'rejected', reason: refusal.reason });
+        rejections.push(readingRejection(work, readingIndex, refusal, device!.vehicleId));
       }
     }
 
@@ -292,7 +344,7 @@ async function applyUnitOfWork(db: Database, works: readonly UpdateWork[], earli
     const snapshot = await loadSnapshot(tx, [...vehicles.values()], counterSignals);
 
     // Vehicle ids are UUIDs, unique across workspaces, so grouping by vehicle never mixes tenants.
-    const pending = processed.flatMap(({ work, vehicleId }) => work.pending.map((reading) => ({ work, vehicleId, reading })));
+    const pending = processed.flatMap(({ work, vehicleId, pending: readings }) => readings.map((reading) => ({ work, vehicleId, reading })));
     const candidates: Candidate[] = pending.map(({ vehicleId, reading }, position) => ({
       position,
       vehicleId,

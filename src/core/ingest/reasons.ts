@@ -9,6 +9,7 @@ export const rejectionReasons = [
   'unknown_device',
   'device_inactive',
   'source_not_owner',
+  'not_lease_holder',
   'unknown_signal',
   'invalid_value',
   'future_timestamp',

@@ -14,7 +14,12 @@ export interface WorkspaceState {
   cutover: CutoverMode;
 }
 
-export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly string[]): Promise<Map<string, WorkspaceState>> {
+/**
+ * The policy and cutover of the given workspaces. With `lock`, inside the ingest transaction, the rows are held
+ * `FOR SHARE` until it ends: a change of cutover or policy waits for the batches judged under the old state, and
+ * every batch after it sees the new one.
+ */
+export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly string[], lock: boolean): Promise<Map<string, WorkspaceState>> {
   const states = new Map<string, WorkspaceState>();
   if (workspaceIds.length === 0) return states;
   const { rows } = await sql.query<{ id: string; enabled: boolean; retention_days: number; mode: CutoverMode }>(
@@ -22,11 +27,28 @@ export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly strin
        FROM workspaces w
        JOIN telematics_policies p ON p.workspace_id = w.id
        JOIN cutover_states c ON c.workspace_id = w.id
-      WHERE w.id = ANY($1::uuid[])`,
+      WHERE w.id = ANY($1::uuid[])
+      ORDER BY w.id${lock ? '\n        FOR SHARE OF p, c' : ''}`,
     [workspaceIds],
   );
   for (const row of rows) states.set(row.id, { enabled: row.enabled, retentionDays: row.retention_days, cutover: row.mode });
   return states;
+}
+
+/**
+ * Of `connectionIds`, those `holder` holds a live lease on, locked `FOR SHARE` until the transaction ends, so the
+ * lease cannot move to another process while this batch is written under it.
+ */
+export async function lockHeldLeases(tx: Sql, holder: string, connectionIds: readonly string[]): Promise<Set<string>> {
+  if (connectionIds.length === 0) return new Set();
+  const { rows } = await tx.query<{ connection_id: string }>(
+    `SELECT connection_id FROM stream_leases
+      WHERE holder = $1 AND connection_id = ANY($2::uuid[]) AND expires_at > now()
+      ORDER BY workspace_id, connection_id
+        FOR SHARE`,
+    [holder, connectionIds],
+  );
+  return new Set(rows.map((row) => row.connection_id));
 }
 
 export interface DeviceKey {

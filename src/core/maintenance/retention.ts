@@ -1,5 +1,5 @@
 /**
- * Retention (DESIGN §10): history older than each workspace's `retentionDays` goes, and so do old rejections,
+ * Retention (DESIGN §10), and the history partitions of the coming days. History older than each workspace's `retentionDays` goes, and so do old rejections,
  * poll runs and processed scheduled events. A daily history partition that every workspace's retention has passed
  * is detached concurrently and dropped whole (no row-by-row delete, and inserts into the live partitions never
  * wait on it); in a partition that only some workspaces have outlived, their rows are deleted in small batches.
@@ -8,7 +8,7 @@
  * idempotent besides, so a run that dies half-way is finished by the next.
  */
 import type { Database, Sql } from '../db/database.ts';
-import { ensureHistoryPartitions, forgetHistoryPartitions, partitionDay } from '../db/history-partitions.ts';
+import { ensureHistoryPartitions, forgetHistoryPartitions, partitionDay, upcomingDays } from '../db/history-partitions.ts';
 import { unattributedWorkspace } from '../read/rejections.ts';
 
 const dayMs = 86_400_000;
@@ -137,7 +137,7 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
       await session.query('SELECT pg_advisory_unlock($1)', [retentionLockKey]);
     }
   });
-  // Today's and tomorrow's partitions exist before any reading needs them.
-  await ensureHistoryPartitions(db, [nowMs, nowMs + dayMs]);
+  // The coming days' partitions exist before any reading needs them (ingest then never has to make one).
+  await ensureHistoryPartitions(db, upcomingDays(nowMs));
   return report;
 }

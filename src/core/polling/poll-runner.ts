@@ -9,6 +9,7 @@
  * and `malformed_response` back off with jitter, `auth` stops the connection until its credentials change,
  * `permanent` waits an hour. One failing connection never holds up the others. Every run is recorded.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { CanonicalUpdate } from '../../canonical/update.ts';
 import { ingestLimits } from '../../canonical/update.ts';
@@ -19,28 +20,34 @@ import type { Database } from '../db/database.ts';
 import { ingestBatch } from '../ingest/ingest-batch.ts';
 import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
 import { recordPollRun } from '../metrics.ts';
-import { decryptCredentials } from '../registry/credentials-cipher.ts';
+import { keyFingerprint } from '../registry/credential-key.ts';
+import { CredentialsUnreadableError, decryptCredentials } from '../registry/credentials-cipher.ts';
 import type { WorkspacePollJob } from './job-queue.ts';
 import {
+  claimPollRun,
+  closeAbandonedPollRuns,
   commitFeedCursor,
-  finishPollRun,
   listBoundDevices,
   loadPollPlan,
-  recordPollFailure,
-  recordPollSuccess,
-  closeAbandonedPollRuns,
-  startPollRun,
+  recordPollOutcome,
   type PollConnection,
   type RunTotals,
 } from './poll-store.ts';
 
-/** Our own failures (a database error, a bug) are recorded apart from the provider's. */
-export type PollErrorClass = ProviderErrorClass | 'internal';
+/**
+ * Our own failures (a database error, a bug) are recorded apart from the provider's, and so are stored
+ * credentials that cannot be decrypted (polling stops until they are entered again).
+ */
+export type PollErrorClass = ProviderErrorClass | 'internal' | 'credentials_unreadable';
 
 export interface PollRunnerOptions {
   /** Connections of one workspace polled at the same time. */
   connectionConcurrency: number;
-  /** A connection's run ends by this deadline; what is left follows on the next poll. Keep it under the job expiry. */
+  /**
+   * A workspace poll ends by this deadline, counted from the job's start: connections it did not reach wait for the
+   * next poll (they go first then), and runs still going are stopped. Keep it under the job's expiry, so a live
+   * holder is done before its job could be handed to another process.
+   */
   runDeadlineMs: number;
   /** Wait out a Retry-After within the run when it is at most this long; longer ones end the run. */
   maxInlineRetryAfterMs: number;
@@ -69,6 +76,17 @@ export interface PollRunner {
 export function abandonedRunAfterMs(options: Pick<PollRunnerOptions, 'runDeadlineMs'>): number {
   return options.runDeadlineMs + 60_000;
 }
+
+/**
+ * How long a run's claim on its connection lasts: a little past the deadline that stops the run, so a live run
+ * always holds its connection to the end, and a dead process's connection is free by the time its job expires.
+ */
+export function claimMs(options: Pick<PollRunnerOptions, 'runDeadlineMs'>): number {
+  return options.runDeadlineMs + 5000;
+}
+
+/** A connection not started this close to the deadline waits for the next poll rather than run for nothing. */
+const minimumRunMs = 1000;
 
 class CursorMovedError extends Error {
   constructor() {
@@ -103,6 +121,9 @@ function nextAttempt(
   switch (errorClass) {
     case 'auth':
       return { nextPollAt: null, rateLimitedUntil: null, authFailed: true };
+    case 'credentials_unreadable':
+      // Polling stops on the connection's mark until the credentials are entered again.
+      return { nextPollAt: null, rateLimitedUntil: null, authFailed: false };
     case 'rate_limited':
       return { nextPollAt: null, rateLimitedUntil: new Date(now + (retryAfterMs ?? 60_000)), authFailed: false };
     case 'permanent':
@@ -149,6 +170,10 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
   const random = options.random ?? Math.random;
   const sessions = new Map<string, Map<string, unknown>>();
   const runnerId = options.runnerId ?? `${hostname()}:${process.pid}`;
+  const fingerprint = keyFingerprint(deps.secretKey);
+  // Claims of this runner start with this; those of its runs still going are in `running`.
+  const claimPrefix = `${runnerId}#${randomBytes(4).toString('hex')}/`;
+  const running = new Set<string>();
 
   /** Ingests through the gate; while ingest is at capacity, waits its Retry-After (with jitter) and tries again. */
   async function ingestThroughGate<T>(work: () => Promise<T>, signal: AbortSignal): Promise<T> {
@@ -202,21 +227,59 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     totals.skipped += page.skipped ?? 0;
   }
 
-  async function pollConnection(job: WorkspacePollJob, connection: PollConnection): Promise<void> {
+  async function pollConnection(job: WorkspacePollJob, connection: PollConnection, deadlineAt: number): Promise<void> {
     const { workspaceId } = job;
     const started = now();
     const log = deps.logger.child({ 'fleetwire.workspace.id': workspaceId, 'fleetwire.connection.id': connection.id, 'fleetwire.provider': connection.provider });
-    const runId = await startPollRun(deps.db, { workspaceId, connectionId: connection.id, provider: connection.provider, eventId: job.eventId, runner: runnerId });
+    const claim = `${claimPrefix}${randomBytes(4).toString('hex')}`;
+    const runId = await claimPollRun(deps.db, {
+      workspaceId,
+      connectionId: connection.id,
+      provider: connection.provider,
+      eventId: job.eventId,
+      runner: runnerId,
+      claim,
+      claimMs: claimMs(options),
+      mine: claimPrefix,
+      running: [...running],
+    });
+    if (runId === null) {
+      log.debug('another run is polling this connection; left to it');
+      return;
+    }
+    running.add(claim);
+    try {
+      await runClaimed(job, connection, deadlineAt, runId, claim, started, log);
+    } finally {
+      running.delete(claim);
+    }
+  }
+
+  async function runClaimed(
+    job: WorkspacePollJob,
+    connection: PollConnection,
+    deadlineAt: number,
+    runId: number,
+    claim: string,
+    started: number,
+    log: Logger,
+  ): Promise<void> {
+    const { workspaceId } = job;
     const totals: RunTotals = { requests: 0, pages: 0, skipped: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0 };
     const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new DeadlineError('run deadline')), options.runDeadlineMs);
+    const timer = setTimeout(() => deadline.abort(new DeadlineError('run deadline')), Math.max(0, deadlineAt - now()));
     let failure: { errorClass: PollErrorClass; message: string; retryAfterMs?: number } | undefined;
     try {
       const adapter = deps.adapters.get(connection.provider);
       if (!adapter) throw Object.assign(new Error(`no poll adapter for provider ${connection.provider}`), { pollClass: 'permanent' as const });
-      const parsed = adapter.contract.credentials.safeParse(
-        decryptCredentials(deps.secretKey, { workspaceId, connectionId: connection.id }, connection.credentialsCiphertext),
-      );
+      let credentials: Record<string, unknown>;
+      try {
+        credentials = decryptCredentials(deps.secretKey, { workspaceId, connectionId: connection.id }, connection.credentialsCiphertext);
+      } catch (error) {
+        if (!(error instanceof CredentialsUnreadableError)) throw error;
+        throw Object.assign(new Error(`${error.message}; enter the connection's credentials again`), { pollClass: 'credentials_unreadable' as const });
+      }
+      const parsed = adapter.contract.credentials.safeParse(credentials);
       if (!parsed.success) throw Object.assign(new Error('the stored credentials do not fit this provider'), { pollClass: 'permanent' as const });
       const boundDevices = await listBoundDevices(deps.db, workspaceId, connection.id);
       const session = sessions.get(connection.id) ?? new Map<string, unknown>();
@@ -235,7 +298,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
           break;
         } catch (error) {
           if (deadline.signal.aborted || !isProviderError(error)) throw error;
-          const remaining = started + options.runDeadlineMs - now();
+          const remaining = deadlineAt - now();
           if (error.errorClass === 'rate_limited' && rateLimitedLeft > 0 && (error.retryAfterMs ?? Infinity) <= Math.min(options.maxInlineRetryAfterMs, remaining - 1000)) {
             rateLimitedLeft -= 1;
             log.debug({ 'fleetwire.retry_after_ms': error.retryAfterMs }, 'rate limited; waiting within the run');
@@ -255,7 +318,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       }
     } catch (error) {
       if (deadline.signal.aborted) {
-        failure = { errorClass: 'transient', message: `the run reached its ${options.runDeadlineMs / 1000} s deadline after ${totals.pages} pages; the rest follows on the next poll` };
+        failure = { errorClass: 'transient', message: `the poll reached its ${options.runDeadlineMs / 1000} s deadline after ${totals.pages} pages; the rest follows on the next poll` };
       } else if (isProviderError(error)) {
         failure = { errorClass: error.errorClass, message: error.message, retryAfterMs: error.retryAfterMs };
       } else if (error instanceof CursorMovedError) {
@@ -269,26 +332,24 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       clearTimeout(timer);
     }
 
-    const message = failure?.message.slice(0, 500) ?? null;
+    const run = { workspaceId, connectionId: connection.id, runId, claim };
     if (failure) {
+      const message = failure.message.slice(0, 500);
       const next = nextAttempt(failure.errorClass, connection.consecutiveFailures + 1, failure.retryAfterMs, now(), random);
-      await recordPollFailure(deps.db, workspaceId, connection.id, { errorClass: failure.errorClass, message: message!, ...next });
+      await recordPollOutcome(deps.db, run, { status: 'failed', errorClass: failure.errorClass, message, ...next, keyFingerprint: fingerprint }, totals);
       log.warn({ 'error.type': failure.errorClass, 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.next_at': next.nextPollAt ?? next.rateLimitedUntil }, `poll failed: ${message}`);
     } else {
-      await recordPollSuccess(deps.db, workspaceId, connection.id);
+      await recordPollOutcome(deps.db, run, { status: 'succeeded' }, totals);
       log.info({ 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.requests': totals.requests, 'fleetwire.poll.accepted': totals.accepted, 'fleetwire.poll.rejected': totals.rejected }, 'poll succeeded');
     }
-    await finishPollRun(deps.db, workspaceId, runId, {
-      status: failure ? 'failed' : 'succeeded',
-      errorClass: failure?.errorClass ?? null,
-      errorMessage: message,
-      totals,
-    });
     recordPollRun(connection.provider, failure ? 'failed' : 'succeeded', failure?.errorClass ?? '', (now() - started) / 1000, totals.requests);
   }
 
   return {
     async runWorkspace(job) {
+      // One deadline for the whole job, below its expiry: no connection of it is still being polled when the queue
+      // could hand the job to another process.
+      const deadlineAt = now() + options.runDeadlineMs;
       const plan = await loadPollPlan(deps.db, job.workspaceId);
       // The workspace may have changed since it was enqueued.
       if (!plan || !plan.enabled || plan.cutover !== 'core') return;
@@ -298,16 +359,28 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       if (closed > 0) deps.logger.warn({ 'fleetwire.workspace.id': job.workspaceId, 'fleetwire.poll.abandoned_runs': closed }, 'closed poll runs whose outcome was never recorded');
       const at = now();
       const due = plan.connections.filter(
-        (c) => !c.authFailedAt && !(c.rateLimitedUntil && c.rateLimitedUntil.getTime() > at) && !(c.nextPollAt && c.nextPollAt.getTime() > at),
+        (c) =>
+          !c.authFailedAt &&
+          !c.credentialsUnreadableAt &&
+          !(c.rateLimitedUntil && c.rateLimitedUntil.getTime() > at) &&
+          !(c.nextPollAt && c.nextPollAt.getTime() > at),
       );
+      let unreached = 0;
       await runWithConcurrency(due, options.connectionConcurrency, async (connection) => {
+        if (deadlineAt - now() < minimumRunMs) {
+          unreached += 1;
+          return;
+        }
         try {
-          await pollConnection(job, connection);
+          await pollConnection(job, connection, deadlineAt);
         } catch (error) {
           // Recording the run failed (the database is down): the next poll starts from the committed cursor.
           deps.logger.error({ err: error, 'fleetwire.connection.id': connection.id }, 'poll run could not be recorded');
         }
       });
+      if (unreached > 0) {
+        deps.logger.warn({ 'fleetwire.workspace.id': job.workspaceId, 'fleetwire.poll.unreached': unreached }, 'the workspace poll reached its deadline before every due connection; they go first next time');
+      }
     },
   };
 }

@@ -3,6 +3,7 @@
  * cursors and health, bound devices), the fenced cursor commit, connection health, and poll run records.
  */
 import type { Database, Sql } from '../db/database.ts';
+import { markCredentialsUnreadable } from '../registry/connections.ts';
 import type { CutoverMode } from '../registry/workspaces.ts';
 
 export interface PollConnection {
@@ -15,6 +16,8 @@ export interface PollConnection {
   nextPollAt: Date | null;
   rateLimitedUntil: Date | null;
   authFailedAt: Date | null;
+  /** Set when the stored credentials could not be decrypted; polling waits until they are entered again. */
+  credentialsUnreadableAt: Date | null;
   consecutiveFailures: number;
 }
 
@@ -42,14 +45,16 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
     next_poll_at: Date | null;
     rate_limited_until: Date | null;
     auth_failed_at: Date | null;
+    credentials_unreadable_at: Date | null;
     consecutive_failures: number | null;
   }>(
     `SELECT c.id, c.provider, c.base_url, c.credentials_ciphertext, c.feed_cursor, c.feed_cursor_version,
-            s.next_poll_at, s.rate_limited_until, s.auth_failed_at, s.consecutive_failures
+            c.credentials_unreadable_at, s.next_poll_at, s.rate_limited_until, s.auth_failed_at, s.consecutive_failures
        FROM provider_connections c
        LEFT JOIN connection_poll_states s ON s.workspace_id = c.workspace_id AND s.connection_id = c.id
       WHERE c.workspace_id = $1 AND c.transport = 'poll' AND c.enabled
-      ORDER BY c.id`,
+      -- Longest waiting first: when a poll runs out of time, the connections it did not reach go first next time.
+      ORDER BY s.last_attempt_at ASC NULLS FIRST, c.id`,
     [workspaceId],
   );
   return {
@@ -65,6 +70,7 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
       nextPollAt: row.next_poll_at,
       rateLimitedUntil: row.rate_limited_until,
       authFailedAt: row.auth_failed_at,
+      credentialsUnreadableAt: row.credentials_unreadable_at,
       consecutiveFailures: row.consecutive_failures ?? 0,
     })),
   };
@@ -105,21 +111,46 @@ export async function resetConnectionFeed(db: Database, workspaceId: string, con
   });
 }
 
-export async function startPollRun(
-  sql: Sql,
-  run: { workspaceId: string; connectionId: string; provider: string; eventId: string | null; runner: string },
-): Promise<number> {
-  const { rows } = await sql.query<{ id: number }>(
-    `INSERT INTO poll_runs (workspace_id, connection_id, provider, trigger_event_id, runner, status)
-     VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id`,
-    [run.workspaceId, run.connectionId, run.provider, run.eventId, run.runner],
-  );
-  await sql.query(
-    `INSERT INTO connection_poll_states (workspace_id, connection_id, last_attempt_at) VALUES ($1, $2, now())
-     ON CONFLICT (workspace_id, connection_id) DO UPDATE SET last_attempt_at = now()`,
-    [run.workspaceId, run.connectionId],
-  );
-  return rows[0]!.id;
+/**
+ * Claims a connection for one poll run and records the run, in one transaction. The claim is taken only when no
+ * other run holds it: it is free, its holder let it lapse (it outlived `claimMs`, which is past the run's deadline),
+ * or it is one of this poll runner's own (`mine`, a prefix) that it knows has ended (not in `running`: its outcome
+ * could not be recorded, the database being down). So no two processes poll one connection at once, whatever
+ * happened to the jobs that started them. Answers the run's id, or null when another run holds the connection.
+ */
+export async function claimPollRun(
+  db: Database,
+  run: {
+    workspaceId: string;
+    connectionId: string;
+    provider: string;
+    eventId: string | null;
+    runner: string;
+    claim: string;
+    claimMs: number;
+    mine: string;
+    running: readonly string[];
+  },
+): Promise<number | null> {
+  return db.transaction(async (tx) => {
+    const { rows: claimed } = await tx.query(
+      `INSERT INTO connection_poll_states AS s (workspace_id, connection_id, last_attempt_at, claimed_by, claimed_until)
+       VALUES ($1, $2, now(), $3, now() + $4 * interval '1 millisecond')
+       ON CONFLICT (workspace_id, connection_id) DO UPDATE
+          SET last_attempt_at = now(), claimed_by = excluded.claimed_by, claimed_until = excluded.claimed_until
+        WHERE s.claimed_until IS NULL OR s.claimed_until < now()
+           OR (starts_with(s.claimed_by, $5) AND NOT s.claimed_by = ANY($6::text[]))
+       RETURNING 1`,
+      [run.workspaceId, run.connectionId, run.claim, run.claimMs, run.mine, run.running],
+    );
+    if (claimed.length === 0) return null;
+    const { rows } = await tx.query<{ id: number }>(
+      `INSERT INTO poll_runs (workspace_id, connection_id, provider, trigger_event_id, runner, status)
+       VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id`,
+      [run.workspaceId, run.connectionId, run.provider, run.eventId, run.runner],
+    );
+    return rows[0]!.id;
+  });
 }
 
 export interface RunTotals {
@@ -130,22 +161,6 @@ export interface RunTotals {
   late: number;
   duplicate: number;
   rejected: number;
-}
-
-export async function finishPollRun(
-  sql: Sql,
-  workspaceId: string,
-  runId: number,
-  outcome: { status: 'succeeded' | 'failed'; errorClass: string | null; errorMessage: string | null; totals: RunTotals },
-): Promise<void> {
-  const t = outcome.totals;
-  await sql.query(
-    `UPDATE poll_runs
-        SET finished_at = date_trunc('milliseconds', now()), status = $3, error_class = $4, error_message = $5,
-            provider_requests = $6, pages = $7, skipped_entities = $8, accepted = $9, late = $10, duplicate = $11, rejected = $12
-      WHERE workspace_id = $1 AND id = $2`,
-    [workspaceId, runId, outcome.status, outcome.errorClass, outcome.errorMessage, t.requests, t.pages, t.skipped, t.accepted, t.late, t.duplicate, t.rejected],
-  );
 }
 
 /**
@@ -182,38 +197,82 @@ export async function closeAbandonedPollRuns(sql: Sql, olderThanMs: number, work
   return rows[0]!.closed;
 }
 
+export type PollOutcome =
+  | { status: 'succeeded' }
+  | {
+      status: 'failed';
+      errorClass: string;
+      message: string;
+      nextPollAt: Date | null;
+      rateLimitedUntil: Date | null;
+      authFailed: boolean;
+      /** With `credentials_unreadable`: the fingerprint of the key that failed (see markCredentialsUnreadable). */
+      keyFingerprint?: string;
+    };
+
 /**
- * A successful poll: the connection is healthy again, and every vehicle bound to it is confirmed in sync with
- * its provider (the `lastSyncedAt` clock of DESIGN §8), whether or not it reported anything new.
+ * A run's outcome, in one transaction: the run record, the connection's health (unless another run holds the
+ * connection by now), the claim released, and on success the connection's sync mark, which confirms every vehicle
+ * bound to it (the `lastSyncedAt` of DESIGN §8) without touching their rows.
  */
-export async function recordPollSuccess(sql: Sql, workspaceId: string, connectionId: string): Promise<void> {
-  await sql.query(
-    `UPDATE connection_poll_states
-        SET last_success_at = now(), consecutive_failures = 0, next_poll_at = NULL, rate_limited_until = NULL,
-            auth_failed_at = NULL
-      WHERE workspace_id = $1 AND connection_id = $2`,
-    [workspaceId, connectionId],
-  );
-  await sql.query(
-    `UPDATE vehicles v SET last_synced_at = now()
-       FROM device_bindings d
-      WHERE d.workspace_id = $1 AND d.connection_id = $2 AND v.workspace_id = d.workspace_id AND v.id = d.vehicle_id`,
-    [workspaceId, connectionId],
-  );
+export async function recordPollOutcome(
+  db: Database,
+  run: { workspaceId: string; connectionId: string; runId: number; claim: string },
+  outcome: PollOutcome,
+  totals: RunTotals,
+): Promise<void> {
+  const { workspaceId, connectionId } = run;
+  const t = totals;
+  await db.transaction(async (tx) => {
+    await tx.query(
+      `UPDATE poll_runs
+          SET finished_at = date_trunc('milliseconds', now()), status = $3, error_class = $4, error_message = $5,
+              provider_requests = $6, pages = $7, skipped_entities = $8, accepted = $9, late = $10, duplicate = $11, rejected = $12
+        WHERE workspace_id = $1 AND id = $2`,
+      [
+        workspaceId,
+        run.runId,
+        outcome.status,
+        outcome.status === 'failed' ? outcome.errorClass : null,
+        outcome.status === 'failed' ? outcome.message : null,
+        t.requests,
+        t.pages,
+        t.skipped,
+        t.accepted,
+        t.late,
+        t.duplicate,
+        t.rejected,
+      ],
+    );
+    const ours = `(claimed_by = $3 OR claimed_until IS NULL OR claimed_until < now())`;
+    if (outcome.status === 'succeeded') {
+      const { rowCount } = await tx.query(
+        `UPDATE connection_poll_states
+            SET last_success_at = now(), consecutive_failures = 0, next_poll_at = NULL, rate_limited_until = NULL,
+                auth_failed_at = NULL, claimed_by = NULL, claimed_until = NULL
+          WHERE workspace_id = $1 AND connection_id = $2 AND ${ours}`,
+        [workspaceId, connectionId, run.claim],
+      );
+      if (rowCount > 0) await markConnectionSynced(tx, workspaceId, connectionId);
+    } else {
+      await tx.query(
+        `UPDATE connection_poll_states
+            SET last_error_at = now(), last_error_class = $4, last_error_message = $5,
+                consecutive_failures = consecutive_failures + 1, next_poll_at = $6, rate_limited_until = $7,
+                auth_failed_at = CASE WHEN $8::boolean THEN now() ELSE NULL END, claimed_by = NULL, claimed_until = NULL
+          WHERE workspace_id = $1 AND connection_id = $2 AND ${ours}`,
+        [workspaceId, connectionId, run.claim, outcome.errorClass, outcome.message, outcome.nextPollAt, outcome.rateLimitedUntil, outcome.authFailed],
+      );
+      if (outcome.errorClass === 'credentials_unreadable' && outcome.keyFingerprint) await markCredentialsUnreadable(tx, workspaceId, connectionId, outcome.keyFingerprint);
+    }
+  });
 }
 
-export async function recordPollFailure(
-  sql: Sql,
-  workspaceId: string,
-  connectionId: string,
-  failure: { errorClass: string; message: string; nextPollAt: Date | null; rateLimitedUntil: Date | null; authFailed: boolean },
-): Promise<void> {
+/** The connection is confirmed with its provider now: every vehicle bound to it counts as synced. One row. */
+export async function markConnectionSynced(sql: Sql, workspaceId: string, connectionId: string): Promise<void> {
   await sql.query(
-    `UPDATE connection_poll_states
-        SET last_error_at = now(), last_error_class = $3, last_error_message = $4,
-            consecutive_failures = consecutive_failures + 1, next_poll_at = $5, rate_limited_until = $6,
-            auth_failed_at = CASE WHEN $7::boolean THEN now() ELSE NULL END
-      WHERE workspace_id = $1 AND connection_id = $2`,
-    [workspaceId, connectionId, failure.errorClass, failure.message, failure.nextPollAt, failure.rateLimitedUntil, failure.authFailed],
+    `INSERT INTO connection_sync_marks (workspace_id, connection_id, confirmed_at) VALUES ($1, $2, now())
+     ON CONFLICT (workspace_id, connection_id) DO UPDATE SET confirmed_at = GREATEST(connection_sync_marks.confirmed_at, excluded.confirmed_at)`,
+    [workspaceId, connectionId],
   );
 }

@@ -3,7 +3,7 @@
  */
 import type { Sql } from '../db/database.ts';
 import { notFound } from '../errors.ts';
-import { vehicleStatusSql, type VehicleStatus } from '../health/rules.ts';
+import { vehicleStatusSql, vehicleSyncJoin, type VehicleStatus } from '../health/rules.ts';
 import { isoOrNull } from '../time.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { utcText } from './sql-fragments.ts';
@@ -55,7 +55,7 @@ interface VehicleRow {
 
 /** Vehicles with devices, snapshot and freshness status at the clock in parameter `now`. */
 const vehicleSelect = (now: string) => `
-  SELECT v.workspace_id, v.id, v.name, v.vin, v.active, v.created_at, v.last_synced_at, v.last_observed_at,
+  SELECT v.workspace_id, v.id, v.name, v.vin, v.active, v.created_at, sy.synced_at AS last_synced_at, v.last_observed_at,
          ${vehicleStatusSql(now)} AS status,
          COALESCE((SELECT jsonb_agg(jsonb_build_object('connectionId', d.connection_id, 'externalId', d.external_id,
                                                        'provider', c.provider) ORDER BY c.provider, d.external_id)
@@ -68,7 +68,8 @@ const vehicleSelect = (now: string) => `
                      FROM signal_snapshot s
                     WHERE s.workspace_id = v.workspace_id AND s.vehicle_id = v.id), '{}'::jsonb) AS signals
     FROM vehicles v
-    JOIN telematics_policies p ON p.workspace_id = v.workspace_id`;
+    JOIN telematics_policies p ON p.workspace_id = v.workspace_id
+    ${vehicleSyncJoin}`;
 
 const age = (at: Date | null, nowMs: number) => (at ? Math.max(0, Math.round((nowMs - at.getTime()) / 1000)) : null);
 

@@ -42,6 +42,8 @@ export interface StreamState {
   dropped: number;
   buffered: number;
   badFrames: number;
+  /** Updates core refused and the stream process set aside after isolating them (see docs/OPERATIONS.md). */
+  deadLettered: number;
   lastErrorClass: string | null;
   lastError: string | null;
   lastErrorAt: string | null;
@@ -59,6 +61,8 @@ export interface Connection {
   enabled: boolean;
   createdAt: string;
   updatedAt: string;
+  /** When the stored credentials were found unreadable under this deployment's key; null while they are fine. */
+  credentialsUnreadableAt: string | null;
   pollState: PollState | null;
   streamState: StreamState | null;
 }
@@ -106,19 +110,20 @@ interface ConnectionRow extends PollStateRow {
   enabled: boolean;
   created_at: Date;
   updated_at: Date;
+  credentials_unreadable_at: Date | null;
   /** Built by jsonb_build_object: the bigint counters arrive as JSON numbers. */
   stream: StreamState | null;
 }
 
 const selectConnections = `
-  SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.base_url, c.enabled, c.created_at, c.updated_at,
+  SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.base_url, c.enabled, c.created_at, c.updated_at, c.credentials_unreadable_at,
          ${pollStateColumns},
          (SELECT jsonb_build_object(
                    'holder', t.holder, 'connected', t.connected, 'sockets', t.sockets, 'socketsOpen', t.sockets_open,
                    'lastMessageAt', ${utcText('t.last_message_at')}, 'lastHeartbeatAt', ${utcText('t.last_heartbeat_at')},
                    'connectedSince', ${utcText('t.connected_since')}, 'reconnects', t.reconnects, 'readingsIn', t.readings_in,
                    'delivered', t.delivered, 'coalesced', t.coalesced, 'dropped', t.dropped, 'buffered', t.buffered,
-                   'badFrames', t.bad_frames, 'lastErrorClass', t.last_error_class, 'lastError', t.last_error,
+                   'badFrames', t.bad_frames, 'deadLettered', t.dead_lettered, 'lastErrorClass', t.last_error_class, 'lastError', t.last_error,
                    'lastErrorAt', ${utcText('t.last_error_at')}, 'nextReconnectAt', ${utcText('t.next_reconnect_at')},
                    'reportedAt', ${utcText('t.reported_at')})
             FROM stream_connection_states t
@@ -137,6 +142,7 @@ function toConnection(row: ConnectionRow): Connection {
     enabled: row.enabled,
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
+    credentialsUnreadableAt: isoOrNull(row.credentials_unreadable_at),
     pollState: readPollState(row, isoOrNull),
     streamState: row.stream,
   };
@@ -242,28 +248,51 @@ export async function updateConnection(
   id: string,
   changes: ConnectionChanges,
 ): Promise<Connection> {
-  const current = await findConnection(sql, workspaceId, id);
-  if (!current) throw notFound('connection', id);
+  // A connection's provider never changes, so reading it first (to check new credentials against its contract)
+  // cannot race with anything; the change itself is one statement.
+  const { rows: found } = await sql.query<{ provider: string }>('SELECT provider FROM provider_connections WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+  if (!found[0]) throw notFound('connection', id);
   const ciphertext =
     changes.credentials === undefined
       ? null
-      : encryptCredentials(secretKey, { workspaceId, connectionId: id }, checkCredentials(current.provider, changes.credentials));
-  await sql.query(
-    `UPDATE provider_connections
-        SET label = COALESCE($3, label), enabled = COALESCE($4, enabled), base_url = COALESCE($5, base_url),
-            credentials_ciphertext = COALESCE($6, credentials_ciphertext), updated_at = now()
-      WHERE workspace_id = $1 AND id = $2`,
-    [workspaceId, id, changes.label ?? null, changes.enabled ?? null, changes.baseUrl === undefined ? null : checkBaseUrl(changes.baseUrl), ciphertext],
+      : encryptCredentials(secretKey, { workspaceId, connectionId: id }, checkCredentials(found[0].provider, changes.credentials));
+  // New credentials or a fixed configuration deserve a poll at once, not after the backoff of the old failures.
+  const retryNow = ciphertext !== null || changes.enabled === true || changes.baseUrl !== undefined;
+  const { rows } = await sql.query<{ n: number }>(
+    `WITH changed AS (
+       UPDATE provider_connections
+          SET label = COALESCE($3, label), enabled = COALESCE($4, enabled), base_url = COALESCE($5, base_url),
+              credentials_ciphertext = COALESCE($6, credentials_ciphertext),
+              credentials_unreadable_at = CASE WHEN $6::text IS NULL THEN credentials_unreadable_at END, updated_at = now()
+        WHERE workspace_id = $1 AND id = $2
+        RETURNING workspace_id, id
+     ), retried AS (
+       UPDATE connection_poll_states s SET auth_failed_at = NULL, next_poll_at = NULL, consecutive_failures = 0
+         FROM changed c
+        WHERE $7::boolean AND s.workspace_id = c.workspace_id AND s.connection_id = c.id
+     )
+     SELECT count(*)::int AS n FROM changed`,
+    [workspaceId, id, changes.label ?? null, changes.enabled ?? null, changes.baseUrl === undefined ? null : checkBaseUrl(changes.baseUrl), ciphertext, retryNow],
   );
-  if (ciphertext !== null || changes.enabled === true || changes.baseUrl !== undefined) {
-    // New credentials or a fixed configuration deserve a poll at once, not after the backoff of the old failures.
-    await sql.query(
-      `UPDATE connection_poll_states SET auth_failed_at = NULL, next_poll_at = NULL, consecutive_failures = 0
-        WHERE workspace_id = $1 AND connection_id = $2`,
-      [workspaceId, id],
-    );
-  }
-  return (await findConnection(sql, workspaceId, id)) ?? current;
+  if (rows[0]!.n === 0) throw notFound('connection', id);
+  const updated = await findConnection(sql, workspaceId, id);
+  if (!updated) throw notFound('connection', id);
+  return updated;
+}
+
+/**
+ * The connection's stored credentials cannot be decrypted with this deployment's key (a row restored from another
+ * deployment, or damaged): its health says so until the credentials are entered again. Set once, and only by a
+ * process whose key is the deployment's (`keyFingerprint` matches the one on record): a process left with an old
+ * key after a rotation must not mark every connection it cannot read.
+ */
+export async function markCredentialsUnreadable(sql: Sql, workspaceId: string, id: string, keyFingerprint: string): Promise<void> {
+  await sql.query(
+    `UPDATE provider_connections SET credentials_unreadable_at = now()
+      WHERE workspace_id = $1 AND id = $2 AND credentials_unreadable_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM deployment_settings WHERE name = 'credential_key_fingerprint' AND value <> $3)`,
+    [workspaceId, id, keyFingerprint],
+  );
 }
 
 /** Removes a connection and its device bindings; the vehicles and their history stay. */

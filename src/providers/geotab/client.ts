@@ -33,6 +33,8 @@ export interface GeotabClientOptions {
   signal?: AbortSignal;
   /** Per request; combined with `signal`. */
   timeoutMs?: number;
+  /** Per answer; default the shared 16 MiB. */
+  maxBodyBytes?: number;
 }
 
 export interface FeedRequest {
@@ -61,7 +63,7 @@ export function createGeotabClient(options: GeotabClientOptions): GeotabClient {
     requests += 1;
     const held = cachedSession(memory, loginKey);
     const secrets = held ? [login.password, held.credentials.sessionId] : [login.password];
-    return postRpc(server, method, params, { timeoutMs, signal: options.signal, secrets });
+    return postRpc(server, method, params, { timeoutMs, signal: options.signal, secrets, maxBodyBytes: options.maxBodyBytes });
   };
 
   async function authenticate(): Promise<GeotabSession> {

@@ -4,7 +4,8 @@
  * "Rate limits" and "Response codes" guides). It fetches and validates; it does not map and does not retry: the
  * poll runner decides by the ProviderError class, which every failure is turned into here.
  */
-import { ProviderError, classifyHttpStatus, parseRetryAfter } from '../provider-error.ts';
+import { ProviderError } from '../provider-error.ts';
+import { providerFetch, redact, statusError } from '../provider-http.ts';
 import {
   errorBodySchema,
   maxTypesPerCall,
@@ -21,6 +22,8 @@ export interface SamsaraClientOptions {
   apiToken: string;
   /** Per request, from sending to the last body byte. */
   timeoutMs?: number;
+  /** Per answer, error pages included; default the shared 16 MiB. */
+  maxBodyBytes?: number;
 }
 
 export interface StatsQuery {
@@ -51,9 +54,9 @@ export interface SamsaraClient {
 
 export function createSamsaraClient(options: SamsaraClientOptions): SamsaraClient {
   const base = options.baseUrl.replace(/\/+$/, '');
-  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  const request = { token: options.apiToken, timeoutMs: options.timeoutMs ?? defaultTimeoutMs, maxBodyBytes: options.maxBodyBytes };
   const get = (path: string, params: Record<string, string | undefined>, signal: AbortSignal | undefined) =>
-    getJson(`${base}${path}`, path, params, options.apiToken, timeoutMs, signal);
+    getJson(`${base}${path}`, path, params, request, signal);
 
   return {
     statsFeed: async (q) => get('/fleet/vehicles/stats/feed', { ...common(q), after: q.after || undefined }, q.signal),
@@ -82,89 +85,49 @@ async function getJson(
   url: string,
   path: string,
   params: Record<string, string | undefined>,
-  token: string,
-  timeoutMs: number,
-  callerSignal: AbortSignal | undefined,
+  options: { token: string; timeoutMs: number; maxBodyBytes: number | undefined },
+  signal: AbortSignal | undefined,
 ): Promise<VehicleStatsListResponse> {
   const target = new URL(url);
   for (const [key, value] of Object.entries(params)) if (value !== undefined) target.searchParams.set(key, value);
   const what = `Samsara GET ${path}`;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
-  const aborted = (): ProviderError | undefined => {
-    if (callerSignal?.aborted) return new ProviderError('transient', `${what}: cancelled by the caller`);
-    if (timeout.aborted) return new ProviderError('transient', `${what}: no complete answer within ${timeoutMs} ms`);
-    return undefined;
-  };
-
-  let response: Response;
-  try {
-    response = await fetch(target, {
-      method: 'GET',
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-      // A redirect would carry the token to wherever it points; a base URL that redirects is a configuration error.
-      redirect: 'manual',
-      signal,
-    });
-  } catch (error) {
-    throw aborted() ?? new ProviderError('transient', redact(`${what}: network error: ${describe(error)}`, token));
-  }
-
-  let text: string;
-  try {
-    text = await response.text();
-  } catch (error) {
-    // Headers arrived, then the body stopped short of its length: what we have cannot be read.
-    throw aborted() ?? new ProviderError('malformed_response', redact(`${what}: body ended early (${describe(error)})`, token));
-  }
-
-  if (response.status < 200 || response.status >= 300) throw statusError(what, response, text, token);
+  const secrets = [options.token];
+  const answer = await providerFetch({
+    url: target,
+    headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' },
+    what,
+    timeoutMs: options.timeoutMs,
+    signal,
+    maxBodyBytes: options.maxBodyBytes,
+    secrets,
+  });
+  if (!answer.ok) throw statusError(what, answer, secrets, errorDetail(answer.text));
 
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(answer.text);
   } catch {
-    throw new ProviderError('malformed_response', `${what}: answered ${response.status} with a body that is not JSON (${text.length} bytes)`);
+    throw new ProviderError('malformed_response', `${what}: answered ${answer.status} with a body that is not JSON (${answer.text.length} bytes)`);
   }
   const parsed = vehicleStatsListResponseSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'body';
-    throw new ProviderError('malformed_response', redact(`${what}: unexpected response shape at ${where}: ${issue?.message ?? 'invalid'}`, token));
+    throw new ProviderError('malformed_response', redact(`${what}: unexpected response shape at ${where}: ${issue?.message ?? 'invalid'}`, secrets));
   }
   return parsed.data;
 }
 
-function statusError(what: string, response: Response, text: string, token: string): ProviderError {
-  if (response.status >= 300 && response.status < 400) {
-    return new ProviderError('permanent', `${what}: unexpected redirect (${response.status}); check the base URL`);
-  }
-  const errorClass = classifyHttpStatus(response.status);
-  let detail = '';
+/** Samsara's error body, for people reading the health page (Samsara asks clients not to depend on its text). */
+function errorDetail(text: string): string {
   try {
     const body = errorBodySchema.safeParse(JSON.parse(text));
-    if (body.success) {
-      // Samsara asks clients not to depend on the message text; it is for people reading the health page.
-      const message = body.data.message ? `: ${body.data.message.slice(0, 200)}` : '';
-      const requestId = body.data.requestId ? ` (request ${body.data.requestId.slice(0, 64)})` : '';
-      detail = `${message}${requestId}`;
-    }
+    if (!body.success) return '';
+    const message = body.data.message ? `: ${body.data.message.slice(0, 200)}` : '';
+    const requestId = body.data.requestId ? ` (request ${body.data.requestId.slice(0, 64)})` : '';
+    return `${message}${requestId}`;
   } catch {
     // An error page that is not JSON (a proxy's HTML, say): the status alone classifies it.
+    return '';
   }
-  const retryAfterMs = errorClass === 'rate_limited' ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
-  return new ProviderError(errorClass, redact(`${what}: answered ${response.status}${detail}`, token), retryAfterMs);
-}
-
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = (error as { cause?: unknown }).cause;
-  const code = cause && typeof cause === 'object' && 'code' in cause ? ` ${String((cause as { code: unknown }).code)}` : '';
-  const causeMessage = cause instanceof Error ? `: ${cause.message}` : '';
-  return `${error.message}${code}${causeMessage}`.slice(0, 300);
-}
-
-/** Whatever text reaches a message, the token never does (a server could echo it back). */
-function redact(text: string, token: string): string {
-  return token.length > 0 ? text.split(token).join('[redacted]') : text;
 }

@@ -3,7 +3,8 @@
  * DeviceResource as described in reference/provider-wire-formats.md §3a. A client only: no mapping. Every
  * failure is a ProviderError of the closed set, so the stream runtime picks its retry by class.
  */
-import { classifyHttpStatus, parseRetryAfter, ProviderError } from '../provider-error.ts';
+import { ProviderError } from '../provider-error.ts';
+import { providerFetch, statusError } from '../provider-http.ts';
 import { traccarApiUrl } from './urls.ts';
 
 export interface DevicesRequest {
@@ -12,38 +13,31 @@ export interface DevicesRequest {
   /** The connection's lifetime; aborting it abandons the request. */
   signal: AbortSignal;
   timeoutMs: number;
+  /** Default the shared 16 MiB: tens of thousands of devices. */
+  maxBodyBytes?: number;
 }
+
+const what = 'Traccar GET /api/devices';
 
 /** The device list as Traccar sent it (entries unchecked: the caller keeps the usable ones). */
 export async function fetchTraccarDevices(request: DevicesRequest): Promise<unknown[]> {
-  const url = traccarApiUrl(request.baseUrl, 'devices');
-  const signal = AbortSignal.any([request.signal, AbortSignal.timeout(request.timeoutMs)]);
-  let response: Response;
-  let text: string;
-  try {
-    response = await fetch(url, { headers: { authorization: `Bearer ${request.token}`, accept: 'application/json' }, signal });
-    text = await response.text();
-  } catch (error) {
-    // The message names the failure kind only: fetch errors can echo the URL, and nothing here may carry a token.
-    throw new ProviderError('transient', `Traccar /api/devices: ${failureKind(error)}`);
-  }
-  if (!response.ok) {
-    const retryAfterMs = response.status === 429 ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
-    throw new ProviderError(classifyHttpStatus(response.status), `Traccar /api/devices answered ${response.status}`, retryAfterMs);
-  }
+  const secrets = [request.token];
+  const answer = await providerFetch({
+    url: traccarApiUrl(request.baseUrl, 'devices'),
+    headers: { authorization: `Bearer ${request.token}`, accept: 'application/json' },
+    what,
+    timeoutMs: request.timeoutMs,
+    signal: request.signal,
+    maxBodyBytes: request.maxBodyBytes,
+    secrets,
+  });
+  if (!answer.ok) throw statusError(what, answer, secrets);
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(answer.text);
   } catch {
-    throw new ProviderError('malformed_response', 'Traccar /api/devices answered something that is not JSON');
+    throw new ProviderError('malformed_response', `${what}: answered something that is not JSON`);
   }
-  if (!Array.isArray(body)) throw new ProviderError('malformed_response', 'Traccar /api/devices did not answer a list');
+  if (!Array.isArray(body)) throw new ProviderError('malformed_response', `${what}: did not answer a list`);
   return body;
-}
-
-function failureKind(error: unknown): string {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    return error.name === 'TimeoutError' ? 'timed out' : 'aborted';
-  }
-  return 'network error';
 }

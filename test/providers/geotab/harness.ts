@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import type { GeotabPollPage } from '../../../src/providers/geotab/adapter.ts';
-import { startGeotabSimulator, type GeotabSimulator, type GeotabSimulatorOptions } from '../../../src/providers/geotab/simulator.ts';
+import { startGeotabSimulator, type GeotabSimulator, type GeotabSimulatorOptions } from '../../../src/sim/geotab/simulator.ts';
 import type { GeotabLogin } from '../../../src/providers/geotab/wire.ts';
 import { ProviderError, type ProviderErrorClass } from '../../../src/providers/provider-error.ts';
 import type { DeviceReadings, PollAdapter, PollContext } from '../../../src/providers/poll-adapter.ts';

@@ -5,7 +5,7 @@
  * samples, so its encoding and its ground truth are both tested.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startGeotabSimulator } from '../../../src/providers/geotab/simulator.ts';
+import { startGeotabSimulator } from '../../../src/sim/geotab/simulator.ts';
 import {
   deviceSchema,
   deviceStatusInfoSchema,

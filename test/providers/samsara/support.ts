@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { afterEach } from 'vitest';
 import type { PollAdapter, PollContext, PollPage } from '../../../src/providers/poll-adapter.ts';
-import { startSamsaraSimulator, type SamsaraSimulatorOptions } from '../../../src/providers/samsara/simulator.ts';
+import { startSamsaraSimulator, type SamsaraSimulatorOptions } from '../../../src/sim/samsara/simulator.ts';
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
 import { servedKey, type ServedReading } from '../../../src/sim/ground-truth.ts';
 import type { RunningSimulator } from '../../../src/sim/simulator.ts';

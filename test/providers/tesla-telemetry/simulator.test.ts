@@ -10,7 +10,7 @@ import {
   startTeslaTelemetrySimulator,
   type RunningTeslaTelemetrySimulator,
   type TeslaTelemetrySimulatorOptions,
-} from '../../../src/providers/tesla-telemetry/simulator.ts';
+} from '../../../src/sim/tesla-telemetry/simulator.ts';
 import { teslaTelemetryStreamAdapter } from '../../../src/providers/tesla-telemetry/adapter.ts';
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
 import { expectValidReadings } from '../../support/reading-invariants.ts';

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isProviderError, type ProviderError } from '../../../src/providers/provider-error.ts';
 import { knownDevices } from '../../../src/providers/traccar/device-ids.ts';
-import { startTraccarSimulator, type RunningTraccarSimulator } from '../../../src/providers/traccar/simulator.ts';
+import { startTraccarSimulator, type RunningTraccarSimulator } from '../../../src/sim/traccar/simulator.ts';
 import { createTraccarStreamAdapter, traccarStreamAdapter } from '../../../src/providers/traccar/adapter.ts';
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
 import { context } from '../../support/stream-client.ts';

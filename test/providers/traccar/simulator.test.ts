@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { servedKey } from '../../../src/sim/ground-truth.ts';
-import { startTraccarSimulator, type RunningTraccarSimulator, type TraccarSimulatorOptions } from '../../../src/providers/traccar/simulator.ts';
+import { startTraccarSimulator, type RunningTraccarSimulator, type TraccarSimulatorOptions } from '../../../src/sim/traccar/simulator.ts';
 import { traccarStreamAdapter } from '../../../src/providers/traccar/adapter.ts';
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
 import { expectValidReadings } from '../../support/reading-invariants.ts';

@@ -7,7 +7,7 @@ import { problemResponses } from '../problem.ts';
 import { workspaceHealthSchema, wsParams } from '../schemas.ts';
 import type { TypedApp } from '../typed-app.ts';
 
-export function registerHealthRoutes(app: TypedApp, { db }: { db: Database }): void {
+export function registerHealthRoutes(app: TypedApp, { db, clock }: { db: Database; clock: () => number }): void {
   app.get(
     '/v1/workspaces/:ws/health',
     {
@@ -21,7 +21,7 @@ export function registerHealthRoutes(app: TypedApp, { db }: { db: Database }): v
       },
     },
     async (request, reply) => {
-      const [health] = await loadWorkspaceHealth(db, [request.params.ws], Date.now());
+      const [health] = await loadWorkspaceHealth(db, [request.params.ws], clock());
       if (!health) throw notFound('workspace', request.params.ws);
       reply.header('cache-control', 'no-store');
       return health;
@@ -46,7 +46,7 @@ export function registerHealthRoutes(app: TypedApp, { db }: { db: Database }): v
       },
     },
     async (_request, reply) => {
-      const items = await loadWorkspaceHealth(db, 'all', Date.now());
+      const items = await loadWorkspaceHealth(db, 'all', clock());
       const rank = { failing: 0, degraded: 1, ok: 2 } as const;
       items.sort((a, b) => rank[a.status] - rank[b.status] || a.name.localeCompare(b.name));
       const counts = { ok: 0, degraded: 0, failing: 0 };

@@ -3,10 +3,11 @@ import { z } from 'zod';
 import type { Database } from '../../db/database.ts';
 import { isSchemaCurrent } from '../../db/migrate.ts';
 import { metricsRegistry } from '../../metrics.ts';
+import { isCredentialKeyCurrent } from '../../registry/credential-key.ts';
 import { HttpProblem, problemResponses } from '../problem.ts';
 import type { TypedApp } from '../typed-app.ts';
 
-export function registerOpsRoutes(app: TypedApp, deps: { db: Database }): void {
+export function registerOpsRoutes(app: TypedApp, deps: { db: Database; secretKey: Buffer }): void {
   app.get(
     '/healthz',
     {
@@ -21,7 +22,7 @@ export function registerOpsRoutes(app: TypedApp, deps: { db: Database }): void {
     {
       config: { access: 'public' },
       schema: {
-        summary: 'Readiness: the database answers and the schema is current',
+        summary: "Readiness: the database answers, the schema is current and this process's credential key is the deployment's",
         tags: ['ops'],
         security: [],
         response: { 200: z.object({ status: z.literal('ready') }), ...problemResponses(503) },
@@ -29,13 +30,16 @@ export function registerOpsRoutes(app: TypedApp, deps: { db: Database }): void {
     },
     async () => {
       let ready = false;
+      let keyCurrent = true;
       try {
         ready = await isSchemaCurrent(deps.db);
+        keyCurrent = ready && (await isCredentialKeyCurrent(deps.db, deps.secretKey));
       } catch {
         ready = false;
       }
-      if (!ready) {
-        throw new HttpProblem(503, 'not_ready', 'the database is unreachable or its schema is not current');
+      if (!ready) throw new HttpProblem(503, 'not_ready', 'the database is unreachable or its schema is not current');
+      if (!keyCurrent) {
+        throw new HttpProblem(503, 'credential_key_mismatch', "the database's provider credentials were re-encrypted under another key: restart this process with the new FLEETWIRE_SECRET_KEY");
       }
       return { status: 'ready' as const };
     },

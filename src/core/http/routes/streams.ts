@@ -1,43 +1,42 @@
 /**
- * Core's internal API for the stream runtime (service token): which stream connections exist (with credentials,
- * decrypted for the service only), leases that give each to one stream process, and the status those processes
- * report back.
+ * Core's internal API for the stream runtime (service token): the directory of stream connections a process may
+ * hold (its own and the free ones, paged, without credentials), leases that give each connection to one stream
+ * process (the answer carries what it needs to open them, credentials decrypted for the service only), and the
+ * status those processes report back.
  */
 import { z } from 'zod';
 import {
-  streamConnectionListSchema,
+  streamDirectoryPageSchema,
+  streamDirectoryQuerySchema,
   streamLeaseAnswerSchema,
   streamLeaseRequestSchema,
   streamStatusReportSchema,
 } from '../../../canonical/stream-api.ts';
 import type { Database } from '../../db/database.ts';
-import { acquireStreamLeases, listStreamConnections, liveStreamHolders, recordStreamStatus } from '../../streams/stream-store.ts';
+import { acquireStreamLeases, listStreamDirectory, liveStreamHolders, recordStreamStatus } from '../../streams/stream-store.ts';
 import { problemResponses } from '../problem.ts';
 import type { TypedApp } from '../typed-app.ts';
 
-/** A lease lives this long unless renewed; stream processes renew every few seconds. */
-export const streamLeaseTtlSeconds = 30;
 /** A connection whose last heartbeat is older than this does not count as live for its vehicles' sync clock. */
 const liveWithinSeconds = 90;
 
-export function registerStreamRoutes(app: TypedApp, deps: { db: Database; secretKey: Buffer }): void {
+export function registerStreamRoutes(app: TypedApp, deps: { db: Database; secretKey: Buffer; leaseTtlSeconds: number }): void {
+  const ttl = deps.leaseTtlSeconds;
+
   app.get(
     '/internal/v1/stream-connections',
     {
       config: { access: 'service' },
       schema: {
-        summary: 'The stream connections to hold: provider, base URL, credentials, bound devices, current lease',
+        summary: 'The stream connections a stream process may hold: its own and the free ones, paged, without credentials',
         tags: ['internal'],
-        response: { 200: streamConnectionListSchema, ...problemResponses(401, 403) },
+        querystring: streamDirectoryQuerySchema,
+        response: { 200: streamDirectoryPageSchema, ...problemResponses(400, 401, 403) },
       },
     },
-    async (_request, reply) => {
-      reply.header('cache-control', 'no-store');
-      return {
-        items: await listStreamConnections(deps.db, deps.secretKey),
-        holders: await liveStreamHolders(deps.db, streamLeaseTtlSeconds),
-        leaseTtlSeconds: streamLeaseTtlSeconds,
-      };
+    async (request) => {
+      const page = await listStreamDirectory(deps.db, request.query);
+      return { ...page, holders: await liveStreamHolders(deps.db, ttl), leaseTtlSeconds: ttl };
     },
   );
 
@@ -47,16 +46,13 @@ export function registerStreamRoutes(app: TypedApp, deps: { db: Database; secret
       config: { access: 'service' },
       schema: {
         summary: 'Acquire or renew leases on stream connections for one stream process, and release others',
+        description: 'Answers the connections the process holds now, each with its base URL, credentials and bound devices.',
         tags: ['internal'],
         body: streamLeaseRequestSchema,
         response: { 200: streamLeaseAnswerSchema, ...problemResponses(400, 401, 403) },
       },
     },
-    async (request) => {
-      const { holder, wanted, release, leaving } = request.body;
-      const granted = await acquireStreamLeases(deps.db, holder, wanted, release, streamLeaseTtlSeconds, leaving);
-      return { granted, ttlSeconds: streamLeaseTtlSeconds };
-    },
+    async (request) => ({ ...(await acquireStreamLeases(deps.db, deps.secretKey, request.body, ttl)), ttlSeconds: ttl }),
   );
 
   app.post(
@@ -65,6 +61,7 @@ export function registerStreamRoutes(app: TypedApp, deps: { db: Database; secret
       config: { access: 'service' },
       schema: {
         summary: "A stream process's report on the connections it holds: connected, last message and heartbeat, counters",
+        description: 'Reports on connections the process holds no live lease on are ignored; `recorded` counts the others.',
         tags: ['internal'],
         body: streamStatusReportSchema,
         response: { 200: z.object({ recorded: z.number().int() }), ...problemResponses(400, 401, 403) },

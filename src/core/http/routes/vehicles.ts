@@ -31,7 +31,7 @@ async function explainStale(db: Database, workspaceId: string, vehicles: Vehicle
   for (const vehicle of stale) vehicle.freshness.reason = staleReason([...new Set(vehicle.devices.map((d) => d.connectionId))], health);
 }
 
-export function registerVehicleRoutes(app: TypedApp, { db }: { db: Database }): void {
+export function registerVehicleRoutes(app: TypedApp, { db, clock }: { db: Database; clock: () => number }): void {
   app.post(
     '/v1/workspaces/:ws/vehicles',
     {
@@ -68,7 +68,7 @@ export function registerVehicleRoutes(app: TypedApp, { db }: { db: Database }): 
     },
     async (request) => {
       await getWorkspace(db, request.params.ws);
-      const now = Date.now();
+      const now = clock();
       const page = await listVehicles(db, request.params.ws, request.query, now);
       await explainStale(db, request.params.ws, page.items, now);
       return page;
@@ -87,7 +87,7 @@ export function registerVehicleRoutes(app: TypedApp, { db }: { db: Database }): 
       },
     },
     async (request) => {
-      const now = Date.now();
+      const now = clock();
       const vehicle = await getVehicle(db, request.params.ws, request.params.vehicleId, now);
       await explainStale(db, request.params.ws, [vehicle], now);
       return vehicle;

@@ -7,10 +7,10 @@
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
-import { FaultInjector } from '../../sim/faults.ts';
-import type { FleetModel, Sample } from '../../sim/fleet-model.ts';
-import { GroundTruth } from '../../sim/ground-truth.ts';
-import type { SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
+import { FaultInjector } from '../faults.ts';
+import type { FleetModel, Sample } from '../fleet-model.ts';
+import { GroundTruth } from '../ground-truth.ts';
+import type { SimulatedAccount, SimulatorListenOptions } from '../simulator.ts';
 import {
   deviceStatus,
   ignitionEvent,
@@ -19,8 +19,8 @@ import {
   simulatedPosition,
 } from './simulator-frames.ts';
 import { answerRest } from './simulator-rest.ts';
-import { refuseUpgrade, runStreamSimulator, SimulatorSockets, type RunningStreamSimulator } from '../../sim/stream-sockets.ts';
-import type { TraccarDevice, TraccarDeviceStatus, TraccarEvent, TraccarPosition } from './wire.ts';
+import { refuseUpgrade, runStreamSimulator, SimulatorSockets, type RunningStreamSimulator } from '../stream-sockets.ts';
+import type { TraccarDevice, TraccarDeviceStatus, TraccarEvent, TraccarPosition } from '../../providers/traccar/wire.ts';
 
 export interface TraccarSimulatorOptions extends SimulatorListenOptions {
   accounts: SimulatedAccount<{ token: string }>[];

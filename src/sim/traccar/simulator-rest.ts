@@ -4,8 +4,8 @@
  * the faults a test queues for it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FaultInjector, FaultKind } from '../../sim/faults.ts';
-import type { TraccarDevice } from './wire.ts';
+import type { FaultInjector, FaultKind } from '../faults.ts';
+import type { TraccarDevice } from '../../providers/traccar/wire.ts';
 
 /** `devicesOf` answers the device list of the token's user, or undefined for a token nobody has. */
 export function answerRest(

@@ -6,9 +6,9 @@
  * Versions are 16-hex-digit positions in the fleet log: a page's `toVersion` is the sequence number after the
  * last sample it consumed, so both feeds share one version space and a version stays valid across pages.
  */
-import type { FleetModel, Sample, VehicleIdentity } from '../../sim/fleet-model.ts';
-import type { ServedReading } from '../../sim/ground-truth.ts';
-import { diagnosticIds, type Device, type DeviceStatusInfo, type LogRecord, type StatusData } from './wire.ts';
+import type { FleetModel, Sample, VehicleIdentity } from '../fleet-model.ts';
+import type { ServedReading } from '../ground-truth.ts';
+import { diagnosticIds, type Device, type DeviceStatusInfo, type LogRecord, type StatusData } from '../../providers/geotab/wire.ts';
 
 export function versionOf(seq: number): string {
   return seq.toString(16).padStart(16, '0');

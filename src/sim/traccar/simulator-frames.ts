@@ -3,9 +3,9 @@
  * reference/provider-wire-formats.md §3a), and what each position says in canonical terms, by the simulator's
  * own arithmetic: ground truth must not borrow the adapter's mapping, or a mapping bug would agree with itself.
  */
-import type { VehicleIdentity, VehicleState } from '../../sim/fleet-model.ts';
-import type { ServedReading } from '../../sim/ground-truth.ts';
-import type { TraccarDevice, TraccarDeviceStatus, TraccarEvent, TraccarPosition } from './wire.ts';
+import type { VehicleIdentity, VehicleState } from '../fleet-model.ts';
+import type { ServedReading } from '../ground-truth.ts';
+import type { TraccarDevice, TraccarDeviceStatus, TraccarEvent, TraccarPosition } from '../../providers/traccar/wire.ts';
 
 const kphPerKnot = 1.852;
 

@@ -10,14 +10,14 @@ import { createServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { SignalName } from '../../canonical/signals.ts';
-import { FaultInjector, xorshift32 } from '../../sim/faults.ts';
-import type { FleetModel } from '../../sim/fleet-model.ts';
-import { GroundTruth } from '../../sim/ground-truth.ts';
-import type { SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
+import { FaultInjector, xorshift32 } from '../faults.ts';
+import type { FleetModel } from '../fleet-model.ts';
+import { GroundTruth } from '../ground-truth.ts';
+import type { SimulatedAccount, SimulatorListenOptions } from '../simulator.ts';
 import { servedReadingsOf, simulatedRecord } from './simulator-records.ts';
-import { refuseUpgrade, runStreamSimulator, SimulatorSockets, type RunningStreamSimulator } from '../../sim/stream-sockets.ts';
+import { refuseUpgrade, runStreamSimulator, SimulatorSockets, type RunningStreamSimulator } from '../stream-sockets.ts';
 import { safeDecode, upgradeFault } from './simulator-upgrades.ts';
-import type { TelemetryRecord } from './wire.ts';
+import type { TelemetryRecord } from '../../providers/tesla-telemetry/wire.ts';
 
 export interface TeslaTelemetrySimulatorOptions extends SimulatorListenOptions {
   accounts: SimulatedAccount<{ accessToken: string }>[];

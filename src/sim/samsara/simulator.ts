@@ -11,10 +11,10 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { timestampSchema } from '../../canonical/update.ts';
-import { FaultInjector } from '../../sim/faults.ts';
-import type { FleetModel } from '../../sim/fleet-model.ts';
-import { GroundTruth } from '../../sim/ground-truth.ts';
-import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
+import { FaultInjector } from '../faults.ts';
+import type { FleetModel } from '../fleet-model.ts';
+import { GroundTruth } from '../ground-truth.ts';
+import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../simulator.ts';
 import {
   InvalidCursor,
   feedPage,
@@ -25,7 +25,7 @@ import {
   type StatsSelection,
 } from './simulator-pages.ts';
 import { createMotionIndex, isServedType, type MotionIndex, type Served } from './simulator-stats.ts';
-import { isSamsaraStatType, maxTypesPerCall, type ErrorBodyOut } from './wire.ts';
+import { isSamsaraStatType, maxTypesPerCall, type ErrorBodyOut } from '../../providers/samsara/wire.ts';
 
 export interface SamsaraSimulatorOptions extends SimulatorListenOptions {
   accounts: SimulatedAccount<{ apiToken: string }>[];

@@ -3,7 +3,7 @@
  * per minute). Time comes from the simulator's clock, so tests expire sessions and windows without sleeping.
  */
 import { randomBytes } from 'node:crypto';
-import { sessionCredentialsSchema, type SessionCredentials } from './wire.ts';
+import { sessionCredentialsSchema, type SessionCredentials } from '../../providers/geotab/wire.ts';
 
 export class SimulatedSessions {
   private readonly open = new Map<string, { database: string; userName: string; expiresAtMs: number }>();

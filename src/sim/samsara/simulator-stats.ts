@@ -5,9 +5,9 @@
  * end-to-end tests compare two independent conversions.
  */
 import type { SignalName } from '../../canonical/signals.ts';
-import type { FleetModel, Sample } from '../../sim/fleet-model.ts';
-import type { ServedReading } from '../../sim/ground-truth.ts';
-import type { EngineStateEntry, GpsPoint, SamsaraStatType, TimedNumber } from './wire.ts';
+import type { FleetModel, Sample } from '../fleet-model.ts';
+import type { ServedReading } from '../ground-truth.ts';
+import type { EngineStateEntry, GpsPoint, SamsaraStatType, TimedNumber } from '../../providers/samsara/wire.ts';
 
 /** Readings as served, before the account is known. */
 export type Served = Omit<ServedReading, 'account'>;

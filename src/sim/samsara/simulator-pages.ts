@@ -8,9 +8,9 @@
  * empty, as Samsara's pages can.
  */
 import { z } from 'zod';
-import { newestPerSignal, type FleetModel, type Sample } from '../../sim/fleet-model.ts';
+import { newestPerSignal, type FleetModel, type Sample } from '../fleet-model.ts';
 import { servedTypeSource, toEntry, type MotionIndex, type Served, type ServedType, type StatEntry } from './simulator-stats.ts';
-import type { Pagination, VehicleStatsListBody, VehicleStatsListItem, VehicleStatsSnapshotBody, VehicleStatsSnapshotItem } from './wire.ts';
+import type { Pagination, VehicleStatsListBody, VehicleStatsListItem, VehicleStatsSnapshotBody, VehicleStatsSnapshotItem } from '../../providers/samsara/wire.ts';
 
 export interface StatsSelection {
   /** The requested types the simulator has data for, in request order. */

@@ -4,8 +4,8 @@
  * and what each record says in canonical terms, by the simulator's own arithmetic rather than the adapter's.
  */
 import type { ChargingState, SignalName } from '../../canonical/signals.ts';
-import type { ServedReading } from '../../sim/ground-truth.ts';
-import type { DetailedChargeState, TelemetryDatum, TelemetryRecord } from './wire.ts';
+import type { ServedReading } from '../ground-truth.ts';
+import type { DetailedChargeState, TelemetryDatum, TelemetryRecord } from '../../providers/tesla-telemetry/wire.ts';
 
 // Its own constant, not the adapter's: ground truth that shared the adapter's numbers would agree with its bugs.
 const kmPerMile = 1.609344;

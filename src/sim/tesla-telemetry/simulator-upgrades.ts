@@ -3,8 +3,8 @@
  * the way a failing server or proxy answers a websocket handshake (RFC 6455 §4.1: anything but 101 fails it).
  */
 import type { Duplex } from 'node:stream';
-import type { FaultKind } from '../../sim/faults.ts';
-import { refuseUpgrade } from '../../sim/stream-sockets.ts';
+import type { FaultKind } from '../faults.ts';
+import { refuseUpgrade } from '../stream-sockets.ts';
 
 /** Answers an upgrade the way a failing server or proxy would. */
 export function upgradeFault(socket: Duplex, fault: FaultKind, held: Set<Duplex>): void {

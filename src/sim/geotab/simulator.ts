@@ -12,13 +12,13 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import Fastify from 'fastify';
 import { z } from 'zod';
-import { FaultInjector, type FaultKind } from '../../sim/faults.ts';
-import type { FleetModel } from '../../sim/fleet-model.ts';
-import { GroundTruth, type ServedReading } from '../../sim/ground-truth.ts';
-import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../../sim/simulator.ts';
+import { FaultInjector, type FaultKind } from '../faults.ts';
+import type { FleetModel } from '../fleet-model.ts';
+import { GroundTruth, type ServedReading } from '../ground-truth.ts';
+import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../simulator.ts';
 import { FleetIndex, deviceStatusInfos, devices, logRecordPage, seqOfVersion, statusDataPage } from './simulator-feeds.ts';
 import { AuthenticateLimit, SimulatedSessions } from './simulator-sessions.ts';
-import { errorTypes, jsonRpcRequestSchema, maxResultsLimit, thisServer, type GeotabLogin } from './wire.ts';
+import { errorTypes, jsonRpcRequestSchema, maxResultsLimit, thisServer, type GeotabLogin } from '../../providers/geotab/wire.ts';
 
 export interface GeotabSimulatorOptions extends SimulatorListenOptions {
   accounts: SimulatedAccount<GeotabLogin>[];
