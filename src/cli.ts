@@ -5,19 +5,11 @@
 import { adminGroups, adminUsage, runAdminCommand, UsageError } from './cli/admin-commands.ts';
 import { simulatorUsage } from './cli/simulator-usage.ts';
 import { ConfigError, configFor, environmentVariables } from './config.ts';
-import { migrate } from './core/db/migrate.ts';
-import { runRetention } from './core/maintenance/retention.ts';
-import { abandonedRunAfterMs } from './core/polling/poll-runner.ts';
-import { closeAbandonedPollRuns } from './core/polling/poll-store.ts';
-import { openDatabaseOf, openCoreDatabase, pollJobTimings, startCore, type CoreConfig } from './core/runtime.ts';
-import { rotateCredentialKey, CredentialKeyMismatchError } from './core/registry/credential-key.ts';
-// The demo and the simulators are loaded by `demo` and `sim` only (dynamic imports below): production commands
-// never load them.
+import type { CoreConfig } from './core/runtime.ts';
+// Each command loads only what it runs (dynamic imports below): `stream` never loads core or the database
+// drivers, and only `demo` and `sim` load the demo and the simulators.
 import type { Demo } from './demo/run.ts';
 import { createLogger } from './logging.ts';
-import { streamAdapters } from './providers/registry.ts';
-import { startStreamHttp } from './stream/http.ts';
-import { configuredStreamOptions, startStreamRuntime } from './stream/runtime.ts';
 
 const usage = `usage: fleetwire <command>
 
@@ -94,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'core': {
+      const { startCore } = await import('./core/runtime.ts');
       const core = await startCore(configFor('core'), logger);
       onShutdown(() => core.stop());
       return -1;
@@ -108,6 +101,11 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'stream': {
       const config = configFor('stream');
+      const [{ streamAdapters }, { startStreamHttp }, { configuredStreamOptions, startStreamRuntime }] = await Promise.all([
+        import('./providers/registry.ts'),
+        import('./stream/http.ts'),
+        import('./stream/runtime.ts'),
+      ]);
       let stopping: Promise<void> | undefined;
       // Core refused the service token: no retry can fix that, so the process says why and stops.
       const onFatal = () => {
@@ -135,6 +133,12 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case 'maintain': {
+      const [{ openCoreDatabase, pollJobTimings }, { runRetention }, { abandonedRunAfterMs }, { closeAbandonedPollRuns }] = await Promise.all([
+        import('./core/runtime.ts'),
+        import('./core/maintenance/retention.ts'),
+        import('./core/polling/poll-runner.ts'),
+        import('./core/polling/poll-store.ts'),
+      ]);
       const db = await openCoreDatabase(configFor('database'), logger);
       try {
         const closedPollRuns = await closeAbandonedPollRuns(db, abandonedRunAfterMs(pollJobTimings));
@@ -145,6 +149,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'migrate': {
+      const [{ openDatabaseOf }, { migrate }] = await Promise.all([import('./core/runtime.ts'), import('./core/db/migrate.ts')]);
       const db = await openDatabaseOf(configFor('database'));
       try {
         const applied = await migrate(db);
@@ -159,6 +164,7 @@ async function main(argv: string[]): Promise<number> {
       if (config.newSecretKey === undefined) {
         throw new ConfigError(['FLEETWIRE_NEW_SECRET_KEY is not set: give the key to re-encrypt the provider credentials under (32 bytes, hex or base64)']);
       }
+      const [{ openCoreDatabase }, { rotateCredentialKey }] = await Promise.all([import('./core/runtime.ts'), import('./core/registry/credential-key.ts')]);
       const db = await openCoreDatabase(config, logger);
       try {
         const report = await rotateCredentialKey(db, config.secrets.secretKey, config.newSecretKey);
@@ -183,7 +189,8 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof CredentialKeyMismatchError) console.error(`fleetwire: ${error.message}`);
+    // A configuration problem, or a credential key that is not the database's: the message says what to do.
+    if (error instanceof ConfigError || (error instanceof Error && error.name === 'CredentialKeyMismatchError')) console.error(`fleetwire: ${error.message}`);
     else if (error instanceof UsageError) console.error(`fleetwire: ${error.message}\n\n${usage}`);
     else console.error(`fleetwire: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(error instanceof UsageError ? 2 : 1);

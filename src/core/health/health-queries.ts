@@ -7,8 +7,9 @@ import { pollStateColumns, readPollState, type PollStateRow } from '../registry/
 import {
   connectionHealth,
   freshRatio,
+  vehicleConfirmationsCte,
   vehicleStatusSql,
-  vehicleSyncJoin,
+  vehicleSyncFromConfirmations,
   workspaceHealth,
   type ConnectionFacts,
   type ConnectionHealth,
@@ -80,10 +81,11 @@ export async function countVehiclesByStatus(
   nowMs: number,
 ): Promise<Map<string, Record<VehicleStatus, number>>> {
   const { rows } = await sql.query<{ workspace_id: string; status: VehicleStatus; n: number }>(
-    `SELECT v.workspace_id, ${vehicleStatusSql('$2::timestamptz')} AS status, count(*)::int AS n
+    `WITH ${vehicleConfirmationsCte('($1::uuid[] IS NULL OR d.workspace_id = ANY($1::uuid[]))')}
+     SELECT v.workspace_id, ${vehicleStatusSql('$2::timestamptz')} AS status, count(*)::int AS n
        FROM vehicles v
        JOIN telematics_policies p ON p.workspace_id = v.workspace_id
-       ${vehicleSyncJoin}
+       ${vehicleSyncFromConfirmations}
       WHERE v.active AND ($1::uuid[] IS NULL OR v.workspace_id = ANY($1::uuid[]))
       GROUP BY 1, 2`,
     [workspaceIds === 'all' ? null : workspaceIds, new Date(nowMs).toISOString()],

@@ -10,20 +10,35 @@
 export const vehicleStatuses = ['fresh', 'stale', 'silent', 'never'] as const;
 export type VehicleStatus = (typeof vehicleStatuses)[number];
 
+/** The confirmations of a binding's connection that count for its vehicle: those made after the binding. */
+const confirmationsOfBinding = `JOIN connection_sync_marks m
+      ON m.workspace_id = d.workspace_id AND m.connection_id = d.connection_id AND m.confirmed_at >= d.created_at`;
+
 /**
  * A vehicle's `lastSyncedAt`, derived when it is read, for a query over a vehicles row `v`: the later of its own
  * last ingest (written by the ingest unit of work, which holds the vehicle's lock) and the newest confirmation of
  * any connection it is bound to that came after the binding (a successful poll; a stream connected with a live
  * heartbeat). Polls and stream reports write one row per connection, never one per vehicle.
+ *
+ * Joined as `sy.synced_at`, for `vehicleStatusSql` and the read side. `vehicleSyncJoin` looks a vehicle's
+ * confirmations up per row (for a page of vehicles); over a whole fleet, `vehicleConfirmationsCte` with
+ * `vehicleSyncFromConfirmations` aggregates them once for every vehicle (a hash join, not 10,000 lookups).
  */
-export const vehicleSyncedAtSql = `GREATEST(v.last_synced_at,
-    (SELECT max(m.confirmed_at)
-       FROM device_bindings d
-       JOIN connection_sync_marks m ON m.workspace_id = d.workspace_id AND m.connection_id = d.connection_id
-      WHERE d.workspace_id = v.workspace_id AND d.vehicle_id = v.id AND m.confirmed_at >= d.created_at))`;
+export const vehicleSyncJoin = `CROSS JOIN LATERAL (SELECT GREATEST(v.last_synced_at,
+    (SELECT max(m.confirmed_at) FROM device_bindings d ${confirmationsOfBinding}
+      WHERE d.workspace_id = v.workspace_id AND d.vehicle_id = v.id)) AS synced_at) sy`;
 
-/** Joins the derived sync time of vehicle `v` as `sy.synced_at`, for `vehicleStatusSql` and the read side. */
-export const vehicleSyncJoin = `CROSS JOIN LATERAL (SELECT ${vehicleSyncedAtSql} AS synced_at) sy`;
+/** A CTE `confirmations` of every vehicle's newest connection confirmation; `workspaces` filters `d.workspace_id`. */
+export function vehicleConfirmationsCte(workspaces: string): string {
+  return `confirmations AS (
+    SELECT d.workspace_id, d.vehicle_id, max(m.confirmed_at) AS confirmed_at
+      FROM device_bindings d ${confirmationsOfBinding}
+     WHERE ${workspaces}
+     GROUP BY d.workspace_id, d.vehicle_id)`;
+}
+
+export const vehicleSyncFromConfirmations = `LEFT JOIN confirmations cf ON cf.workspace_id = v.workspace_id AND cf.vehicle_id = v.id
+    CROSS JOIN LATERAL (SELECT GREATEST(v.last_synced_at, cf.confirmed_at) AS synced_at) sy`;
 
 /**
  * The vehicle freshness rule, in SQL over a vehicles row `v` (with `vehicleSyncJoin`), a policy row `p` and the

@@ -3,7 +3,7 @@
  */
 import type { Sql } from '../db/database.ts';
 import { notFound } from '../errors.ts';
-import { vehicleStatusSql, vehicleSyncJoin, type VehicleStatus } from '../health/rules.ts';
+import { vehicleConfirmationsCte, vehicleStatusSql, vehicleSyncFromConfirmations, vehicleSyncJoin, type VehicleStatus } from '../health/rules.ts';
 import { isoOrNull } from '../time.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { utcText } from './sql-fragments.ts';
@@ -53,8 +53,13 @@ interface VehicleRow {
   status: VehicleStatus;
 }
 
-/** Vehicles with devices, snapshot and freshness status at the clock in parameter `now`. */
-const vehicleSelect = (now: string) => `
+/**
+ * Vehicles with devices, snapshot and freshness status at the clock in parameter `now`, of the workspace in `$1`.
+ * `wholeFleet` when the query may look at every vehicle of the workspace (a status filter): their confirmations are
+ * then aggregated once rather than looked up per vehicle.
+ */
+const vehicleSelect = (now: string, wholeFleet = false) => `
+  ${wholeFleet ? `WITH ${vehicleConfirmationsCte('d.workspace_id = $1')}` : ''}
   SELECT v.workspace_id, v.id, v.name, v.vin, v.active, v.created_at, sy.synced_at AS last_synced_at, v.last_observed_at,
          ${vehicleStatusSql(now)} AS status,
          COALESCE((SELECT jsonb_agg(jsonb_build_object('connectionId', d.connection_id, 'externalId', d.external_id,
@@ -69,7 +74,7 @@ const vehicleSelect = (now: string) => `
                     WHERE s.workspace_id = v.workspace_id AND s.vehicle_id = v.id), '{}'::jsonb) AS signals
     FROM vehicles v
     JOIN telematics_policies p ON p.workspace_id = v.workspace_id
-    ${vehicleSyncJoin}`;
+    ${wholeFleet ? vehicleSyncFromConfirmations : vehicleSyncJoin}`;
 
 const age = (at: Date | null, nowMs: number) => (at ? Math.max(0, Math.round((nowMs - at.getTime()) / 1000)) : null);
 
@@ -107,7 +112,7 @@ export async function listVehicles(
 ): Promise<VehiclePage> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, ['text', 'uuid']);
   const { rows } = await sql.query<VehicleRow>(
-    `${vehicleSelect('$6::timestamptz')}
+    `${vehicleSelect('$6::timestamptz', query.status !== undefined)}
       WHERE v.workspace_id = $1
         AND ($2::text IS NULL OR (v.name, v.id) > ($2::text, $3::uuid))
         AND ($4::boolean IS NULL OR v.active = $4)
