@@ -8,11 +8,19 @@ import { z } from 'zod';
 export const chargingStates = ['charging', 'not_charging', 'complete', 'unknown'] as const;
 export type ChargingState = (typeof chargingStates)[number];
 
+/**
+ * The vehicle's own link to its telematics service, as the provider reports it (Tesla's connectivity messages):
+ * a vehicle that went offline or to sleep is quiet on purpose, which is not a failing connection.
+ */
+export const connectivityStates = ['online', 'offline', 'asleep'] as const;
+export type ConnectivityState = (typeof connectivityStates)[number];
+
 function bounded(min: number, max: number) {
   return z.number().min(min).max(max);
 }
 
-const location = z.object({ lat: bounded(-90, 90), lon: bounded(-180, 180) }).strict();
+export const locationSchema = z.object({ lat: bounded(-90, 90), lon: bounded(-180, 180) }).strict();
+const location = locationSchema;
 
 /**
  * One entry per signal. `value` is the schema of a valid value; `unit` is shown to people. `nonDecreasing` marks
@@ -39,6 +47,16 @@ export const signalCatalogue = {
     value: bounded(0, 4000),
     unit: 'kW',
     description: 'Power flowing into the battery while charging',
+  },
+  tracker_battery_pct: {
+    value: bounded(0, 100),
+    unit: '%',
+    description: "The tracking device's own battery (a tracker's or a phone's), not the traction battery",
+  },
+  connectivity_state: {
+    value: z.enum(connectivityStates),
+    unit: '',
+    description: "The vehicle's link to its telematics service: online, offline or asleep",
   },
 } as const;
 

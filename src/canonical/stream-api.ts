@@ -14,6 +14,7 @@ export const streamConnectionGrantSchema = z.object({
   provider: z.string(),
   baseUrl: z.string(),
   credentials: z.record(z.string(), z.unknown()).describe('Decrypted, for the stream runtime only; never logged'),
+  options: z.record(z.string(), z.unknown()).describe("The connection's settings that are not secret"),
   boundDevices: z.array(z.string()).describe('External ids bound to active vehicles on this connection'),
   revision: z.string().describe('Changes whenever anything needed to open the connection changes'),
 });

@@ -11,7 +11,7 @@
  *   failing the whole update.
  */
 import { z } from 'zod';
-import { signalCatalogue, signalNames, type SignalName, type SignalValue } from './signals.ts';
+import { locationSchema, signalCatalogue, signalNames, type SignalName, type SignalValue } from './signals.ts';
 
 export const updateSources = ['poll', 'stream', 'legacy_poll'] as const;
 export type UpdateSource = (typeof updateSources)[number];
@@ -114,6 +114,26 @@ export type CanonicalReading = {
   [S in SignalName]: { signal: S; value: SignalValue<S>; observedAt: string };
 }[SignalName];
 
+/**
+ * A charging session as the provider reports it (Geotab's ChargeEvent, say): kept once per provider id on the
+ * vehicle, a later report of the same id replacing the earlier. Values the provider did not give are null.
+ */
+export const chargingSessionSchema = z
+  .object({
+    externalId: safeText(128),
+    startedAt: timestampSchema,
+    endedAt: timestampSchema.nullable(),
+    startSocPct: z.number().min(0).max(100).nullable(),
+    endSocPct: z.number().min(0).max(100).nullable(),
+    energyKwh: z.number().min(0).max(10_000).nullable(),
+    peakPowerKw: z.number().min(0).max(4000).nullable(),
+    location: locationSchema.nullable(),
+  })
+  .strict()
+  .refine((s) => s.endedAt === null || parseTimestamp(s.endedAt)! >= parseTimestamp(s.startedAt)!, { message: 'endedAt must not be before startedAt', path: ['endedAt'] });
+
+export type CanonicalChargingSession = z.infer<typeof chargingSessionSchema>;
+
 export interface CanonicalUpdate {
   workspaceId: string;
   provider: string;
@@ -122,7 +142,12 @@ export interface CanonicalUpdate {
   source: UpdateSource;
   receivedAt: string;
   readings: CanonicalReading[];
+  /** Charging sessions of the device's vehicle, when the provider reports them. */
+  chargingSessions?: CanonicalChargingSession[];
 }
+
+/** Charging sessions in one update at most. */
+const sessionsPerUpdate = 100;
 
 const readingVariants = signalNames.map((signal) =>
   z
@@ -146,7 +171,11 @@ const envelopeFields = {
 };
 
 export const canonicalUpdateSchema = z
-  .object({ ...envelopeFields, readings: z.array(canonicalReadingSchema).max(ingestLimits.readingsPerUpdate) })
+  .object({
+    ...envelopeFields,
+    readings: z.array(canonicalReadingSchema).max(ingestLimits.readingsPerUpdate),
+    chargingSessions: z.array(chargingSessionSchema).max(sessionsPerUpdate).optional(),
+  })
   .describe('One canonical update: what one source learned about one device at one moment of receipt.') as unknown as z.ZodType<CanonicalUpdate>;
 
 export const updateEnvelopeSchema = z.object({
@@ -160,6 +189,7 @@ export const updateEnvelopeSchema = z.object({
       }),
     )
     .max(ingestLimits.readingsPerUpdate),
+  chargingSessions: z.array(chargingSessionSchema).max(sessionsPerUpdate).optional(),
 });
 
 export type UpdateEnvelope = z.infer<typeof updateEnvelopeSchema>;

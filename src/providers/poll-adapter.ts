@@ -21,11 +21,17 @@ export interface PollPage {
   requests: number;
   /** Provider entities the mapping could not read and skipped (counted in the poll run, never fatal). */
   skipped?: number;
+  /** Things worth an operator's attention that did not fail the poll (a feed restarted), kept on the poll run. */
+  notes?: string[];
 }
 
-export interface PollContext<Credentials> {
+export interface PollContext<Credentials, Options = Record<string, unknown>> {
   baseUrl: string;
   credentials: Credentials;
+  /** The connection's options, parsed (defaults applied) by the provider's contract. */
+  options: Options;
+  /** When the connection last polled successfully (RFC 3339), or null: where a feed that must restart can resume from. */
+  lastSuccessAt: string | null;
   /** The last committed cursor, or null on the first poll. */
   cursor: unknown;
   /** External ids bound in the workspace on this connection (an adapter may filter by them; unbound ones still pass). */

@@ -6,9 +6,11 @@
 import type { DeviceReadings } from './poll-adapter.ts';
 import type { ProviderConnectionContract } from './provider.ts';
 
-export interface StreamConnectionContext<Credentials> {
+export interface StreamConnectionContext<Credentials, Options = Record<string, unknown>> {
   baseUrl: string;
   credentials: Credentials;
+  /** The connection's options, parsed (defaults applied) by the provider's contract. */
+  options: Options;
   /** External ids bound in the workspace on this connection. */
   boundDevices: readonly string[];
   signal: AbortSignal;

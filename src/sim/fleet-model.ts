@@ -120,7 +120,7 @@ const cadence: Record<Phase, Partial<Record<SignalName, number>>> = {
 };
 
 /** Signals reported when their value changes, whatever the cadence. */
-const onChange: SignalName[] = ['ignition', 'charging_state', 'plugged_in'];
+const onChange: ModelledSignal[] = ['ignition', 'charging_state', 'plugged_in'];
 
 export class FleetModel {
   readonly vehicles: readonly VehicleIdentity[];
@@ -267,7 +267,7 @@ export class FleetModel {
     }
   }
 
-  private emit(vehicle: Vehicle, signal: SignalName, atMs: number): void {
+  private emit(vehicle: Vehicle, signal: ModelledSignal, atMs: number): void {
     const value = valueOf(vehicle.state, signal);
     vehicle.last.set(signal, { ms: atMs, value });
     this.log.push({ seq: this.nextSeq, vehicle: vehicle.identity.index, signal, value, observedAtMs: atMs } as Sample);
@@ -311,7 +311,7 @@ export class FleetModel {
       this.emit(vehicle, 'location', atMs);
       this.emit(vehicle, 'soc_pct', atMs);
     }
-    for (const [signal, everySeconds] of Object.entries(cadence[s.phase]) as [SignalName, number][]) {
+    for (const [signal, everySeconds] of Object.entries(cadence[s.phase]) as [ModelledSignal, number][]) {
       const last = vehicle.last.get(signal);
       if (last && last.ms >= atMs) continue;
       if (!last || atMs - last.ms >= everySeconds * 1000) this.emit(vehicle, signal, atMs);
@@ -420,7 +420,10 @@ export function newestPerSignal(samples: readonly Sample[]): Sample[] {
   return [...newest.values()].sort((a, b) => a.seq - b.seq);
 }
 
-const allSignals: SignalName[] = [
+/** The signals the model simulates (the tracker's own battery and the link state are the provider simulators' to make). */
+type ModelledSignal = Exclude<SignalName, 'tracker_battery_pct' | 'connectivity_state'>;
+
+const allSignals: ModelledSignal[] = [
   'location',
   'speed_kph',
   'heading_deg',
@@ -435,7 +438,7 @@ const allSignals: SignalName[] = [
 ];
 
 /** A signal's current value, rounded as a device would report it. */
-function valueOf(s: VehicleState, signal: SignalName): SignalValue<SignalName> {
+function valueOf(s: VehicleState, signal: ModelledSignal): SignalValue<SignalName> {
   switch (signal) {
     case 'location':
       return { lat: round(s.lat, 6), lon: round(s.lon, 6) };

@@ -7,6 +7,7 @@
 import type { StreamConnectionGrant, StreamStatus } from '../canonical/stream-api.ts';
 import type { CanonicalUpdate } from '../canonical/update.ts';
 import type { Logger } from '../logging.ts';
+import { optionsSchemaOf } from '../providers/provider.ts';
 import type { StreamAdapter, StreamConnectionContext } from '../providers/stream-adapter.ts';
 import { SocketSession, type SocketState, type SocketTimings } from './socket-session.ts';
 
@@ -21,6 +22,7 @@ export class StreamConnection {
   readonly counters: ConnectionCounters = { readingsIn: 0, badFrames: 0 };
   private closedReconnects = 0;
   private lastBadLogAt = 0;
+  private optionsKey = '';
   revision = '';
 
   constructor(
@@ -48,7 +50,7 @@ export class StreamConnection {
   }
 
   private context(grant: StreamConnectionGrant): StreamConnectionContext<Record<string, unknown>> {
-    return { baseUrl: grant.baseUrl, credentials: grant.credentials, boundDevices: grant.boundDevices, signal: this.abort.signal };
+    return { baseUrl: grant.baseUrl, credentials: grant.credentials, options: grant.options, boundDevices: grant.boundDevices, signal: this.abort.signal };
   }
 
   private apply(grant: StreamConnectionGrant): void {
@@ -59,7 +61,17 @@ export class StreamConnection {
       this.closeAll();
       return;
     }
-    const context = { ...this.context(grant), credentials: parsed.data };
+    const options = optionsSchemaOf(this.adapter.contract).safeParse(grant.options ?? {});
+    if (!options.success) {
+      this.logger.warn({ 'fleetwire.connection.id': grant.id }, "stream connection options do not fit its provider; not opening it");
+      this.closeAll();
+      return;
+    }
+    // Sockets decode with the options they were opened with: new options reopen them all.
+    const optionsKey = JSON.stringify(options.data);
+    if (optionsKey !== this.optionsKey) this.closeAll();
+    this.optionsKey = optionsKey;
+    const context = { ...this.context(grant), credentials: parsed.data, options: options.data };
     let plans;
     try {
       plans = this.adapter.plan(context);

@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chargingStates, checkSignalValue, signalNames, type SignalName } from '../../src/canonical/signals.ts';
+import { chargingStates, checkSignalValue, connectivityStates, signalNames, type SignalName } from '../../src/canonical/signals.ts';
 import { ingestLimits, parseTimestamp, updateEnvelopeSchema, type UpdateSource } from '../../src/canonical/update.ts';
 import { futureAllowanceMs, readingStatuses, rejectionReasons, type RejectionReason } from '../../src/core/ingest/reasons.ts';
 import { updateConnection } from '../../src/core/registry/connections.ts';
@@ -199,6 +199,10 @@ function validValue(signal: SignalName): fc.Arbitrary<JsonText> {
       return double(0, 4000);
     case 'charging_state':
       return fc.constantFrom(...chargingStates).map(string);
+    case 'connectivity_state':
+      return fc.constantFrom(...connectivityStates).map(string);
+    case 'tracker_battery_pct':
+      return double(0, 100);
     case 'plugged_in':
     case 'ignition':
       return fc.constantFrom('true', 'false');

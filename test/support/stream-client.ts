@@ -24,7 +24,7 @@ export interface StreamTestClient {
 }
 
 export function context<C>(baseUrl: string, credentials: C, boundDevices: string[] = []): StreamConnectionContext<C> {
-  return { baseUrl, credentials, boundDevices, signal: new AbortController().signal };
+  return { baseUrl, credentials, options: {}, boundDevices, signal: new AbortController().signal };
 }
 
 export async function waitUntil(what: string, predicate: () => boolean, timeoutMs = 3000): Promise<void> {

@@ -222,3 +222,22 @@ export function staleReason(
   if (deviceConnections.length === 0) return { code: 'no_devices', detail: 'no provider device is bound to this vehicle', connectionId: null };
   return { code: 'not_synced', detail: 'no successful poll or live stream confirmed this vehicle within the freshness threshold', connectionId: null };
 }
+
+/** At or below this, a tracker's own battery is a likely reason its vehicle went quiet. */
+export const trackerBatteryLowPct = 15;
+
+/**
+ * Why a silent vehicle (synced, but nothing new observed for a while) may be quiet, from what it last reported: its
+ * link to its telematics service went offline or to sleep, or its tracker's own battery ran low; null when its
+ * last readings say nothing about it (parked and switched off, most likely).
+ */
+export function silentReason(signals: Readonly<Record<string, { value: unknown } | undefined>>): { code: string; detail: string; connectionId: string | null } | null {
+  const link = signals.connectivity_state?.value;
+  if (link === 'asleep') return { code: 'vehicle_asleep', detail: 'the vehicle reported that it went to sleep', connectionId: null };
+  if (link === 'offline') return { code: 'vehicle_offline', detail: 'the vehicle reported that it went offline', connectionId: null };
+  const battery = signals.tracker_battery_pct?.value;
+  if (typeof battery === 'number' && battery <= trackerBatteryLowPct) {
+    return { code: 'tracker_battery_low', detail: `the tracker's own battery was at ${battery} % when it last reported`, connectionId: null };
+  }
+  return null;
+}

@@ -82,6 +82,7 @@ export const connectionSchema = z.object({
   label: z.string(),
   baseUrl: z.string(),
   enabled: z.boolean(),
+  options: z.record(z.string(), z.unknown()).describe("Settings that are not secret, as the provider defines them (docs/PROVIDERS.md)"),
   createdAt: z.string(),
   updatedAt: z.string(),
   credentialsUnreadableAt: nullableTime.describe('Set while the stored credentials cannot be decrypted with this deployment\'s key'),
@@ -95,6 +96,7 @@ export const newConnectionSchema = z
     transport: z.enum(['poll', 'stream']),
     baseUrl: safeText(2048).optional(),
     credentials: z.record(z.string(), z.unknown()).describe('Provider-specific; never returned, never logged'),
+    options: z.record(z.string(), z.unknown()).optional().describe('Provider-specific settings that are not secret (docs/PROVIDERS.md)'),
     label: safeText(200).optional(),
     enabled: z.boolean().optional(),
   })
@@ -106,6 +108,7 @@ export const connectionChangesSchema = z
     enabled: z.boolean().optional(),
     baseUrl: safeText(2048).optional(),
     credentials: z.record(z.string(), z.unknown()).optional(),
+    options: z.record(z.string(), z.unknown()).optional().describe('Replaces the options whole'),
   })
   .strict();
 
@@ -175,6 +178,27 @@ export const historyItemSchema = z.object({
   observedAt: z.string(),
   source: z.string(),
   provider: z.string(),
+  receivedAt: z.string(),
+});
+
+export const chargingSessionQuery = z.object({
+  from: timestampSchema.optional().describe('Sessions that started at or after this time'),
+  to: timestampSchema.optional().describe('Sessions that started before this time'),
+  limit: limit(1000, 100),
+  cursor,
+});
+
+export const chargingSessionItemSchema = z.object({
+  id: z.string().describe("The provider's id of the session"),
+  connectionId: z.string(),
+  provider: z.string(),
+  startedAt: z.string(),
+  endedAt: nullableTime,
+  startSocPct: z.number().nullable(),
+  endSocPct: z.number().nullable(),
+  energyKwh: z.number().nullable(),
+  peakPowerKw: z.number().nullable(),
+  location: z.object({ lat: z.number(), lon: z.number() }).nullable(),
   receivedAt: z.string(),
 });
 
@@ -253,6 +277,7 @@ export const pollRunSchema = z.object({
   providerRequests: z.number().int(),
   pages: z.number().int(),
   skippedEntities: z.number().int(),
+  notes: z.array(z.string()).describe('What an operator should know that did not fail the run (a feed restarted, say)'),
   readings: z.object({ accepted: z.number().int(), late: z.number().int(), duplicate: z.number().int(), rejected: z.number().int() }),
 });
 

@@ -39,6 +39,7 @@ import {
   loadWorkspaceStates,
   lockBoundDevices,
   lockHeldLeases,
+  writeChargingSessions,
   writeUnitOfWork,
   type BoundDevice,
   type DeviceKey,
@@ -389,6 +390,10 @@ async function applyUnitOfWork(
     }));
     const alreadyStored = await writeUnitOfWork(tx, { history, synced, rejections });
     for (const position of alreadyStored) decisions.readings[position]!.status = 'duplicate';
+    const sessions = processed.flatMap(({ work, vehicleId }) =>
+      (work.envelope!.chargingSessions ?? []).map((session) => ({ ...session, workspaceId: work.envelope!.workspaceId, connectionId: work.envelope!.connectionId, vehicleId, provider: work.envelope!.provider, receivedAt: work.receivedAt! })),
+    );
+    if (sessions.length > 0) await writeChargingSessions(tx, sessions);
     if (options.withinTransaction) await options.withinTransaction(tx);
     return decisions;
   });

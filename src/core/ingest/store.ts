@@ -3,6 +3,7 @@
  * (arrays bound as parameters and expanded with unnest), never one statement per reading.
  */
 import { boolArray, intArray, jsonArray, textArray } from '../db/array-literal.ts';
+import type { CanonicalChargingSession } from '../../canonical/update.ts';
 import type { Sql } from '../db/database.ts';
 import type { CutoverMode } from '../registry/workspaces.ts';
 import type { SnapshotPoint } from './classify.ts';
@@ -253,4 +254,54 @@ export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<nu
     ],
   );
   return new Set(rows.map((row) => row.position));
+}
+
+export interface ChargingSessionRow extends CanonicalChargingSession {
+  workspaceId: string;
+  connectionId: string;
+  vehicleId: string;
+  provider: string;
+  receivedAt: string;
+}
+
+/**
+ * Charging sessions of the processed updates, once per provider id: a later report of a session (it ended, its
+ * energy was counted) replaces the earlier one. One statement; the last report of an id within a batch wins.
+ */
+export async function writeChargingSessions(tx: Sql, sessions: readonly ChargingSessionRow[]): Promise<void> {
+  const byKey = new Map<string, ChargingSessionRow>();
+  for (const s of sessions) byKey.set(`${s.workspaceId}|${s.connectionId}|${s.externalId}`, s);
+  await tx.query(
+    `INSERT INTO charging_sessions AS c
+            (workspace_id, connection_id, external_id, vehicle_id, provider, started_at, ended_at, start_soc_pct, end_soc_pct,
+             energy_kwh, peak_power_kw, location, received_at)
+     SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+              workspace_id uuid, connection_id uuid, external_id text, vehicle_id uuid, provider text, started_at timestamptz,
+              ended_at timestamptz, start_soc_pct float8, end_soc_pct float8, energy_kwh float8, peak_power_kw float8,
+              location jsonb, received_at timestamptz)
+     ON CONFLICT (workspace_id, connection_id, external_id) DO UPDATE
+        SET vehicle_id = excluded.vehicle_id, started_at = excluded.started_at, ended_at = excluded.ended_at,
+            start_soc_pct = excluded.start_soc_pct, end_soc_pct = excluded.end_soc_pct, energy_kwh = excluded.energy_kwh,
+            peak_power_kw = excluded.peak_power_kw, location = excluded.location, received_at = excluded.received_at,
+            updated_at = now()`,
+    [
+      JSON.stringify(
+        [...byKey.values()].map((s) => ({
+          workspace_id: s.workspaceId,
+          connection_id: s.connectionId,
+          external_id: s.externalId,
+          vehicle_id: s.vehicleId,
+          provider: s.provider,
+          started_at: s.startedAt,
+          ended_at: s.endedAt,
+          start_soc_pct: s.startSocPct,
+          end_soc_pct: s.endSocPct,
+          energy_kwh: s.energyKwh,
+          peak_power_kw: s.peakPowerKw,
+          location: s.location,
+          received_at: s.receivedAt,
+        })),
+      ),
+    ],
+  );
 }

@@ -24,6 +24,7 @@ export interface RetentionReport {
   droppedPartitions: string[];
   deletedHistoryRows: number;
   deletedRejections: number;
+  deletedChargingSessions: number;
   deletedPollRuns: number;
   deletedScheduledEvents: number;
 }
@@ -51,7 +52,7 @@ export async function runRetention(db: Database, nowMs: number = Date.now()): Pr
   const running = inProgress.get(db);
   if (running) {
     await running.catch(() => undefined);
-    return { skipped: true, droppedPartitions: [], deletedHistoryRows: 0, deletedRejections: 0, deletedPollRuns: 0, deletedScheduledEvents: 0 };
+    return { skipped: true, droppedPartitions: [], deletedHistoryRows: 0, deletedRejections: 0, deletedChargingSessions: 0, deletedPollRuns: 0, deletedScheduledEvents: 0 };
   }
   const run = retention(db, nowMs).finally(() => inProgress.delete(db));
   inProgress.set(db, run);
@@ -64,6 +65,7 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
     droppedPartitions: [],
     deletedHistoryRows: 0,
     deletedRejections: 0,
+    deletedChargingSessions: 0,
     deletedPollRuns: 0,
     deletedScheduledEvents: 0,
   };
@@ -113,6 +115,12 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
           session,
           `DELETE FROM ingest_rejections WHERE workspace_id = $1 AND id = ANY(ARRAY(
              SELECT id FROM ingest_rejections WHERE workspace_id = $1 AND rejected_at < $2 LIMIT ${batchRows}))`,
+          [policy.workspace_id, new Date(cutoff).toISOString()],
+        );
+        report.deletedChargingSessions += await deleteInBatches(
+          session,
+          `DELETE FROM charging_sessions WHERE workspace_id = $1 AND (connection_id, external_id) IN (
+             SELECT connection_id, external_id FROM charging_sessions WHERE workspace_id = $1 AND started_at < $2 LIMIT ${batchRows})`,
           [policy.workspace_id, new Date(cutoff).toISOString()],
         );
         report.deletedPollRuns += await deleteInBatches(

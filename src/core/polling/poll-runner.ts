@@ -15,6 +15,7 @@ import type { CanonicalUpdate } from '../../canonical/update.ts';
 import { ingestLimits } from '../../canonical/update.ts';
 import type { Logger } from '../../logging.ts';
 import type { PollAdapter, PollPage } from '../../providers/poll-adapter.ts';
+import { optionsSchemaOf } from '../../providers/provider.ts';
 import { isProviderError, type ProviderErrorClass } from '../../providers/provider-error.ts';
 import type { Database } from '../db/database.ts';
 import { ingestBatch } from '../ingest/ingest-batch.ts';
@@ -194,6 +195,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     version: { value: number },
     totals: RunTotals,
     signal: AbortSignal,
+    notes: string[],
   ) {
     const receivedAt = new Date(now()).toISOString();
     const updates: CanonicalUpdate[] = page.devices.map((device) => ({
@@ -225,6 +227,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     totals.pages += 1;
     totals.requests += page.requests;
     totals.skipped += page.skipped ?? 0;
+    if (page.notes) notes.push(...page.notes);
   }
 
   async function pollConnection(job: WorkspacePollJob, connection: PollConnection, deadlineAt: number): Promise<void> {
@@ -266,6 +269,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
   ): Promise<void> {
     const { workspaceId } = job;
     const totals: RunTotals = { requests: 0, pages: 0, skipped: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0 };
+    const notes: string[] = [];
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new DeadlineError('run deadline')), Math.max(0, deadlineAt - now()));
     let failure: { errorClass: PollErrorClass; message: string; retryAfterMs?: number } | undefined;
@@ -281,6 +285,8 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       }
       const parsed = adapter.contract.credentials.safeParse(credentials);
       if (!parsed.success) throw Object.assign(new Error('the stored credentials do not fit this provider'), { pollClass: 'permanent' as const });
+      const parsedOptions = optionsSchemaOf(adapter.contract).safeParse(connection.options ?? {});
+      if (!parsedOptions.success) throw Object.assign(new Error("the connection's options do not fit this provider; set them again"), { pollClass: 'permanent' as const });
       const boundDevices = await listBoundDevices(deps.db, workspaceId, connection.id);
       const session = sessions.get(connection.id) ?? new Map<string, unknown>();
       sessions.set(connection.id, session);
@@ -291,8 +297,18 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       let rateLimitedLeft = 3;
       for (;;) {
         try {
-          for await (const page of adapter.poll({ baseUrl: connection.baseUrl, credentials: parsed.data, cursor, boundDevices, signal: deadline.signal, session })) {
-            await ingestPage(workspaceId, connection, page, version, totals, deadline.signal);
+          const context = {
+            baseUrl: connection.baseUrl,
+            credentials: parsed.data,
+            options: parsedOptions.data,
+            lastSuccessAt: connection.lastSuccessAt?.toISOString() ?? null,
+            cursor,
+            boundDevices,
+            signal: deadline.signal,
+            session,
+          };
+          for await (const page of adapter.poll(context)) {
+            await ingestPage(workspaceId, connection, page, version, totals, deadline.signal, notes);
             cursor = page.cursor;
           }
           break;
@@ -336,10 +352,10 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     if (failure) {
       const message = failure.message.slice(0, 500);
       const next = nextAttempt(failure.errorClass, connection.consecutiveFailures + 1, failure.retryAfterMs, now(), random);
-      await recordPollOutcome(deps.db, run, { status: 'failed', errorClass: failure.errorClass, message, ...next, keyFingerprint: fingerprint }, totals);
+      await recordPollOutcome(deps.db, run, { status: 'failed', errorClass: failure.errorClass, message, ...next, keyFingerprint: fingerprint }, totals, notes);
       log.warn({ 'error.type': failure.errorClass, 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.next_at': next.nextPollAt ?? next.rateLimitedUntil }, `poll failed: ${message}`);
     } else {
-      await recordPollOutcome(deps.db, run, { status: 'succeeded' }, totals);
+      await recordPollOutcome(deps.db, run, { status: 'succeeded' }, totals, notes);
       log.info({ 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.requests': totals.requests, 'fleetwire.poll.accepted': totals.accepted, 'fleetwire.poll.rejected': totals.rejected }, 'poll succeeded');
     }
     recordPollRun(connection.provider, failure ? 'failed' : 'succeeded', failure?.errorClass ?? '', (now() - started) / 1000, totals.requests);

@@ -18,6 +18,9 @@ export interface PollConnection {
   authFailedAt: Date | null;
   /** Set when the stored credentials could not be decrypted; polling waits until they are entered again. */
   credentialsUnreadableAt: Date | null;
+  /** The connection's options as stored (the runner parses them with the provider's contract). */
+  options: unknown;
+  lastSuccessAt: Date | null;
   consecutiveFailures: number;
 }
 
@@ -46,10 +49,12 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
     rate_limited_until: Date | null;
     auth_failed_at: Date | null;
     credentials_unreadable_at: Date | null;
+    options: unknown;
+    last_success_at: Date | null;
     consecutive_failures: number | null;
   }>(
     `SELECT c.id, c.provider, c.base_url, c.credentials_ciphertext, c.feed_cursor, c.feed_cursor_version,
-            c.credentials_unreadable_at, s.next_poll_at, s.rate_limited_until, s.auth_failed_at, s.consecutive_failures
+            c.credentials_unreadable_at, c.options, s.last_success_at, s.next_poll_at, s.rate_limited_until, s.auth_failed_at, s.consecutive_failures
        FROM provider_connections c
        LEFT JOIN connection_poll_states s ON s.workspace_id = c.workspace_id AND s.connection_id = c.id
       WHERE c.workspace_id = $1 AND c.transport = 'poll' AND c.enabled
@@ -71,6 +76,8 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
       rateLimitedUntil: row.rate_limited_until,
       authFailedAt: row.auth_failed_at,
       credentialsUnreadableAt: row.credentials_unreadable_at,
+      options: row.options,
+      lastSuccessAt: row.last_success_at,
       consecutiveFailures: row.consecutive_failures ?? 0,
     })),
   };
@@ -220,6 +227,7 @@ export async function recordPollOutcome(
   run: { workspaceId: string; connectionId: string; runId: number; claim: string },
   outcome: PollOutcome,
   totals: RunTotals,
+  notes: readonly string[] = [],
 ): Promise<void> {
   const { workspaceId, connectionId } = run;
   const t = totals;
@@ -227,7 +235,8 @@ export async function recordPollOutcome(
     await tx.query(
       `UPDATE poll_runs
           SET finished_at = date_trunc('milliseconds', now()), status = $3, error_class = $4, error_message = $5,
-              provider_requests = $6, pages = $7, skipped_entities = $8, accepted = $9, late = $10, duplicate = $11, rejected = $12
+              provider_requests = $6, pages = $7, skipped_entities = $8, accepted = $9, late = $10, duplicate = $11, rejected = $12,
+              notes = $13::text[]
         WHERE workspace_id = $1 AND id = $2`,
       [
         workspaceId,
@@ -242,6 +251,7 @@ export async function recordPollOutcome(
         t.late,
         t.duplicate,
         t.rejected,
+        notes.slice(0, 20).map((note) => note.slice(0, 500)),
       ],
     );
     const ours = `(claimed_by = $3 OR claimed_until IS NULL OR claimed_until < now())`;

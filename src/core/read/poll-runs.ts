@@ -16,6 +16,8 @@ export interface PollRunView {
   providerRequests: number;
   pages: number;
   skippedEntities: number;
+  /** Things worth an operator's attention that did not fail the run (a feed restarted). */
+  notes: string[];
   readings: { accepted: number; late: number; duplicate: number; rejected: number };
 }
 
@@ -39,13 +41,14 @@ export async function listPollRuns(
     provider_requests: number;
     pages: number;
     skipped_entities: number;
+    notes: string[];
     accepted: number;
     late: number;
     duplicate: number;
     rejected: number;
   }>(
     `SELECT id, connection_id, provider, trigger_event_id, runner, started_at, finished_at, status, error_class, error_message,
-            provider_requests, pages, skipped_entities, accepted, late, duplicate, rejected
+            provider_requests, pages, skipped_entities, notes, accepted, late, duplicate, rejected
        FROM poll_runs
       WHERE workspace_id = $1
         AND ($2::uuid IS NULL OR connection_id = $2::uuid)
@@ -69,6 +72,7 @@ export async function listPollRuns(
     providerRequests: row.provider_requests,
     pages: row.pages,
     skippedEntities: row.skipped_entities,
+    notes: row.notes,
     readings: { accepted: row.accepted, late: row.late, duplicate: row.duplicate, rejected: row.rejected },
   }));
   const last = items[items.length - 1];

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { findProviderContract, providerContracts } from '../../providers/registry.ts';
-import type { Transport } from '../../providers/provider.ts';
+import { optionsSchemaOf, type Transport } from '../../providers/provider.ts';
 import type { Sql } from '../db/database.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { utcText } from '../read/sql-fragments.ts';
@@ -59,6 +59,8 @@ export interface Connection {
   label: string;
   baseUrl: string;
   enabled: boolean;
+  /** Settings that are not secret, as the provider's contract defines them (defaults applied). */
+  options: Record<string, unknown>;
   createdAt: string;
   updatedAt: string;
   /** When the stored credentials were found unreadable under this deployment's key; null while they are fine. */
@@ -108,6 +110,7 @@ interface ConnectionRow extends PollStateRow {
   label: string;
   base_url: string;
   enabled: boolean;
+  options: Record<string, unknown>;
   created_at: Date;
   updated_at: Date;
   credentials_unreadable_at: Date | null;
@@ -116,7 +119,7 @@ interface ConnectionRow extends PollStateRow {
 }
 
 const selectConnections = `
-  SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.base_url, c.enabled, c.created_at, c.updated_at, c.credentials_unreadable_at,
+  SELECT c.workspace_id, c.id, c.provider, c.transport, c.label, c.base_url, c.enabled, c.options, c.created_at, c.updated_at, c.credentials_unreadable_at,
          ${pollStateColumns},
          (SELECT jsonb_build_object(
                    'holder', t.holder, 'connected', t.connected, 'sockets', t.sockets, 'socketsOpen', t.sockets_open,
@@ -140,6 +143,7 @@ function toConnection(row: ConnectionRow): Connection {
     label: row.label,
     baseUrl: row.base_url,
     enabled: row.enabled,
+    options: row.options,
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
     credentialsUnreadableAt: isoOrNull(row.credentials_unreadable_at),
@@ -176,6 +180,18 @@ function checkCredentials(provider: string, credentials: unknown): Record<string
   return parsed.data;
 }
 
+/** A connection's options against its provider's contract: defaults applied; a bad field named, never echoed. */
+export function checkOptions(provider: string, options: unknown): Record<string, unknown> {
+  const contract = findProviderContract(provider);
+  if (!contract) throw unknownProvider(provider);
+  const parsed = optionsSchemaOf(contract).safeParse(options ?? {});
+  if (!parsed.success) {
+    const problems = parsed.error.issues.slice(0, 5).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+    throw new DomainError('invalid', 'invalid_options', `options for ${provider} are not valid: ${problems}`);
+  }
+  return parsed.data;
+}
+
 function unknownProvider(provider: string): DomainError {
   const known = providerContracts.map((c) => c.name).join(', ');
   return new DomainError('invalid', 'unknown_provider', `provider ${JSON.stringify(provider)} is not one of: ${known}`);
@@ -186,6 +202,7 @@ export interface NewConnection {
   transport: Transport;
   baseUrl?: string | undefined;
   credentials: unknown;
+  options?: unknown;
   label?: string | undefined;
   enabled?: boolean | undefined;
 }
@@ -206,12 +223,13 @@ export async function createConnection(sql: Sql, secretKey: Buffer, workspaceId:
   }
   const baseUrl = checkBaseUrl(baseUrlText);
   const credentials = checkCredentials(contract.name, input.credentials);
+  const options = checkOptions(contract.name, input.options);
   const id = randomUUID();
   const ciphertext = encryptCredentials(secretKey, { workspaceId, connectionId: id }, credentials);
   await sql.query(
-    `INSERT INTO provider_connections (workspace_id, id, provider, transport, label, base_url, credentials_ciphertext, enabled)
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $1)`,
-    [workspaceId, id, contract.name, contract.transport, input.label ?? contract.title, baseUrl, ciphertext, input.enabled ?? true],
+    `INSERT INTO provider_connections (workspace_id, id, provider, transport, label, base_url, credentials_ciphertext, enabled, options)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $1)`,
+    [workspaceId, id, contract.name, contract.transport, input.label ?? contract.title, baseUrl, ciphertext, input.enabled ?? true, JSON.stringify(options)],
   );
   const created = await findConnection(sql, workspaceId, id);
   if (!created) throw notFound('workspace', workspaceId);
@@ -239,6 +257,8 @@ export interface ConnectionChanges {
   enabled?: boolean | undefined;
   baseUrl?: string | undefined;
   credentials?: unknown;
+  /** Replaces the options whole (defaults applied to what is left out). */
+  options?: unknown;
 }
 
 export async function updateConnection(
@@ -256,14 +276,16 @@ export async function updateConnection(
     changes.credentials === undefined
       ? null
       : encryptCredentials(secretKey, { workspaceId, connectionId: id }, checkCredentials(found[0].provider, changes.credentials));
+  const options = changes.options === undefined ? null : JSON.stringify(checkOptions(found[0].provider, changes.options));
   // New credentials or a fixed configuration deserve a poll at once, not after the backoff of the old failures.
-  const retryNow = ciphertext !== null || changes.enabled === true || changes.baseUrl !== undefined;
+  const retryNow = ciphertext !== null || options !== null || changes.enabled === true || changes.baseUrl !== undefined;
   const { rows } = await sql.query<{ n: number }>(
     `WITH changed AS (
        UPDATE provider_connections
           SET label = COALESCE($3, label), enabled = COALESCE($4, enabled), base_url = COALESCE($5, base_url),
               credentials_ciphertext = COALESCE($6, credentials_ciphertext),
-              credentials_unreadable_at = CASE WHEN $6::text IS NULL THEN credentials_unreadable_at END, updated_at = now()
+              credentials_unreadable_at = CASE WHEN $6::text IS NULL THEN credentials_unreadable_at END,
+              options = COALESCE($8::jsonb, options), updated_at = now()
         WHERE workspace_id = $1 AND id = $2
         RETURNING workspace_id, id
      ), retried AS (
@@ -272,7 +294,7 @@ export async function updateConnection(
         WHERE $7::boolean AND s.workspace_id = c.workspace_id AND s.connection_id = c.id
      )
      SELECT count(*)::int AS n FROM changed`,
-    [workspaceId, id, changes.label ?? null, changes.enabled ?? null, changes.baseUrl === undefined ? null : checkBaseUrl(changes.baseUrl), ciphertext, retryNow],
+    [workspaceId, id, changes.label ?? null, changes.enabled ?? null, changes.baseUrl === undefined ? null : checkBaseUrl(changes.baseUrl), ciphertext, retryNow, options],
   );
   if (rows[0]!.n === 0) throw notFound('connection', id);
   const updated = await findConnection(sql, workspaceId, id);

@@ -61,10 +61,11 @@ async function grantsOf(sql: Sql, secretKey: Buffer, holder: string, ids: readon
     provider: string;
     base_url: string;
     credentials_ciphertext: string;
+    options: Record<string, unknown>;
     updated_at: Date;
     devices: string[] | null;
   }>(
-    `SELECT c.workspace_id, c.id, c.provider, c.base_url, c.credentials_ciphertext, c.updated_at,
+    `SELECT c.workspace_id, c.id, c.provider, c.base_url, c.credentials_ciphertext, c.options, c.updated_at,
             (SELECT array_agg(d.external_id ORDER BY d.external_id)
                FROM device_bindings d
                JOIN vehicles v ON v.workspace_id = d.workspace_id AND v.id = d.vehicle_id AND v.active
@@ -92,8 +93,9 @@ async function grantsOf(sql: Sql, secretKey: Buffer, holder: string, ids: readon
       provider: row.provider,
       baseUrl: row.base_url,
       credentials,
+      options: row.options,
       boundDevices: devices,
-      revision: hashOf(`${row.updated_at.getTime()}|${row.base_url}|${devices.join('\n')}`),
+      revision: hashOf(`${row.updated_at.getTime()}|${row.base_url}|${JSON.stringify(row.options)}|${devices.join('\n')}`),
     });
   }
   for (const { workspaceId, id } of unreadable) {

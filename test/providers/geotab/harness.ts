@@ -125,6 +125,8 @@ export function pollContext(url: string, overrides: Partial<PollContext<GeotabLo
   return {
     baseUrl: url,
     credentials: login,
+    options: {},
+    lastSuccessAt: null,
     cursor: null,
     boundDevices: [],
     signal: new AbortController().signal,

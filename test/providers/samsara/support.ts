@@ -76,6 +76,8 @@ export function pollContext(baseUrl: string, cursor: unknown, overrides: Partial
   return {
     baseUrl,
     credentials: { apiToken: token },
+    options: {},
+    lastSuccessAt: null,
     cursor,
     boundDevices: [],
     signal: new AbortController().signal,

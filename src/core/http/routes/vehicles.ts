@@ -1,15 +1,18 @@
 /** Vehicles: registered by an admin with their devices; read with their snapshot and history. */
 import { z } from 'zod';
 import type { Database } from '../../db/database.ts';
+import { listChargingSessions } from '../../read/charging-sessions.ts';
 import { readHistory } from '../../read/history.ts';
 import { loadConnectionHealth } from '../../health/health-queries.ts';
-import { staleReason } from '../../health/rules.ts';
+import { silentReason, staleReason } from '../../health/rules.ts';
 import { getVehicle, listVehicles, type VehicleView } from '../../read/vehicles.ts';
 import { addVehicleDevices, createVehicle, removeVehicleDevice, updateVehicle } from '../../registry/vehicles.ts';
 import { getWorkspace } from '../../registry/workspaces.ts';
 import { problemResponses } from '../problem.ts';
 import {
   deviceRefSchema,
+  chargingSessionItemSchema,
+  chargingSessionQuery,
   historyItemSchema,
   historyQuery,
   idParam,
@@ -24,7 +27,9 @@ import {
 import type { TypedApp } from '../typed-app.ts';
 
 /** Says, for each stale vehicle, which trouble of its connections keeps it behind. */
+/** Why each vehicle that is behind is behind: a stale one by its connections, a silent one by what it last said. */
 async function explainStale(db: Database, workspaceId: string, vehicles: VehicleView[], now: number): Promise<void> {
+  for (const vehicle of vehicles) if (vehicle.freshness.status === 'silent') vehicle.freshness.reason = silentReason(vehicle.signals);
   const stale = vehicles.filter((v) => v.freshness.status === 'stale');
   if (stale.length === 0) return;
   const health = new Map((await loadConnectionHealth(db, [workspaceId], now)).get(workspaceId)?.map((c) => [c.id, c]) ?? []);
@@ -168,5 +173,20 @@ export function registerVehicleRoutes(app: TypedApp, { db, clock }: { db: Databa
       },
     },
     async (request) => readHistory(db, request.params.ws, request.params.vehicleId, request.query),
+  );
+
+  app.get(
+    '/v1/workspaces/:ws/vehicles/:vehicleId/charging-sessions',
+    {
+      config: { access: 'workspace' },
+      schema: {
+        summary: "A vehicle's charging sessions as its providers reported them (start and end SoC, energy, peak power), newest first",
+        tags: ['vehicles'],
+        params: vehicleParams,
+        querystring: chargingSessionQuery,
+        response: { 200: page(chargingSessionItemSchema), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => listChargingSessions(db, request.params.ws, request.params.vehicleId, request.query),
   );
 }
