@@ -4,6 +4,7 @@
  * turns each text frame into canonical readings per provider device.
  */
 import type { DeviceReadings } from './poll-adapter.ts';
+import type { ProviderErrorClass } from './provider-error.ts';
 import type { ProviderConnectionContract } from './provider.ts';
 
 export interface StreamConnectionContext<Credentials, Options = Record<string, unknown>> {
@@ -40,6 +41,12 @@ export interface StreamAdapter<Credentials extends Record<string, unknown> = Rec
    * must learn something over HTTP first (Traccar's device list) does it here, into `session`.
    */
   prepare?(context: StreamConnectionContext<Credentials>, socket: SocketPlan, session: Map<string, unknown>): Promise<void>;
+  /**
+   * Called when the provider refuses the websocket upgrade with a 5xx, which some servers answer for refused
+   * credentials too (Traccar's Jetty gives 503 or 500, never 401): the adapter may probe over HTTP and say what the
+   * refusal really was. Without it, or when it throws, the status is classified as any HTTP answer.
+   */
+  classifyRefusal?(context: StreamConnectionContext<Credentials>, socket: SocketPlan, status: number): Promise<ProviderErrorClass>;
   /** Decodes one text frame. Pure but for `session`, which the adapter may read and update (learned ids). */
   decode(frame: string, socket: SocketPlan, session: Map<string, unknown>, receivedAtMs: number): DecodedFrame;
 }

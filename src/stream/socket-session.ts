@@ -118,11 +118,24 @@ export class SocketSession {
     let prepared = false;
     const early: { text: string; at: number }[] = [];
 
+    let refusalProbe: Promise<void> | undefined;
     ws.on('unexpected-response', (_request, response) => {
-      refusedClass = classifyHttpStatus(response.statusCode ?? 0);
+      const status = response.statusCode ?? 0;
+      refusedClass = classifyHttpStatus(status);
       retryAfterMs = parseRetryAfter(response.headers['retry-after'] as string | undefined);
-      this.fail(refusedClass, `the provider refused the websocket upgrade for ${this.plan.key} with HTTP ${response.statusCode}`);
+      const message = `the provider refused the websocket upgrade for ${this.plan.key} with HTTP ${status}`;
+      this.fail(refusedClass, message);
       response.resume();
+      if (status >= 500 && this.adapter.classifyRefusal) {
+        // A server that answers refused credentials with a 5xx: the adapter probes to tell auth from an outage.
+        refusalProbe = this.adapter.classifyRefusal(this.context, this.plan, status).then(
+          (probed) => {
+            refusedClass = probed;
+            this.fail(probed, probed === 'auth' ? `${message}: the provider refuses the credentials` : message);
+          },
+          () => undefined,
+        );
+      }
       ws.terminate();
     });
 
@@ -170,7 +183,8 @@ export class SocketSession {
       // A socket that closes without an error of its own (the provider hung up) says so.
       if (wasOpen && (this.state.lastErrorAt ?? 0) < (this.state.connectedSince ?? 0)) this.fail('closed', `${this.plan.key} closed (code ${code})`);
       this.state.reconnects += 1;
-      this.scheduleReconnect(refusedClass ?? 'transient', retryAfterMs);
+      if (refusalProbe) void refusalProbe.then(() => this.scheduleReconnect(refusedClass ?? 'transient', retryAfterMs));
+      else this.scheduleReconnect(refusedClass ?? 'transient', retryAfterMs);
     });
   }
 
