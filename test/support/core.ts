@@ -12,6 +12,8 @@ import { createPollRunner, type PollRunner, type PollRunnerOptions } from '../..
 import type { PollAdapter } from '../../src/providers/poll-adapter.ts';
 import { pollAdapters } from '../../src/providers/registry.ts';
 import type { Database } from '../../src/core/db/database.ts';
+import { createEventHub, type EventHub } from '../../src/core/events/event-hub.ts';
+import type { EventStreamTimings } from '../../src/core/http/routes/events.ts';
 import { createLogger } from '../../src/logging.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
@@ -52,6 +54,8 @@ export interface TestCore {
   /** Every log line the app wrote, for tests that look for leaked secrets. */
   logs: string[];
   jobs: PollJobQueue;
+  /** The event log's hub: `flush()` sequences what has committed now, rather than at the next interval. */
+  events: EventHub;
   /** The poll runner (also working the job queue when `polling.work` was asked for). */
   runner: PollRunner;
   http: HttpClient;
@@ -107,6 +111,7 @@ export interface TestCoreOptions {
   trustedProxies?: string[];
   streamLeaseTtlSeconds?: number;
   ingestGate?: IngestGate;
+  eventStream?: Partial<EventStreamTimings>;
   polling?: {
     adapters?: ReadonlyMap<string, PollAdapter>;
     runner?: Partial<PollRunnerOptions>;
@@ -151,7 +156,11 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
   );
   if (options.polling?.work) await jobs.work((job) => runner.runWorkspace(job));
   const clock = testClock();
+  const events = createEventHub(database.db, { intervalMs: 100, logger });
+  await events.start();
   const app = await buildCoreApp({
+    events,
+    ...(options.eventStream ? { eventStream: options.eventStream } : {}),
     db: database.db,
     ingestGate,
     jobs,
@@ -178,9 +187,11 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
     secretKey,
     logs,
     jobs,
+    events,
     runner,
     http: httpClient(url, { admin: adminToken, service: serviceToken }),
     close: async () => {
+      await events.stop();
       await app.close();
       await jobs.stop();
       if (!options.database) await database.drop();

@@ -29,6 +29,8 @@ import { registerHealthRoutes } from './routes/health.ts';
 import { registerIngestRoutes } from './routes/ingest.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerPollingRoutes } from './routes/polling.ts';
+import { registerEventRoutes, type EventStreamTimings } from './routes/events.ts';
+import { createEventHub, type EventHub } from '../events/event-hub.ts';
 import { registerRejectionRoutes } from './routes/rejections.ts';
 import { registerStreamRoutes } from './routes/streams.ts';
 import { registerVehicleRoutes } from './routes/vehicles.ts';
@@ -52,6 +54,13 @@ export interface CoreAppOptions {
   streamLeaseTtlSeconds?: number;
   /** Per-client limits of public routes and of unknown tokens. */
   clientLimits?: Partial<ClientLimits>;
+  /**
+   * The process's view of the event log; made here (and started and stopped with the app) when not given. A caller
+   * that gives one starts and stops it.
+   */
+  events?: EventHub;
+  /** Heartbeat, slow-client limit and buffer of the SSE event stream. */
+  eventStream?: Partial<EventStreamTimings>;
 }
 
 /** A stream lease lives this long unless renewed; stream processes renew it every third of it. */
@@ -198,6 +207,13 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   registerConnectionRoutes(typed, { db: options.db, secretKey: options.secretKey });
   registerVehicleRoutes(typed, { db: options.db, clock });
   registerRejectionRoutes(typed, { db: options.db });
+  const hub = options.events ?? createEventHub(options.db, { logger: options.logger });
+  if (!options.events) {
+    app.addHook('onReady', async () => hub.start());
+    // Before the server waits for its connections to end: the event streams end first.
+    app.addHook('preClose', async () => hub.stop());
+  }
+  registerEventRoutes(typed, { db: options.db, hub, ...(options.eventStream ? { timings: options.eventStream } : {}) });
   registerHealthRoutes(typed, { db: options.db, clock });
   registerDashboardRoutes(typed);
   registerIngestRoutes(typed, { db: options.db, gate: options.ingestGate, bodyLimit: ingestLimits.bodyBytes, clock });

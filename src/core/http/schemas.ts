@@ -20,6 +20,12 @@ export const policySchema = z
     freshnessThresholdSeconds: z.number().int().min(10).max(604_800),
     silentAfterSeconds: z.number().int().min(10).max(31_536_000),
     retentionDays: z.number().int().min(1).max(3650),
+    socThresholdsPct: z
+      .array(z.number().gt(0).lt(100))
+      .max(10)
+      .optional()
+      .describe('SoC levels whose crossing, up or down, is a fleetwire.vehicle.soc.crossed event; default [20, 80]'),
+    eventRetentionDays: z.number().int().min(1).max(90).optional().describe('How long events are kept for replay; default 7'),
   })
   .strict();
 
@@ -27,7 +33,7 @@ export const workspaceSchema = z.object({
   id: z.uuid(),
   name: z.string(),
   createdAt: z.string(),
-  policy: policySchema.extend({ updatedAt: z.string() }),
+  policy: policySchema.extend({ socThresholdsPct: z.array(z.number()), eventRetentionDays: z.number().int(), updatedAt: z.string() }),
   cutover: z.object({ mode: z.enum(['legacy', 'core']), changedAt: z.string() }),
 });
 

@@ -20,10 +20,13 @@
 import { checkSignalValue, nonDecreasingRule, signalNames, type SignalName } from '../../canonical/signals.ts';
 import { parseTimestamp, updateEnvelopeSchema, type UpdateEnvelope } from '../../canonical/update.ts';
 import { sqlErrorIs, type Database, type Sql } from '../db/database.ts';
+import type { EventDraft } from '../events/catalogue.ts';
+import { vehicleEvents, type AcceptedReading } from '../events/derive.ts';
+import { writeEvents } from '../events/event-log.ts';
 import { dayStart, ensureHistoryPartitions, forgetHistoryPartitions, missingHistoryPartitions } from '../db/history-partitions.ts';
 import { recordIngestOutcome } from '../metrics.ts';
 import { unattributedWorkspace } from '../read/rejections.ts';
-import { classifyReadings, type Candidate } from './classify.ts';
+import { classifyReadings, snapshotKey, type Candidate } from './classify.ts';
 import {
   futureAllowanceMs,
   type IngestCounts,
@@ -64,6 +67,8 @@ export interface IngestOptions {
 
 const dayMs = 86_400_000;
 const counterSignals = signalNames.filter((signal) => nonDecreasingRule(signal) !== undefined);
+/** Snapshot values a unit of work reads: the counters (never backwards) and what events are told from. */
+const snapshotValueSignals = [...counterSignals, 'soc_pct', 'charging_state'];
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A reading that passed every check needing no stored state. */
@@ -342,7 +347,7 @@ async function applyUnitOfWork(
     for (const { work, vehicleId } of processed) {
       vehicles.set(vehicleId, { workspaceId: work.envelope!.workspaceId, vehicleId, newestObservedAt: null, newestMs: Number.NEGATIVE_INFINITY });
     }
-    const snapshot = await loadSnapshot(tx, [...vehicles.values()], counterSignals);
+    const snapshot = await loadSnapshot(tx, [...vehicles.values()], snapshotValueSignals);
 
     // Vehicle ids are UUIDs, unique across workspaces, so grouping by vehicle never mixes tenants.
     const pending = processed.flatMap(({ work, vehicleId, pending: readings }) => readings.map((reading) => ({ work, vehicleId, reading })));
@@ -356,6 +361,7 @@ async function applyUnitOfWork(
     const outcomes = classifyReadings(candidates, snapshot);
 
     const history: HistoryRow[] = [];
+    const acceptedByVehicle = new Map<string, { workspaceId: string; accepted: AcceptedReading[] }>();
     pending.forEach(({ work, vehicleId, reading }, position) => {
       const outcome = outcomes[position]!;
       if (outcome.status === 'rejected') {
@@ -381,6 +387,11 @@ async function applyUnitOfWork(
         receivedAt: work.receivedAt!,
         advances: outcome.status === 'accepted',
       });
+      if (outcome.status === 'accepted') {
+        const entry = acceptedByVehicle.get(vehicleId) ?? { workspaceId: e.workspaceId, accepted: [] };
+        acceptedByVehicle.set(vehicleId, entry);
+        entry.accepted.push({ signal: reading.signal, value: reading.value, observedMs: reading.observedMs, source: e.source, provider: e.provider });
+      }
     });
 
     const synced = [...vehicles.values()].map(({ workspaceId, vehicleId, newestMs }) => ({
@@ -394,6 +405,15 @@ async function applyUnitOfWork(
       (work.envelope!.chargingSessions ?? []).map((session) => ({ ...session, workspaceId: work.envelope!.workspaceId, connectionId: work.envelope!.connectionId, vehicleId, provider: work.envelope!.provider, receivedAt: work.receivedAt! })),
     );
     if (sessions.length > 0) await writeChargingSessions(tx, sessions);
+    // The events these changes cause, in the same transaction: committed with them or not at all.
+    const events: EventDraft[] = [];
+    for (const [vehicleId, { workspaceId, accepted }] of acceptedByVehicle) {
+      const soc = snapshot.get(snapshotKey(vehicleId, 'soc_pct'))?.value;
+      const charging = snapshot.get(snapshotKey(vehicleId, 'charging_state'))?.value;
+      const before = { ...(typeof soc === 'number' ? { socPct: soc } : {}), ...(typeof charging === 'string' ? { chargingState: charging } : {}) };
+      events.push(...vehicleEvents({ workspaceId, vehicleId, before, accepted, socThresholdsPct: workspaces.get(workspaceId)!.socThresholdsPct }));
+    }
+    await writeEvents(tx, events);
     if (options.withinTransaction) await options.withinTransaction(tx);
     return decisions;
   });

@@ -13,6 +13,8 @@ export interface WorkspaceState {
   enabled: boolean;
   retentionDays: number;
   cutover: CutoverMode;
+  /** The SoC thresholds whose crossing is an event. */
+  socThresholdsPct: number[];
 }
 
 /**
@@ -23,8 +25,8 @@ export interface WorkspaceState {
 export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly string[], lock: boolean): Promise<Map<string, WorkspaceState>> {
   const states = new Map<string, WorkspaceState>();
   if (workspaceIds.length === 0) return states;
-  const { rows } = await sql.query<{ id: string; enabled: boolean; retention_days: number; mode: CutoverMode }>(
-    `SELECT w.id, p.enabled, p.retention_days, c.mode
+  const { rows } = await sql.query<{ id: string; enabled: boolean; retention_days: number; mode: CutoverMode; soc_thresholds_pct: number[] }>(
+    `SELECT w.id, p.enabled, p.retention_days, c.mode, p.soc_thresholds_pct
        FROM workspaces w
        JOIN telematics_policies p ON p.workspace_id = w.id
        JOIN cutover_states c ON c.workspace_id = w.id
@@ -32,7 +34,9 @@ export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly strin
       ORDER BY w.id${lock ? '\n        FOR SHARE OF p, c' : ''}`,
     [workspaceIds],
   );
-  for (const row of rows) states.set(row.id, { enabled: row.enabled, retentionDays: row.retention_days, cutover: row.mode });
+  for (const row of rows) {
+    states.set(row.id, { enabled: row.enabled, retentionDays: row.retention_days, cutover: row.mode, socThresholdsPct: row.soc_thresholds_pct.map(Number) });
+  }
   return states;
 }
 

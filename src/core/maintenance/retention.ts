@@ -25,6 +25,7 @@ export interface RetentionReport {
   deletedHistoryRows: number;
   deletedRejections: number;
   deletedChargingSessions: number;
+  deletedEvents: number;
   deletedPollRuns: number;
   deletedScheduledEvents: number;
 }
@@ -52,7 +53,7 @@ export async function runRetention(db: Database, nowMs: number = Date.now()): Pr
   const running = inProgress.get(db);
   if (running) {
     await running.catch(() => undefined);
-    return { skipped: true, droppedPartitions: [], deletedHistoryRows: 0, deletedRejections: 0, deletedChargingSessions: 0, deletedPollRuns: 0, deletedScheduledEvents: 0 };
+    return { skipped: true, droppedPartitions: [], deletedHistoryRows: 0, deletedRejections: 0, deletedChargingSessions: 0, deletedEvents: 0, deletedPollRuns: 0, deletedScheduledEvents: 0 };
   }
   const run = retention(db, nowMs).finally(() => inProgress.delete(db));
   inProgress.set(db, run);
@@ -66,6 +67,7 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
     deletedHistoryRows: 0,
     deletedRejections: 0,
     deletedChargingSessions: 0,
+    deletedEvents: 0,
     deletedPollRuns: 0,
     deletedScheduledEvents: 0,
   };
@@ -77,8 +79,8 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
       return;
     }
     try {
-      const { rows: policies } = await session.query<{ workspace_id: string; retention_days: number }>(
-        'SELECT workspace_id, retention_days FROM telematics_policies',
+      const { rows: policies } = await session.query<{ workspace_id: string; retention_days: number; event_retention_days: number }>(
+        'SELECT workspace_id, retention_days, event_retention_days FROM telematics_policies',
       );
       const longestDays = policies.reduce((max, p) => Math.max(max, p.retention_days), 0);
       const { rows: partitions } = await session.query<{ name: string; pending: boolean }>(
@@ -122,6 +124,14 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
           `DELETE FROM charging_sessions WHERE workspace_id = $1 AND (connection_id, external_id) IN (
              SELECT connection_id, external_id FROM charging_sessions WHERE workspace_id = $1 AND started_at < $2 LIMIT ${batchRows})`,
           [policy.workspace_id, new Date(cutoff).toISOString()],
+        );
+        // Events are kept for replay for their own, shorter time; one the sequencer has not numbered yet stays.
+        report.deletedEvents += await deleteInBatches(
+          session,
+          `DELETE FROM events WHERE insert_order = ANY(ARRAY(
+             SELECT insert_order FROM events
+              WHERE workspace_id = $1 AND created_at < $2 AND position IS NOT NULL LIMIT ${batchRows}))`,
+          [policy.workspace_id, new Date(nowMs - policy.event_retention_days * dayMs).toISOString()],
         );
         report.deletedPollRuns += await deleteInBatches(
           session,

@@ -15,6 +15,10 @@ export interface TelematicsPolicy {
   freshnessThresholdSeconds: number;
   silentAfterSeconds: number;
   retentionDays: number;
+  /** State-of-charge levels whose crossing, up or down, is an event (`fleetwire.vehicle.soc.crossed`). */
+  socThresholdsPct: number[];
+  /** How long events are kept for replay. */
+  eventRetentionDays: number;
 }
 
 export const defaultPolicy: TelematicsPolicy = Object.freeze({
@@ -23,6 +27,8 @@ export const defaultPolicy: TelematicsPolicy = Object.freeze({
   freshnessThresholdSeconds: 300,
   silentAfterSeconds: 3600,
   retentionDays: 90,
+  socThresholdsPct: Object.freeze([20, 80]) as unknown as number[],
+  eventRetentionDays: 7,
 });
 
 export interface Workspace {
@@ -42,6 +48,8 @@ interface WorkspaceRow {
   freshness_threshold_seconds: number;
   silent_after_seconds: number;
   retention_days: number;
+  soc_thresholds_pct: number[];
+  event_retention_days: number;
   policy_updated_at: Date;
   mode: CutoverMode;
   changed_at: Date;
@@ -50,7 +58,7 @@ interface WorkspaceRow {
 const selectWorkspace = `
   SELECT w.id, w.name, w.created_at,
          p.enabled, p.poll_interval_seconds, p.freshness_threshold_seconds, p.silent_after_seconds, p.retention_days,
-         p.updated_at AS policy_updated_at, c.mode, c.changed_at
+         p.soc_thresholds_pct, p.event_retention_days, p.updated_at AS policy_updated_at, c.mode, c.changed_at
     FROM workspaces w
     JOIN telematics_policies p ON p.workspace_id = w.id
     JOIN cutover_states c ON c.workspace_id = w.id`;
@@ -66,6 +74,8 @@ function toWorkspace(row: WorkspaceRow): Workspace {
       freshnessThresholdSeconds: row.freshness_threshold_seconds,
       silentAfterSeconds: row.silent_after_seconds,
       retentionDays: row.retention_days,
+      socThresholdsPct: row.soc_thresholds_pct.map(Number),
+      eventRetentionDays: row.event_retention_days,
       updatedAt: iso(row.policy_updated_at),
     },
     cutover: { mode: row.mode, changedAt: iso(row.changed_at) },
@@ -83,9 +93,19 @@ export async function createWorkspace(
   await sql.query('INSERT INTO workspaces (id, name) VALUES ($1, $2)', [id, input.name]);
   await sql.query(
     `INSERT INTO telematics_policies
-       (workspace_id, enabled, poll_interval_seconds, freshness_threshold_seconds, silent_after_seconds, retention_days)
-     VALUES ($1, $2, $3, $4, $5, $6)`,
-    [id, policy.enabled, policy.pollIntervalSeconds, policy.freshnessThresholdSeconds, policy.silentAfterSeconds, policy.retentionDays],
+       (workspace_id, enabled, poll_interval_seconds, freshness_threshold_seconds, silent_after_seconds, retention_days,
+        soc_thresholds_pct, event_retention_days)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::float8[], $8)`,
+    [
+      id,
+      policy.enabled,
+      policy.pollIntervalSeconds,
+      policy.freshnessThresholdSeconds,
+      policy.silentAfterSeconds,
+      policy.retentionDays,
+      [...policy.socThresholdsPct],
+      policy.eventRetentionDays,
+    ],
   );
   await sql.query('INSERT INTO cutover_states (workspace_id, mode) VALUES ($1, $2)', [id, input.cutover ?? 'core']);
   return getWorkspace(sql, id);
@@ -117,14 +137,34 @@ function checkPolicy(policy: TelematicsPolicy): void {
   }
 }
 
-export async function putTelematicsPolicy(sql: Sql, workspaceId: string, policy: TelematicsPolicy): Promise<Workspace> {
+/** Replaces a workspace's policy; the event settings left out take their defaults. */
+export async function putTelematicsPolicy(
+  sql: Sql,
+  workspaceId: string,
+  input: Omit<TelematicsPolicy, 'socThresholdsPct' | 'eventRetentionDays'> & Partial<Pick<TelematicsPolicy, 'socThresholdsPct' | 'eventRetentionDays'>>,
+): Promise<Workspace> {
+  const policy: TelematicsPolicy = {
+    ...input,
+    socThresholdsPct: input.socThresholdsPct ?? defaultPolicy.socThresholdsPct,
+    eventRetentionDays: input.eventRetentionDays ?? defaultPolicy.eventRetentionDays,
+  };
   checkPolicy(policy);
   const { rowCount } = await sql.query(
     `UPDATE telematics_policies
         SET enabled = $2, poll_interval_seconds = $3, freshness_threshold_seconds = $4,
-            silent_after_seconds = $5, retention_days = $6, updated_at = now()
+            silent_after_seconds = $5, retention_days = $6, soc_thresholds_pct = $7::float8[], event_retention_days = $8,
+            updated_at = now()
       WHERE workspace_id = $1`,
-    [workspaceId, policy.enabled, policy.pollIntervalSeconds, policy.freshnessThresholdSeconds, policy.silentAfterSeconds, policy.retentionDays],
+    [
+      workspaceId,
+      policy.enabled,
+      policy.pollIntervalSeconds,
+      policy.freshnessThresholdSeconds,
+      policy.silentAfterSeconds,
+      policy.retentionDays,
+      [...policy.socThresholdsPct],
+      policy.eventRetentionDays,
+    ],
   );
   if (rowCount === 0) throw notFound('workspace', workspaceId);
   return getWorkspace(sql, workspaceId);
