@@ -38,7 +38,7 @@ import type { GeotabSimulator } from '../src/sim/geotab/simulator.ts';
 import type { PollAdapter } from '../src/providers/poll-adapter.ts';
 import { streamAdapters } from '../src/providers/registry.ts';
 import { createSamsaraPollAdapter } from '../src/providers/samsara/adapter.ts';
-import type { RunningTeslaTelemetrySimulator } from '../src/sim/tesla-telemetry/simulator.ts';
+import type { RunningTessieSimulator } from '../src/sim/tessie/simulator.ts';
 import type { RunningTraccarSimulator } from '../src/sim/traccar/simulator.ts';
 import { faultKinds, type FaultRates } from '../src/sim/faults.ts';
 import { servedKey } from '../src/sim/ground-truth.ts';
@@ -75,20 +75,20 @@ function soakClock(): { now: () => number; startMs: number; freeze(): void } {
 interface Simulators extends DemoSimulators {
   geotab: GeotabSimulator;
   traccar: RunningTraccarSimulator;
-  tesla: RunningTeslaTelemetrySimulator;
+  tesla: RunningTessieSimulator;
 }
 
 /** The demo's simulators (src/demo/simulators.ts: its seeds, fleet sizes, names and accounts), on the soak's clock. */
 async function startSimulators(clock: { now: () => number }): Promise<Simulators> {
   const demo = await startDemoSimulators({
     host: '127.0.0.1',
-    ports: { samsara: 0, geotab: 0, traccar: 0, 'tesla-telemetry': 0 },
+    ports: { samsara: 0, geotab: 0, traccar: 0, 'tessie': 0 },
     timeScale: 5,
     vehicles: demoFleetSizes,
     now: clock.now,
     pollTimeoutMs: 5_000,
   });
-  return { ...demo, geotab: demo.running.geotab, traccar: demo.running.traccar, tesla: demo.running['tesla-telemetry'] };
+  return { ...demo, geotab: demo.running.geotab, traccar: demo.running.traccar, tesla: demo.running['tessie'] };
 }
 
 /** The timed faults of the run; `stop` ends all of them at once. */
@@ -101,7 +101,7 @@ function scheduleTrouble(sims: Simulators, proxy: SwitchableProxy, log: (line: s
   sims.faults.samsara.setRates(pollFaultRates);
   sims.faults.geotab.setRates(pollFaultRates);
   sims.faults.traccar.setRates(traccarRestFaultRates);
-  sims.faults['tesla-telemetry'].setRates(teslaUpgradeFaultRates);
+  sims.faults['tessie'].setRates(teslaUpgradeFaultRates);
   let drops = 0;
   every(45_000, () => {
     drops += 1;

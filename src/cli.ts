@@ -62,6 +62,7 @@ function printBanner(config: CoreConfig, demo: Demo): void {
     '',
     '  Simulated providers:',
     ...Object.entries(demo.simulators.running).map(([provider, sim]) => `    ${provider.padEnd(16)} ${sim.url}`),
+    ...(demo.simulators.fleetTelemetry ? [`    ${'tesla-fleet-telemetry'.padEnd(16)} ${demo.simulators.fleetTelemetry.publisher.url}  (MQTT dispatcher on the local broker)`] : []),
     '',
     `  API description: ${core.url}/openapi.json`,
     `  try:  curl -H "Authorization: Bearer ${demo.workspaces[0]?.apiKey ?? config.secrets.adminToken}" ${core.url}/v1/workspaces/${demo.workspaces[0]?.id ?? ''}/vehicles`,

@@ -74,6 +74,8 @@ const environmentSchema = z.object({
   FLEETWIRE_MAINTENANCE_MINUTES: z.coerce.number().int().min(0).max(1440).default(60),
   FLEETWIRE_STREAM_COALESCE_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   FLEETWIRE_STREAM_BUFFER_READINGS: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
+  FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
+  FLEETWIRE_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   FLEETWIRE_JOB_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
@@ -143,6 +145,15 @@ export interface Config<P extends Purpose = 'core'> {
   };
   /** How often retention runs in this process; 0 leaves it to `fleetwire maintain` (cron, say). */
   readonly maintenanceMinutes: number;
+  readonly webhooks: {
+    /**
+     * Whether webhooks may target private, loopback and link-local addresses (FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE):
+     * off by default, on for the demo, whose receiver runs on loopback.
+     */
+    readonly allowPrivate: boolean;
+    /** How long a receiver has to answer a delivery. */
+    readonly timeoutMs: number;
+  };
   readonly stream: {
     /** Per-vehicle coalescing window; 0 passes every reading on as it comes. */
     readonly coalesceMs: number;
@@ -291,6 +302,10 @@ export function loadConfig<P extends Purpose = 'core'>(env: NodeJS.ProcessEnv = 
       jobSchema: e.FLEETWIRE_JOB_SCHEMA,
     }),
     maintenanceMinutes: e.FLEETWIRE_MAINTENANCE_MINUTES,
+    webhooks: Object.freeze({
+      allowPrivate: e.FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE === undefined ? purpose === 'demo' : e.FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE === 'true',
+      timeoutMs: e.FLEETWIRE_WEBHOOK_TIMEOUT_MS,
+    }),
     stream: Object.freeze({
       coalesceMs: e.FLEETWIRE_STREAM_COALESCE_MS,
       bufferReadings: e.FLEETWIRE_STREAM_BUFFER_READINGS,

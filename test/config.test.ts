@@ -11,6 +11,15 @@ import { ConfigError, loadConfig } from '../src/config.ts';
 const tempDir = () => mkdtempSync(join(tmpdir(), 'fleetwire-config-'));
 
 describe('loadConfig', () => {
+  it('refuses private webhook targets by default, allows them for the demo, and takes the setting either way', () => {
+    const dir = tempDir();
+    expect(loadConfig({ FLEETWIRE_DATA_DIR: dir }).webhooks).toEqual({ allowPrivate: false, timeoutMs: 10_000 });
+    expect(loadConfig({ FLEETWIRE_DATA_DIR: dir }, 'demo').webhooks.allowPrivate).toBe(true);
+    expect(loadConfig({ FLEETWIRE_DATA_DIR: dir, FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: 'false' }, 'demo').webhooks.allowPrivate).toBe(false);
+    expect(loadConfig({ FLEETWIRE_DATA_DIR: dir, FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: 'true', FLEETWIRE_WEBHOOK_TIMEOUT_MS: '2500' }).webhooks).toEqual({ allowPrivate: true, timeoutMs: 2500 });
+    expect(() => loadConfig({ FLEETWIRE_DATA_DIR: dir, FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: 'yes' })).toThrow(/FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: must be true or false/);
+  });
+
   it('applies defaults, generates the three secrets once and keeps them in the data dir (0600)', () => {
     const dir = tempDir();
     const first = loadConfig({ FLEETWIRE_DATA_DIR: dir });

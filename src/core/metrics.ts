@@ -186,3 +186,56 @@ new Gauge({
     }
   },
 });
+
+const webhookDeliveries = new Counter({
+  name: 'fleetwire_webhook_deliveries_total',
+  help: 'Webhook delivery attempts by outcome (delivered, failed, gone)',
+  labelNames: ['outcome'] as const,
+  registers: [metricsRegistry],
+});
+
+const webhookLatencySeconds = new Histogram({
+  name: 'fleetwire_webhook_delivery_latency_seconds',
+  help: "From an event's commit to its receiver's 2xx",
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  registers: [metricsRegistry],
+});
+
+export function recordWebhookDelivery(outcome: 'delivered' | 'failed' | 'gone', latencySeconds?: number): void {
+  webhookDeliveries.inc({ outcome });
+  if (latencySeconds !== undefined) webhookLatencySeconds.observe(latencySeconds);
+}
+
+type WebhookSnapshot = () => Promise<{ workspaceId: string; id: string; status: string; failing: boolean; backlog: number }[]>;
+let webhookSnapshot: WebhookSnapshot | undefined;
+
+/** Where the webhook gauges read their state at scrape time. */
+export function observeWebhooksFrom(source: WebhookSnapshot): void {
+  webhookSnapshot = source;
+}
+
+new Gauge({
+  name: 'fleetwire_webhook_subscriptions',
+  help: 'Webhook subscriptions per workspace by state (active, failing, paused, ended), computed at scrape time',
+  labelNames: ['workspace_id', 'state'] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    for (const w of (await webhookSnapshot?.().catch(() => [])) ?? []) {
+      this.inc({ workspace_id: w.workspaceId, state: w.failing && w.status === 'active' ? 'failing' : w.status });
+    }
+  },
+});
+
+new Gauge({
+  name: 'fleetwire_webhook_backlog_events',
+  help: 'Events waiting for each active webhook subscription (counted up to 100,000)',
+  labelNames: ['workspace_id', 'subscription_id'] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    for (const w of (await webhookSnapshot?.().catch(() => [])) ?? []) {
+      if (w.status === 'active') this.set({ workspace_id: w.workspaceId, subscription_id: w.id }, w.backlog);
+    }
+  },
+});

@@ -134,6 +134,7 @@ export async function startCore(config: CoreConfig, logger: Logger, extras: Core
       secretKey: config.secrets.secretKey,
       trustedProxies: config.trustedProxies,
       streamLeaseTtlSeconds: config.stream.leaseSeconds,
+      webhooks: { allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs },
     });
     await app.listen({ port: config.port, host: config.host });
     await jobs.work(async (job) => {

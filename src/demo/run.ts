@@ -21,7 +21,7 @@ export interface Demo {
 /** Simulator ports follow core's: core on 8080 puts them on 8081-8084. */
 export function demoSimulatorPorts(corePort: number) {
   const at = (offset: number) => (corePort === 0 ? 0 : corePort + offset);
-  return { samsara: at(1), geotab: at(2), traccar: at(3), 'tesla-telemetry': at(4) };
+  return { samsara: at(1), geotab: at(2), traccar: at(3), tessie: at(4) };
 }
 
 /**
@@ -56,6 +56,8 @@ export async function startDemo(config: CoreConfig, logger: Logger): Promise<Dem
     ports: demoSimulatorPorts(config.port),
     timeScale: 5,
     vehicles: demoFleetSizes,
+    // A local broker, if one runs: the demo then also streams Teslas through a fleet-telemetry MQTT dispatcher.
+    mqttBroker: { host: '127.0.0.1', port: 1883 },
   });
   let core: CoreRuntime;
   try {

@@ -1,7 +1,8 @@
 /**
  * The demo's workspaces, made once and brought up to date on every start: "North depot" reads its vans and buses
- * from Samsara (polled) and a Traccar shuttle fleet (streamed); "South depot" reads Geotab (polled) and a few
- * Tesla Fleet Telemetry cars (streamed). A couple of vehicles per polled provider are left unbound, so the
+ * from Samsara (polled) and a Traccar shuttle fleet (streamed); "South depot" reads Geotab (polled), a few Teslas
+ * through Tessie (streamed) and, when a local MQTT broker runs, a few more through a fleet-telemetry server's MQTT
+ * dispatcher (streamed). A couple of vehicles per polled provider are left unbound, so the
  * rejections view shows `unknown_device` from the first minute. A read key per workspace is made once and kept in
  * the data dir, so the banner can show it after a restart. A spare van whose tracker was never installed stays
  * "never reported".
@@ -14,7 +15,8 @@ import { createApiKey } from '../core/registry/api-keys.ts';
 import { createConnection, listConnections, updateConnection } from '../core/registry/connections.ts';
 import { createVehicle } from '../core/registry/vehicles.ts';
 import { createWorkspace, defaultPolicy, listWorkspaces } from '../core/registry/workspaces.ts';
-import { demoCredentials, demoExternalId, type DemoProvider, type DemoSimulators } from './simulators.ts';
+import { demoCredentials, demoExternalId, type DemoFleetTelemetry, type DemoProvider, type DemoSimulators } from './simulators.ts';
+import { simulatedEvAttributes } from '../sim/traccar/simulator-frames.ts';
 
 export interface DemoWorkspace {
   id: string;
@@ -24,7 +26,9 @@ export interface DemoWorkspace {
 
 interface Plan {
   name: string;
-  connections: { provider: DemoProvider; transport: 'poll' | 'stream'; label: string; unbound: number }[];
+  connections: { provider: DemoProvider; transport: 'poll' | 'stream'; label: string; unbound: number; options?: Record<string, unknown> }[];
+  /** This workspace also reads the fleet-telemetry dispatcher, when the demo runs one. */
+  fleetTelemetry?: true;
 }
 
 const plans: Plan[] = [
@@ -32,15 +36,17 @@ const plans: Plan[] = [
     name: 'North depot',
     connections: [
       { provider: 'samsara', transport: 'poll', label: 'Samsara (North)', unbound: 2 },
-      { provider: 'traccar', transport: 'stream', label: 'Traccar shuttles', unbound: 0 },
+      // The shuttles' phones report their own battery as batteryLevel; the vehicle's state of charge comes as evSoc.
+      { provider: 'traccar', transport: 'stream', label: 'Traccar shuttles', unbound: 0, options: simulatedEvAttributes },
     ],
   },
   {
     name: 'South depot',
     connections: [
       { provider: 'geotab', transport: 'poll', label: 'Geotab (South)', unbound: 2 },
-      { provider: 'tesla-telemetry', transport: 'stream', label: 'Tesla Fleet Telemetry', unbound: 0 },
+      { provider: 'tessie', transport: 'stream', label: 'Tessie', unbound: 0 },
     ],
+    fleetTelemetry: true,
   },
 ];
 
@@ -64,7 +70,7 @@ export async function seedDemo(db: Database, secretKey: Buffer, sims: DemoSimula
       const found = connections.find((c) => c.provider === wanted.provider);
       if (found) {
         // The simulators restarted: new fleets, new logs. Point at them and start the feeds afresh.
-        await updateConnection(db, secretKey, workspace.id, found.id, { baseUrl, enabled: true });
+        await updateConnection(db, secretKey, workspace.id, found.id, { baseUrl, enabled: true, ...(wanted.options && { options: wanted.options }) });
         await resetConnectionFeed(db, workspace.id, found.id);
         continue;
       }
@@ -74,6 +80,7 @@ export async function seedDemo(db: Database, secretKey: Buffer, sims: DemoSimula
         baseUrl,
         label: wanted.label,
         credentials: { ...demoCredentials[wanted.provider] },
+        options: wanted.options,
       });
       const fleet = sims.fleets[wanted.provider];
       for (const vehicle of fleet.vehicles.slice(0, fleet.vehicles.length - wanted.unbound)) {
@@ -91,9 +98,37 @@ export async function seedDemo(db: Database, secretKey: Buffer, sims: DemoSimula
         });
       }
     }
+    if (plan.fleetTelemetry) await seedFleetTelemetry(db, secretKey, workspace.id, sims.fleetTelemetry);
     if (!keys[workspace.id]) keys[workspace.id] = (await createApiKey(db, workspace.id, 'demo dashboard')).key;
     result.push({ id: workspace.id, name: workspace.name, apiKey: keys[workspace.id]! });
   }
   writeFileSync(keysFile, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
   return result;
+}
+
+/**
+ * The fleet-telemetry connection, when the demo found a broker: credentials `{}` (the local broker takes anyone),
+ * its vehicles bound by VIN. A start without a broker disables the one an earlier start made, so it neither fails
+ * nor holds a stream slot.
+ */
+async function seedFleetTelemetry(db: Database, secretKey: Buffer, workspaceId: string, telemetry: DemoFleetTelemetry | undefined): Promise<void> {
+  const found = (await listConnections(db, workspaceId)).find((c) => c.provider === 'tesla-fleet-telemetry');
+  if (!telemetry) {
+    if (found?.enabled) await updateConnection(db, secretKey, workspaceId, found.id, { enabled: false });
+    return;
+  }
+  if (found) {
+    await updateConnection(db, secretKey, workspaceId, found.id, { baseUrl: telemetry.publisher.url, enabled: true });
+    return;
+  }
+  const connection = await createConnection(db, secretKey, workspaceId, {
+    provider: 'tesla-fleet-telemetry',
+    transport: 'stream',
+    baseUrl: telemetry.publisher.url,
+    label: 'Tesla Fleet Telemetry (MQTT)',
+    credentials: {},
+  });
+  for (const vehicle of telemetry.fleet.vehicles) {
+    await createVehicle(db, workspaceId, { name: vehicle.name, vin: vehicle.vin, devices: [{ connectionId: connection.id, externalId: vehicle.vin }] });
+  }
 }

@@ -27,10 +27,10 @@ export async function runSimulators(args: string[]): Promise<DemoSimulators> {
       samsara: number(values['samsara-port'], 'samsara-port'),
       geotab: number(values['geotab-port'], 'geotab-port'),
       traccar: number(values['traccar-port'], 'traccar-port'),
-      'tesla-telemetry': number(values['tesla-port'], 'tesla-port'),
+      tessie: number(values['tesla-port'], 'tesla-port'),
     },
     timeScale: number(values['time-scale'], 'time-scale'),
-    vehicles: { samsara: vehicles, geotab: vehicles, traccar: vehicles, 'tesla-telemetry': vehicles },
+    vehicles: { samsara: vehicles, geotab: vehicles, traccar: vehicles, tessie: vehicles },
   });
   const lines = ['', 'Fleetwire provider simulators:', ''];
   for (const [provider, sim] of Object.entries(simulators.running)) {

@@ -4,13 +4,15 @@
  * covers it. The runner commits each page's readings and its cursor in one transaction, so a failure between
  * pages re-reads from the last committed cursor: nothing lost, and duplicates are absorbed by ingest.
  */
-import type { CanonicalReading } from '../canonical/update.ts';
+import type { CanonicalChargingSession, CanonicalReading } from '../canonical/update.ts';
 import type { ProviderConnectionContract } from './provider.ts';
 
 /** The canonical readings one provider device reported in a page. */
 export interface DeviceReadings {
   externalDeviceId: string;
   readings: CanonicalReading[];
+  /** Charging sessions the provider reported for the device (Geotab's ChargeEvent), stored with the readings. */
+  chargingSessions?: CanonicalChargingSession[];
 }
 
 export interface PollPage {

@@ -16,6 +16,11 @@ export interface ProviderConnectionContract<
   readonly transport: Transport;
   /** Used when a connection is created without a base URL; undefined where the operator must give one. */
   readonly defaultBaseUrl: string | undefined;
+  /**
+   * The URL schemes a base URL may have (with the colon, as `URL.protocol` writes them); http(s) and ws(s) when not
+   * given. A provider read through a broker names the broker's (`mqtt:`, `redis:`).
+   */
+  readonly baseUrlSchemes?: readonly string[];
   readonly credentials: z.ZodType<Credentials>;
   /**
    * A connection's settings that are not secret (stored in the clear and answered by the API), with their
@@ -30,3 +35,10 @@ export function optionsSchemaOf(contract: Pick<ProviderConnectionContract, 'opti
 }
 
 const noOptions = z.object({}).strict();
+
+const webSchemes = ['http:', 'https:', 'ws:', 'wss:'] as const;
+
+/** The base URL schemes a provider's connections may use. */
+export function baseUrlSchemesOf(contract: Pick<ProviderConnectionContract, 'baseUrlSchemes'>): readonly string[] {
+  return contract.baseUrlSchemes ?? webSchemes;
+}

@@ -6,11 +6,13 @@ import { geotabPollAdapter } from './geotab/adapter.ts';
 import { geotabContract } from './geotab/contract.ts';
 import type { PollAdapter } from './poll-adapter.ts';
 import type { ProviderConnectionContract } from './provider.ts';
-import type { StreamAdapter } from './stream-adapter.ts';
+import type { AnyStreamAdapter } from './stream-adapter.ts';
 import { samsaraPollAdapter } from './samsara/adapter.ts';
 import { samsaraContract } from './samsara/contract.ts';
-import { teslaTelemetryStreamAdapter } from './tesla-telemetry/adapter.ts';
-import { teslaTelemetryContract } from './tesla-telemetry/contract.ts';
+import { teslaFleetTelemetryAdapter } from './tesla-fleet-telemetry/adapter.ts';
+import { teslaFleetTelemetryContract } from './tesla-fleet-telemetry/contract.ts';
+import { tessieStreamAdapter } from './tessie/adapter.ts';
+import { tessieContract } from './tessie/contract.ts';
 import { traccarStreamAdapter } from './traccar/adapter.ts';
 import { traccarContract } from './traccar/contract.ts';
 
@@ -18,7 +20,8 @@ export const providerContracts: readonly ProviderConnectionContract[] = [
   samsaraContract,
   geotabContract,
   traccarContract,
-  teslaTelemetryContract,
+  tessieContract,
+  teslaFleetTelemetryContract,
 ];
 
 /**
@@ -32,9 +35,10 @@ export const pollAdapters: ReadonlyMap<string, PollAdapter> = new Map<string, Po
 ]);
 
 /** The adapters the stream runtime uses, by provider name (credentials parsed as for poll adapters). */
-export const streamAdapters: ReadonlyMap<string, StreamAdapter> = new Map<string, StreamAdapter>([
-  [traccarContract.name, traccarStreamAdapter as unknown as StreamAdapter],
-  [teslaTelemetryContract.name, teslaTelemetryStreamAdapter as unknown as StreamAdapter],
+export const streamAdapters: ReadonlyMap<string, AnyStreamAdapter> = new Map<string, AnyStreamAdapter>([
+  [traccarContract.name, traccarStreamAdapter as unknown as AnyStreamAdapter],
+  [tessieContract.name, tessieStreamAdapter as unknown as AnyStreamAdapter],
+  [teslaFleetTelemetryContract.name, teslaFleetTelemetryAdapter as unknown as AnyStreamAdapter],
 ]);
 
 export function findProviderContract(name: string): ProviderConnectionContract | undefined {

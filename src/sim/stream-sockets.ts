@@ -2,7 +2,7 @@
  * The simulator's open websockets, and the test controls that break them the ways real networks do: a drop (all
  * sockets gone at once), half-open (the peer is gone but no FIN ever arrives), slowness, and a garbage frame.
  * A frame counts as served only once it has left on an open socket, which is what ground truth needs. Shared by
- * the websocket simulators (Traccar, Tesla Fleet Telemetry).
+ * the websocket simulators (Traccar, Tessie).
  */
 import { STATUS_CODES, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

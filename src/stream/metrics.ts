@@ -26,9 +26,23 @@ const readings = new Gauge({
 
 const badFrames = new Gauge({ name: 'fleetwire_stream_bad_frames', help: 'Frames that could not be read, since start', registers: [streamRegistry] });
 const reconnects = new Gauge({ name: 'fleetwire_stream_reconnects', help: 'Socket reconnects since start', registers: [streamRegistry] });
+const recognised = new Gauge({
+  name: 'fleetwire_stream_recognised',
+  help: 'What frames said besides readings, by kind, over the connections held (each since it was opened): vehicle alerts and errors, values the vehicle marked invalid, readings of devices not bound on their connection (dropped)',
+  labelNames: ['kind'] as const,
+  registers: [streamRegistry],
+});
+
+/** The per-connection counts of what was recognised but not delivered. */
+export interface RecognisedCounts {
+  alerts: number;
+  errors: number;
+  invalidValues: number;
+  unboundReadings: number;
+}
 
 export const streamMetrics = {
-  observe(statuses: readonly StreamStatus[], pipeline: DeliveryPipeline, coalescer: Coalescer): void {
+  observe(statuses: readonly StreamStatus[], pipeline: DeliveryPipeline, coalescer: Coalescer, counts: readonly RecognisedCounts[] = []): void {
     const up = statuses.filter((s) => s.connected).length;
     connections.set({ state: 'up' }, up);
     connections.set({ state: 'down' }, statuses.length - up);
@@ -41,5 +55,10 @@ export const streamMetrics = {
     readings.set({ outcome: 'buffered' }, totals.buffered + coalescer.held);
     badFrames.set(statuses.reduce((n, s) => n + s.badFrames, 0));
     reconnects.set(statuses.reduce((n, s) => n + s.reconnects, 0));
+    const sum = (pick: (c: RecognisedCounts) => number) => counts.reduce((n, c) => n + pick(c), 0);
+    recognised.set({ kind: 'alert' }, sum((c) => c.alerts));
+    recognised.set({ kind: 'error' }, sum((c) => c.errors));
+    recognised.set({ kind: 'invalid_value' }, sum((c) => c.invalidValues));
+    recognised.set({ kind: 'unbound_reading' }, sum((c) => c.unboundReadings));
   },
 };

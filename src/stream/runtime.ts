@@ -1,5 +1,5 @@
 /**
- * The stream runtime (DESIGN §7): long-lived provider websockets, normalized into canonical updates, coalesced
+ * The stream runtime (DESIGN §7): long-lived provider websockets and broker subscriptions, normalized into canonical updates, coalesced
  * per vehicle, delivered to core's ingest endpoint. It runs as `fleetwire stream` (its own process, as many as
  * needed) or inside `npm start`. It holds no database connection; everything it knows comes from core's internal
  * API. `start` and `stop` are idempotent; `stop` closes the sockets, delivers what it can, releases its leases.
@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { StreamDirectoryEntry, StreamStatus } from '../canonical/stream-api.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logging.ts';
-import type { StreamAdapter } from '../providers/stream-adapter.ts';
+import type { AnyStreamAdapter } from '../providers/stream-adapter.ts';
 import { Coalescer } from './coalescer.ts';
 import { planLeases } from './connection-directory.ts';
 import { CoreAnswerError, createCoreClient, type CoreClient } from './core-client.ts';
@@ -22,7 +22,7 @@ export interface StreamRuntimeOptions {
   coreUrl: string;
   serviceToken: string;
   logger: Logger;
-  adapters: ReadonlyMap<string, StreamAdapter>;
+  adapters: ReadonlyMap<string, AnyStreamAdapter>;
   /** Names this process in leases and status; host:pid:random by default. */
   holder?: string;
   /** How often to ask core which connections to hold (and renew leases); at most a third of the lease time. */
@@ -47,7 +47,7 @@ export const defaultStreamTimings = {
 /** The options of a runtime started from configuration: default timings, the configured window and buffer. */
 export function configuredStreamOptions(
   config: Pick<Config, 'stream'>,
-  connection: { coreUrl: string; serviceToken: string; logger: Logger; adapters: ReadonlyMap<string, StreamAdapter> },
+  connection: { coreUrl: string; serviceToken: string; logger: Logger; adapters: ReadonlyMap<string, AnyStreamAdapter> },
 ): StreamRuntimeOptions {
   return {
     ...defaultStreamTimings,
@@ -199,7 +199,7 @@ export function startStreamRuntime(
   const report = () =>
     (reporting ??= (async () => {
       const all = statuses();
-      streamMetrics.observe(all, pipeline, coalescer);
+      streamMetrics.observe(all, pipeline, coalescer, [...connections.values()].map((c) => c.counters));
       if (all.length > 0) await client.reportStatus(holder, all);
     })()
       .catch((error: unknown) => {

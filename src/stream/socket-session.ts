@@ -8,7 +8,7 @@
 import { WebSocket } from 'ws';
 import { classifyHttpStatus, isProviderError, parseRetryAfter, type ProviderErrorClass } from '../providers/provider-error.ts';
 import type { DeviceReadings } from '../providers/poll-adapter.ts';
-import type { SocketPlan, StreamAdapter, StreamConnectionContext } from '../providers/stream-adapter.ts';
+import type { FrameNotes, SocketPlan, StreamAdapter, StreamConnectionContext } from '../providers/stream-adapter.ts';
 
 export interface SocketTimings {
   heartbeatMs: number;
@@ -31,19 +31,9 @@ export interface SocketState {
   nextReconnectAt: number | null;
 }
 
-export interface SocketEvents {
-  /** Readings decoded from one frame, with when the frame arrived. */
-  onReadings(devices: DeviceReadings[], receivedAtMs: number): void;
-  onBadFrame(reason: string): void;
-}
-
-/** Tries of the adapter's `prepare` on one open socket before the socket is given up. */
-const prepareAttempts = 4;
-/** Frames held while a socket is prepared; beyond this they are counted as bad rather than held without bound. */
-const earlyFrameLimit = 10_000;
-
-export class SocketSession {
-  readonly state: SocketState = {
+/** A session's state before its first connect (websocket and broker sessions alike). */
+export function initialSocketState(): SocketState {
+  return {
     open: false,
     connectedSince: null,
     lastMessageAt: null,
@@ -55,6 +45,23 @@ export class SocketSession {
     lastErrorAt: null,
     nextReconnectAt: null,
   };
+}
+
+export interface SocketEvents {
+  /** Readings decoded from one frame, with when the frame arrived. */
+  onReadings(devices: DeviceReadings[], receivedAtMs: number): void;
+  onBadFrame(reason: string): void;
+  /** What a frame said besides readings (invalid values skipped, alerts, errors): counted, never bad. */
+  onNotes?(notes: FrameNotes): void;
+}
+
+/** Tries of the adapter's `prepare` on one open socket before the socket is given up. */
+const prepareAttempts = 4;
+/** Frames held while a socket is prepared; beyond this they are counted as bad rather than held without bound. */
+const earlyFrameLimit = 10_000;
+
+export class SocketSession {
+  readonly state: SocketState = initialSocketState();
   private ws: WebSocket | undefined;
   private stopped = false;
   private attempt = 0;
@@ -227,7 +234,7 @@ export class SocketSession {
   private handleFrame(text: string, at: number): void {
     let decoded;
     try {
-      decoded = this.adapter.decode(text, this.plan, this.session, at);
+      decoded = this.adapter.decode(text, this.plan, this.session, at, this.context);
     } catch (error) {
       decoded = { kind: 'bad' as const, reason: `decoder threw: ${(error as Error).message}` };
     }
@@ -240,6 +247,7 @@ export class SocketSession {
     this.state.lastHeartbeatAt = at;
     if (decoded.kind === 'keepalive') return;
     if (decoded.devices.length > 0) this.events.onReadings(decoded.devices, at);
+    if (decoded.notes) this.events.onNotes?.(decoded.notes);
   }
 
   private countBad(reason: string): void {

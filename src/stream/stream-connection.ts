@@ -1,33 +1,58 @@
 /**
- * One provider connection held by this stream process: the sockets its adapter plans (Traccar one, Tesla Fleet
- * Telemetry one per VIN), kept in line with the connection's grant from core (new devices, new credentials), and
- * the counters its status report is made of. Readings become canonical updates here, stamped with the frame's
- * arrival time, and go to the pipeline.
+ * One provider connection held by this stream process: the sockets its adapter plans (Traccar one, Tessie one per
+ * VIN) or the one broker subscription a subscription adapter asks for (Tesla Fleet Telemetry's MQTT or Redis
+ * dispatcher), kept in line with the connection's grant from core (new devices, new credentials), and the counters
+ * its status report is made of. Readings become canonical updates here, stamped with the frame's arrival time, and
+ * go to the pipeline. What a subscription delivers for a device not bound on the connection is dropped and counted
+ * here (a broker carries the whole fleet); what frames say besides readings (alerts, errors, invalid values) is
+ * counted and logged at most once a minute.
  */
 import type { StreamConnectionGrant, StreamStatus } from '../canonical/stream-api.ts';
 import type { CanonicalUpdate } from '../canonical/update.ts';
 import type { Logger } from '../logging.ts';
+import type { DeviceReadings } from '../providers/poll-adapter.ts';
 import { optionsSchemaOf } from '../providers/provider.ts';
-import type { StreamAdapter, StreamConnectionContext } from '../providers/stream-adapter.ts';
-import { SocketSession, type SocketState, type SocketTimings } from './socket-session.ts';
+import {
+  isSubscriptionAdapter,
+  type AnyStreamAdapter,
+  type FrameNotes,
+  type SocketPlan,
+  type StreamConnectionContext,
+  type SubscriptionPlan,
+} from '../providers/stream-adapter.ts';
+import { SocketSession, type SocketEvents, type SocketState, type SocketTimings } from './socket-session.ts';
+import { SubscriptionSession } from './subscription-session.ts';
+
+/** A socket or a subscription: what the connection holds open, keyed by its plan's key. */
+type Session = SocketSession | SubscriptionSession;
 
 export interface ConnectionCounters {
   readingsIn: number;
   badFrames: number;
+  /** Readings of devices not bound on this connection, dropped (subscriptions only). */
+  unboundReadings: number;
+  /** Values the provider marked invalid, skipped. */
+  invalidValues: number;
+  /** Vehicle alerts and errors recognised. */
+  alerts: number;
+  errors: number;
 }
 
 export class StreamConnection {
-  private sockets = new Map<string, SocketSession>();
+  private sockets = new Map<string, Session>();
   private abort = new AbortController();
-  readonly counters: ConnectionCounters = { readingsIn: 0, badFrames: 0 };
+  readonly counters: ConnectionCounters = { readingsIn: 0, badFrames: 0, unboundReadings: 0, invalidValues: 0, alerts: 0, errors: 0 };
   private closedReconnects = 0;
   private lastBadLogAt = 0;
+  private lastNotesLogAt = 0;
+  private lastUnboundLogAt = 0;
+  private bound = new Set<string>();
   private optionsKey = '';
   revision = '';
 
   constructor(
     private grant: StreamConnectionGrant,
-    private readonly adapter: StreamAdapter,
+    private readonly adapter: AnyStreamAdapter,
     private readonly timings: SocketTimings,
     private readonly deliver: (update: CanonicalUpdate) => void,
     private readonly logger: Logger,
@@ -50,7 +75,14 @@ export class StreamConnection {
   }
 
   private context(grant: StreamConnectionGrant): StreamConnectionContext<Record<string, unknown>> {
-    return { baseUrl: grant.baseUrl, credentials: grant.credentials, options: grant.options, boundDevices: grant.boundDevices, signal: this.abort.signal };
+    return {
+      baseUrl: grant.baseUrl,
+      credentials: grant.credentials,
+      options: grant.options,
+      boundDevices: grant.boundDevices,
+      signal: this.abort.signal,
+      connectionId: grant.id,
+    };
   }
 
   private apply(grant: StreamConnectionGrant): void {
@@ -72,9 +104,10 @@ export class StreamConnection {
     if (optionsKey !== this.optionsKey) this.closeAll();
     this.optionsKey = optionsKey;
     const context = { ...this.context(grant), credentials: parsed.data, options: options.data };
-    let plans;
+    this.bound = new Set(grant.boundDevices);
+    let plans: (SocketPlan | SubscriptionPlan)[];
     try {
-      plans = this.adapter.plan(context);
+      plans = isSubscriptionAdapter(this.adapter) ? [this.adapter.subscription(context)] : this.adapter.plan(context);
     } catch (error) {
       this.logger.warn({ 'fleetwire.connection.id': grant.id, err: error }, 'stream connection cannot be planned');
       this.closeAll();
@@ -83,42 +116,78 @@ export class StreamConnection {
     const wanted = new Map(plans.map((plan) => [plan.key, plan]));
     for (const [key, session] of this.sockets) {
       const plan = wanted.get(key);
-      if (!plan || plan.url !== session.plan.url || JSON.stringify(plan.headers) !== JSON.stringify(session.plan.headers)) {
+      // Compared in memory only (plans carry credentials): a changed address, header or credential reopens.
+      if (!plan || JSON.stringify(plan) !== JSON.stringify(session.plan)) {
         this.closedReconnects += session.state.reconnects;
         session.stop();
         this.sockets.delete(key);
       }
     }
+    const events: SocketEvents = {
+      onReadings: (devices, receivedAtMs) => this.takeReadings(devices, receivedAtMs),
+      onBadFrame: (reason) => {
+        this.counters.badFrames += 1;
+        // Counted always, logged at most once a minute per connection.
+        if (Date.now() - this.lastBadLogAt > 60_000) {
+          this.lastBadLogAt = Date.now();
+          this.logger.warn({ 'fleetwire.connection.id': this.grant.id, 'fleetwire.stream.bad_frames': this.counters.badFrames }, `bad frame skipped: ${reason.slice(0, 200)}`);
+        }
+      },
+      onNotes: (notes) => this.takeNotes(notes),
+    };
     for (const [key, plan] of wanted) {
       if (this.sockets.has(key)) continue;
-      const session = new SocketSession(this.adapter, context, plan, this.timings, {
-        onReadings: (devices, receivedAtMs) => {
-          const receivedAt = new Date(receivedAtMs).toISOString();
-          for (const device of devices) {
-            if (device.readings.length === 0) continue;
-            this.counters.readingsIn += device.readings.length;
-            this.deliver({
-              workspaceId: this.grant.workspaceId,
-              provider: this.grant.provider,
-              connectionId: this.grant.id,
-              externalDeviceId: device.externalDeviceId,
-              source: 'stream',
-              receivedAt,
-              readings: device.readings,
-            });
-          }
-        },
-        onBadFrame: (reason) => {
-          this.counters.badFrames += 1;
-          // Counted always, logged at most once a minute per connection.
-          if (Date.now() - this.lastBadLogAt > 60_000) {
-            this.lastBadLogAt = Date.now();
-            this.logger.warn({ 'fleetwire.connection.id': this.grant.id, 'fleetwire.stream.bad_frames': this.counters.badFrames }, `bad frame skipped: ${reason.slice(0, 200)}`);
-          }
-        },
-      });
+      const session: Session =
+        isSubscriptionAdapter(this.adapter)
+          ? new SubscriptionSession(this.adapter, context, plan as SubscriptionPlan, this.timings, events)
+          : new SocketSession(this.adapter, context, plan as SocketPlan, this.timings, events);
       this.sockets.set(key, session);
       session.start();
+    }
+  }
+
+  private takeReadings(devices: DeviceReadings[], receivedAtMs: number): void {
+    const receivedAt = new Date(receivedAtMs).toISOString();
+    // A broker carries every vehicle of the telemetry server; only this connection's bound devices are its data.
+    const filter = isSubscriptionAdapter(this.adapter);
+    for (const device of devices) {
+      if (device.readings.length === 0) continue;
+      if (filter && !this.bound.has(device.externalDeviceId)) {
+        this.counters.unboundReadings += device.readings.length;
+        if (Date.now() - this.lastUnboundLogAt > 60_000) {
+          this.lastUnboundLogAt = Date.now();
+          this.logger.info(
+            { 'fleetwire.connection.id': this.grant.id, 'fleetwire.stream.unbound_readings': this.counters.unboundReadings },
+            'readings of vehicles not bound on this connection dropped',
+          );
+        }
+        continue;
+      }
+      this.counters.readingsIn += device.readings.length;
+      this.deliver({
+        workspaceId: this.grant.workspaceId,
+        provider: this.grant.provider,
+        connectionId: this.grant.id,
+        externalDeviceId: device.externalDeviceId,
+        source: 'stream',
+        receivedAt,
+        readings: device.readings,
+      });
+    }
+  }
+
+  /** Alerts, errors and invalid values: counted always, logged at most once a minute per connection. */
+  private takeNotes(notes: FrameNotes): void {
+    this.counters.invalidValues += notes.invalidValues ?? 0;
+    this.counters.alerts += notes.alerts ?? 0;
+    this.counters.errors += notes.errors ?? 0;
+    if ((notes.alerts || notes.errors) && Date.now() - this.lastNotesLogAt > 60_000) {
+      this.lastNotesLogAt = Date.now();
+      const { alerts, errors, invalidValues } = this.counters;
+      this.logger.info(
+        { 'fleetwire.connection.id': this.grant.id, 'fleetwire.stream.alerts': alerts, 'fleetwire.stream.errors': errors, 'fleetwire.stream.invalid_values': invalidValues },
+        'vehicle alerts or errors received',
+      );
     }
   }
 
@@ -135,7 +204,7 @@ export class StreamConnection {
     this.closeAll();
   }
 
-  /** The connection's state for core: connected when every planned socket is open. */
+  /** The connection's state for core: connected when every planned socket (or the subscription) is open. */
   status(pipeline: { delivered: number; coalesced: number; dropped: number; deadLettered: number; buffered: number }): StreamStatus {
     const states = [...this.sockets.values()].map((s) => s.state);
     const extreme = (pick: (s: SocketState) => number | null, which: (...values: number[]) => number) => {

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vehicleEvents, type AcceptedReading } from '../../src/core/events/derive.ts';
 import { ingestBatch } from '../../src/core/ingest/ingest-batch.ts';
 import { runRetention } from '../../src/core/maintenance/retention.ts';
-import { defaultPolicy } from '../../src/core/registry/workspaces.ts';
+import { sweepTransitions } from '../../src/core/events/transition-sweeper.ts';
+import { defaultPolicy, putCutover } from '../../src/core/registry/workspaces.ts';
 import { startTestCore, type TestCore } from '../support/core.ts';
 import { createFleet, iso, update, type TestFleet } from '../support/fleet.ts';
 
@@ -184,7 +185,7 @@ async function readStream(url: string, token: string, count: number, headers: Re
   const answer = { status: response.status, contentType: response.headers.get('content-type'), events, comments: [] as string[], body: '' };
   if (response.status !== 200) {
     answer.body = await response.text();
-    return { ...answer, close: () => controller.abort() };
+    return { ...answer, done: Promise.resolve(), close: () => controller.abort() };
   }
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
@@ -296,5 +297,59 @@ describe('server-sent events', () => {
     } finally {
       await quiet.close();
     }
+  });
+});
+
+describe('transitions over time', () => {
+  it('tells freshness turns once each, with the reason, and records a vehicle first seen without an event', async () => {
+    const policy = { ...defaultPolicy, freshnessThresholdSeconds: 300, silentAfterSeconds: 3600 };
+    const fleet = await createFleet(core.db, core.secretKey, { policy });
+    const vehicleId = fleet.vehicles[0]!.id;
+    const now = core.clock.now();
+    const freshness = async () =>
+      (await eventsOf(fleet)).filter((e) => e.type === 'fleetwire.vehicle.freshness.changed').map((e) => [e.data.previousStatus, e.data.status, (e.data.reason as { code: string } | null)?.code ?? null]);
+
+    await sweepTransitions(core.db, now);
+    expect(await freshness()).toEqual([]);
+    await ingestBatch(core.db, [update(fleet, [{ signal: 'soc_pct', value: 64, observedAt: now - 1000 }])], { now });
+    await sweepTransitions(core.db, now + 1000);
+    await sweepTransitions(core.db, now + 2000);
+    expect(await freshness()).toEqual([['never', 'fresh', null]]);
+    // Nothing confirms it for more than the threshold: stale, because nothing synced it.
+    await sweepTransitions(core.db, now + 302_000);
+    expect(await freshness()).toEqual([
+      ['never', 'fresh', null],
+      ['fresh', 'stale', 'not_synced'],
+    ]);
+    const rows = await eventsOf(fleet);
+    expect(rows.filter((r) => r.subject === `vehicles/${vehicleId}`).map((r) => Number(r.sequence))).toEqual(rows.filter((r) => r.subject === `vehicles/${vehicleId}`).map((_, i) => i + 1));
+  });
+
+  it("tells a connection's health turning, and a cutover change, each once", async () => {
+    const fleet = await createFleet(core.db, core.secretKey);
+    const now = core.clock.now();
+    const told = async (type: string) => (await eventsOf(fleet)).filter((e) => e.type === type).map((e) => e.data);
+    await sweepTransitions(core.db, now);
+    await core.db.query(
+      `INSERT INTO connection_poll_states (workspace_id, connection_id, last_attempt_at, last_error_at, last_error_class, last_error_message, consecutive_failures)
+       VALUES ($1, $2, $3, $3, 'transient', 'HTTP 502 from the provider', 3)
+       ON CONFLICT (workspace_id, connection_id) DO UPDATE
+          SET last_attempt_at = $3, last_error_at = $3, last_error_class = 'transient', last_error_message = 'HTTP 502 from the provider', consecutive_failures = 3`,
+      [fleet.workspaceId, fleet.connectionId, iso(now)],
+    );
+    await sweepTransitions(core.db, now + 1000);
+    await sweepTransitions(core.db, now + 2000);
+    expect(await told('fleetwire.connection.health.changed')).toEqual([
+      expect.objectContaining({ connectionId: fleet.connectionId, provider: 'samsara', previousStatus: 'ok', status: 'failing' }),
+    ]);
+
+    await putCutover(core.db, fleet.workspaceId, 'legacy');
+    await putCutover(core.db, fleet.workspaceId, 'legacy');
+    await putCutover(core.db, fleet.workspaceId, 'core');
+    const cutovers = (await eventsOf(fleet)).filter((e) => e.type === 'fleetwire.workspace.cutover.changed');
+    expect(cutovers.map((e) => [e.subject, e.sequence, e.data.previousMode, e.data.mode])).toEqual([
+      ['workspace', '1', 'core', 'legacy'],
+      ['workspace', '2', 'legacy', 'core'],
+    ]);
   });
 });

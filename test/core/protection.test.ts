@@ -163,7 +163,7 @@ describe('abuse', () => {
         { provider: 'samsara', transport: 'poll', baseUrl: 'http://127.0.0.1:9', credentials: { apiToken: planted.samsara } },
         { provider: 'geotab', transport: 'poll', baseUrl: 'http://127.0.0.1:9', credentials: { database: 'd', userName: 'u', password: planted.geotab } },
         { provider: 'traccar', transport: 'stream', baseUrl: 'http://127.0.0.1:9', credentials: { token: planted.traccar } },
-        { provider: 'tesla-telemetry', transport: 'stream', baseUrl: 'http://127.0.0.1:9', credentials: { accessToken: planted.tesla } },
+        { provider: 'tessie', transport: 'stream', baseUrl: 'http://127.0.0.1:9', credentials: { accessToken: planted.tesla } },
       ];
       for (const c of connections) expect((await fresh.http.admin('POST', `/v1/workspaces/${ws}/connections`, c)).status).toBe(201);
       // A bad create logs a validation failure; a poll against nothing logs a provider failure.

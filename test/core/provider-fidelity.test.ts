@@ -15,7 +15,7 @@ import { createFleet, iso, update, type TestFleet } from '../support/fleet.ts';
 
 let core: TestCore;
 /** Pages the test's Samsara stand-in yields on its next poll. */
-let nextPages: { notes?: string[]; socPct: number; observedAt: string }[] = [];
+let nextPages: { notes?: string[]; socPct: number; observedAt: string; sessions?: CanonicalChargingSession[] }[] = [];
 
 const notingAdapter: PollAdapter = {
   contract: samsaraContract as unknown as PollAdapter['contract'],
@@ -25,6 +25,7 @@ const notingAdapter: PollAdapter = {
         devices: context.boundDevices.slice(0, 1).map((externalDeviceId) => ({
           externalDeviceId,
           readings: [{ signal: 'soc_pct' as const, value: page.socPct, observedAt: page.observedAt }],
+          ...(page.sessions ? { chargingSessions: page.sessions } : {}),
         })),
         cursor: { page: i + 1 },
         requests: 1,
@@ -112,6 +113,12 @@ describe('charging sessions', () => {
     const second = await core.http.admin('GET', path(fleet, `/vehicles/${vehicle}/charging-sessions?limit=2&cursor=${first.body.nextCursor}`));
     expect(second.body.items.map((s: { id: string }) => s.id)).toEqual(['cs-3']);
     expect(second.body.nextCursor).toBeNull();
+
+    // A poll's pages carry them too (Geotab's ChargeEvent feed): stored in the page's unit of work.
+    nextPages = [{ socPct: 81, observedAt: iso(t0 + 2 * 3600_000), sessions: [session('cs-polled', t0 + 2 * 86_400_000)] }];
+    await core.runner.runWorkspace({ workspaceId: fleet.workspaceId, eventId: 'sessions' });
+    const polled = await core.http.admin('GET', path(fleet, `/vehicles/${vehicle}/charging-sessions?limit=1`));
+    expect(polled.body.items.map((s: { id: string }) => s.id)).toEqual(['cs-polled']);
 
     const bounded = await core.http.admin('GET', path(fleet, `/vehicles/${vehicle}/charging-sessions?from=${iso(t0)}&to=${iso(t0 + 1000)}`));
     expect(bounded.body.items.map((s: { id: string }) => s.id)).toEqual(['cs-1']);

@@ -14,6 +14,7 @@ let b: TestFleet;
 let keyA: string;
 let keyB: string;
 let keyIdB: string;
+let webhookIdB: string;
 const publicRoutes = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json']);
 
 beforeAll(async () => {
@@ -25,6 +26,7 @@ beforeAll(async () => {
   const createdB = (await core.http.admin('POST', `/v1/workspaces/${b.workspaceId}/api-keys`, { name: 'b' })).body;
   keyB = createdB.key;
   keyIdB = createdB.id;
+  webhookIdB = (await core.http.admin('POST', `/v1/workspaces/${b.workspaceId}/webhooks`, { url: 'http://127.0.0.1:9/b', types: ['fleetwire.vehicle.state.changed'] })).body.id;
 });
 afterAll(async () => {
   await core.close();
@@ -44,6 +46,7 @@ async function publishedRoutes(): Promise<Route[]> {
     vehicleId: b.vehicles[0]!.id,
     connectionId: b.connectionId,
     keyId: keyIdB,
+    webhookId: webhookIdB,
     externalId: b.vehicles[0]!.externalId,
   };
   const routes: Route[] = [];
@@ -81,7 +84,9 @@ describe('every published route', () => {
     for (const route of await publishedRoutes()) {
       if (publicRoutes.has(`${route.method} ${route.template}`)) continue;
       const answer = await core.http.request(route.method, route.path, { token: keyA, body: route.body });
-      const expected = route.template.startsWith('/v1/workspaces/{ws}') && route.method === 'GET' && !route.template.endsWith('/api-keys') ? 404 : 403;
+      // A workspace key reads its own workspace's GET routes, but for its API keys and webhooks (admin only).
+      const adminOnly = route.template.endsWith('/api-keys') || route.template.includes('/webhooks');
+      const expected = route.template.startsWith('/v1/workspaces/{ws}') && route.method === 'GET' && !adminOnly ? 404 : 403;
       expect(answer.status, `${route.method} ${route.template}`).toBe(expected);
       expect(leaksB(answer.text), `${route.method} ${route.template}`).toBe(false);
     }

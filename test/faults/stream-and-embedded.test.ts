@@ -1,5 +1,5 @@
 /**
- * (a) Slow provider sockets: the Traccar and Tesla Fleet Telemetry simulators delay every frame (longer than the
+ * (a) Slow provider sockets: the Traccar and Tessie simulators delay every frame (longer than the
  * runtime's dead-socket timeout, while pings are still answered), one slow socket is dropped with frames still
  * queued, then slow mode ends: every reading that left a socket arrives once, no slow socket is taken for dead.
  * And a Traccar device list that fails at connect (a known loss today; see that test).
@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPglite } from '../../src/core/db/database.ts';
 import { createWorkspace } from '../../src/core/registry/workspaces.ts';
 import { createLogger } from '../../src/logging.ts';
-import { startTeslaTelemetrySimulator, type RunningTeslaTelemetrySimulator } from '../../src/sim/tesla-telemetry/simulator.ts';
+import { startTessieSimulator, type RunningTessieSimulator } from '../../src/sim/tessie/simulator.ts';
 import { startTraccarSimulator, type RunningTraccarSimulator } from '../../src/sim/traccar/simulator.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import { servedKey } from '../../src/sim/ground-truth.ts';
@@ -43,7 +43,7 @@ describe('provider sockets in trouble', () => {
     const teslaFleet = new FleetModel({ seed: 952, vehicles: 6, startMs: clock.startMs, timeScale: 5 });
     const tr: RunningTraccarSimulator = await startTraccarSimulator({ accounts: [{ credentials: { token: 'tr-slow' }, fleet: traccarFleet }], now: clock.now, tickMs: 50, keepaliveMs: 200 });
     stops.push(() => tr.stop());
-    const ts: RunningTeslaTelemetrySimulator = await startTeslaTelemetrySimulator({ accounts: [{ credentials: { accessToken: 'ts-slow' }, fleet: teslaFleet }], now: clock.now, tickMs: 50, resendRate: 0.2 });
+    const ts: RunningTessieSimulator = await startTessieSimulator({ accounts: [{ credentials: { accessToken: 'ts-slow' }, fleet: teslaFleet }], now: clock.now, tickMs: 50, resendRate: 0.2 });
     stops.push(() => ts.stop());
     // Every frame is late by more than the runtime takes a silent socket for dead; pings are still answered. (A dead
     // timeout of 2 s rather than the fast 600 ms: a loaded machine must not answer a ping late by that much.)
@@ -54,7 +54,7 @@ describe('provider sockets in trouble', () => {
 
     const ws = (await createWorkspace(suite.core.db, { name: 'Slow sockets depot' })).id;
     const trConnection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-slow', vehicles: traccarFleet.vehicles });
-    const tsConnection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-slow', vehicles: teslaFleet.vehicles });
+    const tsConnection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tessie', baseUrl: ts.url, token: 'ts-slow', vehicles: teslaFleet.vehicles });
     const runtime: StreamRuntime = startTestStream({ coreUrl: suite.core.url, serviceToken: suite.core.serviceToken, logger: quiet, holder: 'slow-runtime', sockets });
     stops.push(() => runtime.stop());
     const held = (id: string) => runtime.connections.get(id);

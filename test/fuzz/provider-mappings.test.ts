@@ -17,16 +17,18 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { chargingStates, checkSignalValue, signalNames, type SignalName } from '../../src/canonical/signals.ts';
+import { chargingStates, checkSignalValue, connectivityStates, signalNames, type SignalName } from '../../src/canonical/signals.ts';
 import { canonicalUpdateSchema, parseTimestamp, updateEnvelopeSchema, type CanonicalReading } from '../../src/canonical/update.ts';
-import { mapDeviceStatusInfos, mapLogRecords, mapStatusData } from '../../src/providers/geotab/mapping.ts';
+import { mapChargeEvents, mapDeviceStatusInfos, mapLogRecords, mapStatusData } from '../../src/providers/geotab/mapping.ts';
 import { diagnosticIds } from '../../src/providers/geotab/wire.ts';
 import type { DeviceReadings } from '../../src/providers/poll-adapter.ts';
 import { mapVehicleStats } from '../../src/providers/samsara/mapping.ts';
 import type { DecodedFrame } from '../../src/providers/stream-adapter.ts';
-import { decodeTelemetryFrame } from '../../src/providers/tesla-telemetry/decode.ts';
-import { detailedChargeStates, shiftStates, telemetryFields } from '../../src/providers/tesla-telemetry/wire.ts';
+import { decodeMqttMessage, decodeRedisMessage } from '../../src/providers/tesla-fleet-telemetry/decode.ts';
+import { decodeTelemetryRecord } from '../../src/providers/tesla-fleet-telemetry/records.ts';
+import { detailedChargeStates, shiftStates, socFields, telemetryFields } from '../../src/providers/tesla-fleet-telemetry/wire.ts';
 import { decodeTraccarFrame } from '../../src/providers/traccar/decode.ts';
+import { attributeSources, defaultAttributeSources, traccarOptionsSchema } from '../../src/providers/traccar/options.ts';
 import {
   anyJsonText,
   edgeTimestamps,
@@ -52,7 +54,7 @@ const now = Math.floor(Date.now() / 1000) * 1000;
 // ---------------------------------------------------------------------------------------------------------------
 // What every mapping's output must satisfy.
 
-const numberSignals: readonly SignalName[] = ['soc_pct', 'odometer_km', 'heading_deg', 'speed_kph', 'range_km', 'battery_temp_c', 'charge_power_kw'];
+const numberSignals: readonly SignalName[] = ['soc_pct', 'odometer_km', 'heading_deg', 'speed_kph', 'range_km', 'battery_temp_c', 'charge_power_kw', 'tracker_battery_pct'];
 
 /** The value has the signal's type (bounds aside): a finite number, a {lat, lon} of finite numbers, an enum member, a boolean. */
 function wellTyped(signal: SignalName, value: unknown): boolean {
@@ -64,6 +66,7 @@ function wellTyped(signal: SignalName, value: unknown): boolean {
     return keys.join() === 'lat,lon' && typeof lat === 'number' && Number.isFinite(lat) && typeof lon === 'number' && Number.isFinite(lon);
   }
   if (signal === 'charging_state') return (chargingStates as readonly unknown[]).includes(value);
+  if (signal === 'connectivity_state') return (connectivityStates as readonly unknown[]).includes(value);
   return typeof value === 'boolean';
 }
 
@@ -215,16 +218,22 @@ describe('samsara mapVehicleStats', () => {
       },
       { requiredKeys: ['id'] },
     );
+    const knownObd = fc.subarray(['212014918732717', '212014918732718']);
     fc.assert(
-      fc.property(fc.array(item, { maxLength: 4 }), (items) => {
-        const { devices, skipped } = mapVehicleStats(items);
+      fc.property(fc.array(item, { maxLength: 4 }), knownObd, (items, known) => {
+        const { devices, skipped, obdOdometerVehicles } = mapVehicleStats(items, { obdOdometerVehicles: new Set(known) });
         expect(skipped).toBe(0);
         expectValidReadings(devices);
         expectIngestible(devices, 'checked');
-        // Each gps point gives a location and its optional heading and speed; OBD odometers win over GPS ones.
+        // OBD odometers win over GPS ones per vehicle: a vehicle with OBD entries in any of its items on the page, or
+        // known from earlier pages, maps no GPS odometer at all.
+        const obdHere = new Set(items.filter((i) => (i.obdOdometerMeters?.length ?? 0) > 0).map((i) => i.id));
+        expect(new Set(obdOdometerVehicles)).toEqual(obdHere);
+        const obd = new Set([...obdHere, ...known]);
+        // Each gps point gives a location and its optional heading and speed.
         const expected = items.reduce((n, i) => {
           const gpsReadings = (i.gps ?? []).reduce((m, p) => m + 1 + (p.headingDegrees === undefined ? 0 : 1) + (p.speedMilesPerHour === undefined ? 0 : 1), 0);
-          const odometers = (i.obdOdometerMeters?.length ? i.obdOdometerMeters : (i.gpsOdometerMeters ?? [])).length;
+          const odometers = (obd.has(i.id) ? (i.obdOdometerMeters ?? []) : (i.gpsOdometerMeters ?? [])).length;
           const others = [i.engineStates, i.evStateOfChargeMilliPercent, i.evChargingStatus, i.evAverageBatteryTemperatureMilliCelsius].reduce((m, l) => m + (l?.length ?? 0), 0);
           return n + gpsReadings + odometers + others;
         }, 0);
@@ -236,7 +245,7 @@ describe('samsara mapVehicleStats', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-// Geotab (poll): StatusData, LogRecord and DeviceStatusInfo entities.
+// Geotab (poll): StatusData, LogRecord, DeviceStatusInfo and ChargeEvent entities (MyGeotab API reference shapes).
 
 /** MyGeotab times: UTC with 3 or 7 digits, sometimes without a zone, and .NET's MinValue for "never". */
 const geotabTime = wireTime(
@@ -283,15 +292,54 @@ const deviceStatusInfo = wireRecord({
   isDriving: fc.boolean(),
   currentStateDuration: oddText,
 }, geotabMutation);
+/** objects/ChargeEvent: a .NET TimeSpan duration, states of charge 0-100, kWh and kW, a Coordinate location. */
+const chargeEvent = wireRecord({
+  id: oddText,
+  startTime: geotabTime,
+  duration: fc.oneof(fc.constantFrom('02:30:15.5000000', '1.02:00:00', '00:00:00', '24:00:00', '-00:01:00', 'PT1H'), oddText),
+  device: geotabRef(deviceId),
+  startStateOfCharge: wireNumber(0, 100),
+  endStateOfCharge: wireNumber(0, 100),
+  energyConsumedKwh: wireNumber(0, 10_000),
+  peakPowerKw: wireNumber(0, 4000),
+  chargeType: fc.constantFrom('AC', 'DC', 'Unknown'),
+  location: wireRecord({ x: wireNumber(-180, 180), y: wireNumber(-90, 90) }),
+}, geotabMutation);
 const entities = (entity: fc.Arbitrary<unknown>) => fc.array(fc.oneof({ weight: 8, arbitrary: entity }, { weight: 1, arbitrary: hostileValue }), { maxLength: 8 });
 
 describe('geotab mappings', () => {
-  it('mapStatusData never throws; each entity is one reading, skipped or ignored', () => {
+  it('mapStatusData never throws; each entity is one reading, skipped, ignored or superseded by a higher-ranked source', () => {
     fc.assert(
-      fc.property(entities(statusData), (list) => {
-        const mapped = expectPure(list, () => mapStatusData(list));
+      fc.property(entities(statusData), fc.constantFrom('negative' as const, 'positive' as const), (list, batteryPowerChargingSign) => {
+        const mapped = expectPure(list, () => mapStatusData(list, { batteryPowerChargingSign }));
         expectIngestible(mapped.devices, 'ingest');
-        expect(readingCount(mapped.devices) + mapped.skipped + mapped.ignored).toBe(list.length);
+        expect(readingCount(mapped.devices) + mapped.skipped + mapped.ignored + mapped.superseded).toBe(list.length);
+      }),
+      runs(300),
+    );
+  });
+
+  it('mapChargeEvents never throws; each entity is one charging session ingest accepts, or skipped', () => {
+    fc.assert(
+      fc.property(entities(chargeEvent), (list) => {
+        const mapped = expectPure(list, () => mapChargeEvents(list));
+        const sessions = mapped.devices.flatMap((d) => d.chargingSessions ?? []);
+        expect(sessions.length + mapped.skipped).toBe(list.length);
+        for (const device of mapped.devices) {
+          expect(device.readings).toEqual([]);
+          const update = {
+            workspaceId: '3f6d0c84-1d2b-4c6e-9a1e-0f4b2c8d9e10',
+            provider: 'fuzz',
+            connectionId: '9a1e3f6d-0c84-4d2b-8c6e-0f4b2c8d9e10',
+            externalDeviceId: device.externalDeviceId,
+            source: 'poll',
+            receivedAt: new Date(now).toISOString(),
+            readings: [],
+            chargingSessions: device.chargingSessions,
+          };
+          const checked = updateEnvelopeSchema.safeParse(update);
+          expect(checked.success, checked.success ? '' : JSON.stringify(checked.error.issues[0])).toBe(true);
+        }
       }),
       runs(300),
     );
@@ -325,8 +373,20 @@ describe('geotab mappings', () => {
     const device = fc.record({ id: fc.constantFrom('b28', 'b29') });
     const cleanStatus = fc.oneof(
       fc.record({ dateTime: time, device, diagnostic: fc.constant({ id: diagnosticIds.stateOfCharge }), data: fc.double({ min: 0, max: 100, noNaN: true }) }),
-      fc.record({ dateTime: time, device, diagnostic: fc.constant({ id: diagnosticIds.odometer }), data: fc.double({ min: 0, max: 1e10, noNaN: true }) }),
+      fc.record({
+        dateTime: time,
+        device,
+        diagnostic: fc.constantFrom(
+          { id: diagnosticIds.odometer },
+          { id: diagnosticIds.odometerAdjustment },
+          { id: diagnosticIds.j1939TotalVehicleDistance },
+          { id: diagnosticIds.j1708TotalVehicleDistance },
+          { id: diagnosticIds.obdOdometer },
+        ),
+        data: fc.double({ min: 0, max: 1e10, noNaN: true }),
+      }),
       fc.record({ dateTime: time, device, diagnostic: fc.constant({ id: diagnosticIds.chargingState }), data: fc.integer({ min: -1, max: 5 }) }),
+      fc.record({ dateTime: time, device, diagnostic: fc.constant({ id: diagnosticIds.isCharging }), data: fc.constantFrom(0, 1) }),
       fc.record({ dateTime: time, device, diagnostic: fc.constant({ id: diagnosticIds.ignition }), data: fc.constantFrom(0, 1) }),
       fc.record({ dateTime: time, device, diagnostic: fc.constant({ id: diagnosticIds.batteryTemperature }), data: fc.double({ min: -60, max: 100, noNaN: true }) }),
       fc.record({ dateTime: time, device, diagnostic: fc.constant({ id: diagnosticIds.batteryPower }), data: fc.double({ min: -4e6, max: 4e6, noNaN: true }) }),
@@ -343,7 +403,8 @@ describe('geotab mappings', () => {
           expect(mapped.skipped + mapped.ignored).toBe(0);
           expectValidReadings(mapped.devices);
           expectIngestible(mapped.devices, 'checked');
-          expect(readingCount(mapped.devices)).toBe(count);
+          // Several odometer or charging-state sources on one device: the lower-ranked are superseded, not lost.
+          expect(readingCount(mapped.devices) + mapped.superseded).toBe(count);
         }
       }),
       runs(200),
@@ -410,8 +471,38 @@ describe('traccar decodeTraccarFrame', () => {
       ignition: fc.boolean(),
       charge: fc.boolean(),
       motion: fc.boolean(),
+      // Keys a connection's options may map: a fraction, an enumeration, raw CAN values, inherited names.
+      evSoc: fc.oneof(wireNumber(0, 1), wireNumber(0, 100), rawNumber, hostileValue),
+      evCharging: fc.oneof(fc.boolean(), fc.constantFrom(0, 1, 2, 'charging'), hostileValue),
+      io1001: fc.oneof(wireNumber(-600, 1000), rawNumber),
+      constructor: hostileValue,
     }),
   });
+  // The sources a connection may decode with: the defaults, or options naming those keys in various units.
+  const sources = fc.oneof(
+    fc.constant(defaultAttributeSources),
+    fc
+      .record({
+        socUnit: fc.constantFrom('percent', 'fraction'),
+        scale: fc.oneof(fc.constant(1), fc.double({ min: -1e6, max: 1e6, noNaN: true }).filter((v) => v !== 0)),
+        values: fc.boolean(),
+        inherited: fc.boolean(),
+      })
+      .map(({ socUnit, scale, values, inherited }) =>
+        attributeSources(
+          traccarOptionsSchema.parse({
+            attributes: {
+              soc_pct: { attribute: inherited ? 'constructor' : 'evSoc', unit: socUnit },
+              charging_state: { attribute: 'evCharging', ...(values && { values: { charging: [1, 'charging'], not_charging: [0], complete: [2] } }) },
+              battery_temp_c: { attribute: 'io1001', scale },
+              range_km: { attribute: 'odometer', unit: 'mi', scale },
+              plugged_in: { attribute: 'evCharging' },
+              tracker_battery_pct: null,
+            },
+          }),
+        ),
+      ),
+  );
   const event = wireRecord({ id: fc.nat(), type: fc.constantFrom('ignitionOn', 'ignitionOff', 'deviceOnline', 'alarm'), eventTime: traccarTime, deviceId: traccarId, positionId: fc.nat(), attributes: fc.object({ maxDepth: 1 }) });
   const frame = fc.oneof(
     { weight: 6, arbitrary: fc.record({ positions: wireList(position, 4) }) },
@@ -425,11 +516,11 @@ describe('traccar decodeTraccarFrame', () => {
     // A session that already learned some devices, as after GET /api/devices, and then sees a run of frames.
     const learned = toJsonText({ devices: [{ id: 1, uniqueId: '860000000000001' }, { id: 2, uniqueId: '860000000000002' }, { id: 3, uniqueId: 'ABC 123' }] });
     fc.assert(
-      fc.property(fc.array(frameText(frame), { minLength: 1, maxLength: 6 }), (frames) => {
+      fc.property(fc.array(frameText(frame), { minLength: 1, maxLength: 6 }), sources, (frames, attributes) => {
         const session = new Map<string, unknown>();
-        expectFrame(decodeTraccarFrame(learned, session));
+        expectFrame(decodeTraccarFrame(learned, session, attributes));
         for (const text of frames) {
-          const decoded = decodeTraccarFrame(text, session);
+          const decoded = decodeTraccarFrame(text, session, attributes);
           expectFrame(decoded);
           if (/^[ \t\n\r]*\{[ \t\n\r]*\}[ \t\n\r]*$/.test(text)) expect(decoded).toEqual({ kind: 'keepalive' });
         }
@@ -441,7 +532,7 @@ describe('traccar decodeTraccarFrame', () => {
   });
 });
 
-describe('tesla-telemetry decodeTelemetryFrame', () => {
+describe('tesla-fleet-telemetry decodeTelemetryRecord (the records Redis and Tessie carry)', () => {
   const vin = '5YJ3E7EB2NF000001';
   const teslaTime = wireTime(fc.constantFrom('2024-05-01T14:03:10.123456789Z', '2024-05-01T14:03:10+00:00', '2024-05-01T14:03:10z', 'null'));
   const decimalText = fc.oneof(
@@ -481,6 +572,7 @@ describe('tesla-telemetry decodeTelemetryFrame', () => {
   /** A datum whose value has the member its key is read from, so that many data map: the hostile part is in the values. */
   const alignedDatum = fc.oneof(
     numberValue(0, 100).map((value) => ({ key: 'Soc', value })),
+    numberValue(0, 100).map((value) => ({ key: 'BatteryLevel', value })),
     numberValue(0, 6_000_000).map((value) => ({ key: 'Odometer', value })),
     numberValue(0, 360).map((value) => ({ key: 'GpsHeading', value })),
     numberValue(0, 250).map((value) => ({ key: 'VehicleSpeed', value })),
@@ -498,7 +590,7 @@ describe('tesla-telemetry decodeTelemetryFrame', () => {
     { weight: 1, arbitrary: alignedDatum.map((d) => ({ ...d, value: { ...d.value, invalid: true } })) },
     {
       weight: 2,
-      arbitrary: wireRecord({ key: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...telemetryFields) }, { weight: 1, arbitrary: fc.constantFrom('BatteryLevel', 'soc', '__proto__', 'constructor') }, { weight: 1, arbitrary: oddText }), value }),
+      arbitrary: wireRecord({ key: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...telemetryFields) }, { weight: 1, arbitrary: fc.constantFrom('ChargeLimitSoc', 'soc', '__proto__', 'constructor') }, { weight: 1, arbitrary: oddText }), value }),
     },
   );
   /** protojson Timestamps: UTC with Z and 0, 3, 6 or 9 fractional digits. */
@@ -518,8 +610,8 @@ describe('tesla-telemetry decodeTelemetryFrame', () => {
 
   it('never throws; every frame is one device of valid readings, one per signal, or bad with a reason', () => {
     fc.assert(
-      fc.property(frameText(record), fc.constantFrom<string | undefined>(vin, undefined), (text, socketVin) => {
-        const decoded = decodeTelemetryFrame(text, socketVin);
+      fc.property(frameText(record), fc.constantFrom<string | undefined>(vin, undefined), fc.constantFrom(...socFields), (text, socketVin, socField) => {
+        const decoded = decodeTelemetryRecord(text, socketVin, { socField }, now);
         expectFrame(decoded);
         expect(decoded.kind, 'Fleet Telemetry has no keepalive frame').not.toBe('keepalive');
         if (decoded.kind !== 'readings') return;
@@ -533,6 +625,66 @@ describe('tesla-telemetry decodeTelemetryFrame', () => {
           expect(new Set(signals).size, 'a signal given twice keeps one reading').toBe(signals.length);
           expect(new Set(device.readings.map((r) => r.observedAt)).size, 'every datum is observed at createdAt').toBe(1);
         }
+      }),
+      runs(300),
+    );
+  });
+});
+
+describe('tesla-fleet-telemetry decodeMqttMessage and decodeRedisMessage (the dispatchers)', () => {
+  const vin = '5YJ3E7EB2NF000001';
+  const topicVin = fc.oneof({ weight: 8, arbitrary: fc.constant(vin) }, { weight: 1, arbitrary: fc.constantFrom('', 'a b', '+', '#', 'x'.repeat(65)) }, { weight: 1, arbitrary: oddText });
+  const field = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...telemetryFields) }, { weight: 1, arbitrary: fc.constantFrom('VehicleName', '__proto__', 'constructor') }, { weight: 1, arbitrary: oddText });
+  /** MQTT metric payloads: the value JSON-encoded, as mqtt_payload.go getDatumValue gives it, or anything else. */
+  const metricPayload = fc.oneof(
+    fc.oneof(wireNumber(-1e6, 1e6), rawNumber).map(toJsonText),
+    fc.oneof(fc.double().map(String), fc.constantFrom(...detailedChargeStates, ...shiftStates, 'NaN', '', '(37.4 N, 122.1 W)'), oddText).map((s) => JSON.stringify(s)),
+    wireRecord({ latitude: fc.oneof(wireNumber(-90, 90), rawNumber), longitude: fc.oneof(wireNumber(-180, 180), rawNumber) }).map(toJsonText),
+    fc.constantFrom('null', 'true', '[]', '{}', '', '"'),
+    anyJsonText,
+  );
+  const mqttMessage = fc.oneof(
+    fc.record({ topic: fc.tuple(topicVin, field).map(([v, f]) => `t/base/${v}/v/${f}`), payload: metricPayload, retained: fc.boolean() }),
+    fc.record({
+      topic: topicVin.map((v) => `t/base/${v}/connectivity`),
+      payload: wireRecord({ ConnectionId: oddText, Status: fc.constantFrom('CONNECTED', 'DISCONNECTED', 'UNKNOWN', 'connected', ''), CreatedAt: wireTime() }).map(toJsonText),
+    }),
+    fc.record({ topic: fc.tuple(topicVin, oddText, fc.constantFrom('current', 'history', 'x')).map(([v, n, l]) => `t/base/${v}/alerts/${n}/${l}`), payload: anyJsonText }),
+    fc.record({ topic: fc.string({ maxLength: 60 }), payload: anyJsonText }),
+  );
+
+  it('MQTT: never throws; readings are of the topic’s VIN, valid, observed at arrival or at CreatedAt; or bad with a reason', () => {
+    fc.assert(
+      fc.property(mqttMessage, fc.constantFrom(...socFields), (message, socField) => {
+        const decoded = decodeMqttMessage(message, 't/base', { socField }, now);
+        expectFrame(decoded);
+        if (decoded.kind !== 'readings') return;
+        expect(decoded.devices.length).toBeLessThanOrEqual(1);
+        for (const device of decoded.devices) {
+          expect(message.topic.startsWith(`t/base/${device.externalDeviceId}/`)).toBe(true);
+          for (const reading of device.readings) {
+            if (reading.signal !== 'connectivity_state') expect(reading.observedAt).toBe(new Date(now).toISOString());
+          }
+        }
+        if ('retained' in message && message.retained && message.topic.includes('/v/')) expect(decoded.devices).toEqual([]);
+      }),
+      runs(300),
+    );
+  });
+
+  it('Redis: never throws; readings only of the channel’s VIN and record type, or bad with a reason', () => {
+    const channel = fc.tuple(fc.constantFrom('ns', 'other'), fc.constantFrom('V', 'connectivity', 'alerts', 'errors', 'v'), topicVin).map(([ns, type, v]) => `${ns}_${type}_{${v}}`);
+    const payload = fc.oneof(
+      wireRecord({ data: fc.array(wireRecord({ key: field, value: wireRecord({ stringValue: fc.double().map(String) }) }), { maxLength: 4 }), createdAt: wireTime(), vin: topicVin, isResend: fc.boolean() }).map(toJsonText),
+      wireRecord({ vin: topicVin, connectionId: oddText, status: fc.constantFrom('CONNECTED', 'DISCONNECTED', 'UNKNOWN'), createdAt: wireTime(), networkInterface: fc.constant('') }).map(toJsonText),
+      anyJsonText,
+    );
+    fc.assert(
+      fc.property(channel, payload, (topic, text) => {
+        const decoded = decodeRedisMessage({ topic, payload: text }, 'ns', { socField: 'BatteryLevel' }, now);
+        expectFrame(decoded);
+        if (decoded.kind !== 'readings') return;
+        for (const device of decoded.devices) expect(topic).toBe(`ns_${topic.slice(3).split('_')[0]}_{${device.externalDeviceId}}`);
       }),
       runs(300),
     );

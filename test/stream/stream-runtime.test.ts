@@ -1,5 +1,5 @@
 /**
- * The stream runtime against the Traccar and Tesla Fleet Telemetry simulators over real websockets, delivering
+ * The stream runtime against the Traccar and Tessie simulators over real websockets, delivering
  * to a test core over real HTTP: everything served arrives once (resends absorbed), status reaches core, a bad
  * token is refused and backed off, dropped and half-open sockets are reconnected, bad frames are skipped, core
  * down for 10 s loses nothing, and two runtimes never hold one connection twice.
@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createWorkspace } from '../../src/core/registry/workspaces.ts';
 import { createLogger } from '../../src/logging.ts';
-import { startTeslaTelemetrySimulator, type RunningTeslaTelemetrySimulator } from '../../src/sim/tesla-telemetry/simulator.ts';
+import { startTessieSimulator, type RunningTessieSimulator } from '../../src/sim/tessie/simulator.ts';
 import { startTraccarSimulator, type RunningTraccarSimulator } from '../../src/sim/traccar/simulator.ts';
 import { FleetModel } from '../../src/sim/fleet-model.ts';
 import type { StreamRuntime } from '../../src/stream/runtime.ts';
@@ -46,8 +46,8 @@ async function traccar(token: string, model: FleetModel): Promise<RunningTraccar
   return sim;
 }
 
-async function tesla(accessToken: string, model: FleetModel, resendRate = 0): Promise<RunningTeslaTelemetrySimulator> {
-  const sim = await startTeslaTelemetrySimulator({ accounts: [{ credentials: { accessToken }, fleet: model }], now: clock.now, tickMs: 50, resendRate });
+async function tesla(accessToken: string, model: FleetModel, resendRate = 0): Promise<RunningTessieSimulator> {
+  const sim = await startTessieSimulator({ accounts: [{ credentials: { accessToken }, fleet: model }], now: clock.now, tickMs: 50, resendRate });
   stops.push(() => sim.stop());
   return sim;
 }
@@ -86,7 +86,7 @@ describe('stream runtime', () => {
     const tr = await traccar('tr-all', traccarFleet);
     const ts = await tesla('ts-all', teslaFleet, 0.3);
     const trConnection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'traccar', baseUrl: tr.url, token: 'tr-all', vehicles: traccarFleet.vehicles });
-    const tsConnection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-all', vehicles: teslaFleet.vehicles });
+    const tsConnection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tessie', baseUrl: ts.url, token: 'ts-all', vehicles: teslaFleet.vehicles });
     const runtime = stream();
     await until('readings from both providers', () => tr.groundTruth.all().length > 40 && ts.groundTruth.all().length > 40);
     await until('status at core', async () => (await connectionView(ws, tsConnection.connectionId)).streamState?.connected === true);
@@ -121,7 +121,7 @@ describe('stream runtime', () => {
     const model = fleet(307, 3);
     const ts = await tesla('ts-changing', model);
     const runtime = stream({ holder: 'following-runtime', refreshMs: 300 });
-    const added = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-changing', vehicles: model.vehicles.slice(0, 2) });
+    const added = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tessie', baseUrl: ts.url, token: 'ts-changing', vehicles: model.vehicles.slice(0, 2) });
     const held = () => runtime.connections.get(added.connectionId);
     const sockets = () => runtime.status(added.connectionId)?.socketsOpen ?? 0;
     await until('the new connection to be opened', () => sockets() === 2, 5000);
@@ -217,7 +217,7 @@ describe('stream runtime', () => {
     const ws = (await createWorkspace(suite.core.db, { name: 'Outage depot' })).id;
     const model = fleet(305, 4);
     const ts = await tesla('ts-outage', model);
-    const connection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tesla-telemetry', baseUrl: ts.url, token: 'ts-outage', vehicles: model.vehicles });
+    const connection = await connectStreamProvider(suite.core.db, suite.core.secretKey, ws, { provider: 'tessie', baseUrl: ts.url, token: 'ts-outage', vehicles: model.vehicles });
     const proxy = await startSwitchableProxy(Number(new URL(suite.core.url).port));
     stops.push(() => proxy.close());
     const runtime = stream({ coreUrl: proxy.url, holder: 'outage-runtime' });

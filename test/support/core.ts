@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Writable } from 'node:stream';
-import { buildCoreApp } from '../../src/core/http/app.ts';
+import { buildCoreApp, type CoreAppOptions } from '../../src/core/http/app.ts';
 import { createIngestGate, type IngestGate } from '../../src/core/ingest/ingest-gate.ts';
 import { createPollJobQueue, type PollJobQueue } from '../../src/core/polling/job-queue.ts';
 import { createPollRunner, type PollRunner, type PollRunnerOptions } from '../../src/core/polling/poll-runner.ts';
@@ -112,6 +112,8 @@ export interface TestCoreOptions {
   streamLeaseTtlSeconds?: number;
   ingestGate?: IngestGate;
   eventStream?: Partial<EventStreamTimings>;
+  /** Webhook settings; the tests' defaults allow loopback targets and retry within a fraction of a second. */
+  webhooks?: CoreAppOptions['webhooks'];
   polling?: {
     adapters?: ReadonlyMap<string, PollAdapter>;
     runner?: Partial<PollRunnerOptions>;
@@ -160,7 +162,11 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
   await events.start();
   const app = await buildCoreApp({
     events,
+    // Tests sweep transitions themselves, at the clock they set.
+    transitionSweepMs: false,
     ...(options.eventStream ? { eventStream: options.eventStream } : {}),
+    // No jitter, so a test can tell the backoff's growth from scheduling noise.
+    webhooks: { allowPrivate: true, scanMs: 100, backoffBaseMs: 50, backoffCapMs: 400, timeoutMs: 2000, random: () => 0.5, ...options.webhooks },
     db: database.db,
     ingestGate,
     jobs,

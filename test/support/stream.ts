@@ -1,5 +1,5 @@
 /**
- * The stream runtime against the Traccar and Tesla Fleet Telemetry simulators and a test core: fast timings, a
+ * The stream runtime against the Traccar and Tessie simulators and a test core: fast timings, a
  * simulated clock that starts in the past and runs faster than the wall (so the fleets move, yet no reading is
  * ever ahead of the server clock during a test), and workspaces wired to the simulators.
  */
@@ -73,14 +73,14 @@ export function startTestStream(
 
 /**
  * A stream connection to a simulator, with one vehicle bound per simulated vehicle under the id the provider names
- * it by (Traccar's uniqueId, Tesla's VIN); `token` is the simulator account's token. Answers the connection's id and
+ * it by (Traccar's uniqueId, the VIN for Tessie); `token` is the simulator account's token. Answers the connection's id and
  * the workspace vehicle id of each external id.
  */
 export async function connectStreamProvider(
   db: Database,
   secretKey: Buffer,
   workspaceId: string,
-  options: { provider: 'traccar' | 'tesla-telemetry'; baseUrl: string; token: string; vehicles: readonly VehicleIdentity[] },
+  options: { provider: 'traccar' | 'tessie'; baseUrl: string; token: string; vehicles: readonly VehicleIdentity[] },
 ): Promise<{ connectionId: string; vehicles: Map<string, string> }> {
   const traccar = options.provider === 'traccar';
   const connection = await createConnection(db, secretKey, workspaceId, {

@@ -74,6 +74,8 @@ export interface StoredEvent {
   sequence: number;
   time: string;
   data: Record<string, unknown>;
+  /** When the unit of work that caused it ran (its transaction's time). */
+  createdAtMs: number;
 }
 
 export interface CloudEvent {

@@ -88,6 +88,7 @@ interface EventRow {
   sequence: string;
   time: Date;
   data: Record<string, unknown>;
+  created_at: Date;
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {
@@ -100,6 +101,7 @@ function toStoredEvent(row: EventRow): StoredEvent {
     sequence: Number(row.sequence),
     time: row.time.toISOString(),
     data: row.data,
+    createdAtMs: row.created_at.getTime(),
   };
 }
 
@@ -109,11 +111,11 @@ export async function readEvents(
   query: { workspaceId: string; after: number; through?: number; types?: readonly string[] | undefined; limit: number },
 ): Promise<StoredEvent[]> {
   const { rows } = await sql.query<EventRow>(
-    `SELECT position::text, id, workspace_id, subject, type, sequence::text, time, data
+    `SELECT position::text, id, workspace_id, subject, type, sequence::text, time, data, created_at
        FROM events
       WHERE workspace_id = $1 AND position > $2 AND ($3::bigint IS NULL OR position <= $3)
         AND ($4::text[] IS NULL OR type = ANY($4::text[]))
-      ORDER BY position
+      ORDER BY events.position
       LIMIT $5`,
     [query.workspaceId, query.after, query.through ?? null, query.types && query.types.length > 0 ? query.types : null, query.limit],
   );

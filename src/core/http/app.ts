@@ -4,6 +4,7 @@
  * `inject`.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import {
@@ -19,7 +20,7 @@ import type { PollJobQueue } from '../polling/job-queue.ts';
 import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
 import { DomainError } from '../errors.ts';
 import { loadWorkspaceHealth } from '../health/health-queries.ts';
-import { httpRequestSeconds, observeHealthFrom } from '../metrics.ts';
+import { httpRequestSeconds, observeHealthFrom, observeWebhooksFrom } from '../metrics.ts';
 import { installAuth, type ClientLimits } from './auth.ts';
 import { parseJsonBody } from './json-body.ts';
 import { HttpProblem, problem, problemContentType } from './problem.ts';
@@ -30,6 +31,10 @@ import { registerIngestRoutes } from './routes/ingest.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerPollingRoutes } from './routes/polling.ts';
 import { registerEventRoutes, type EventStreamTimings } from './routes/events.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
+import { createWebhookDispatcher, type WebhookDispatcherOptions } from '../events/webhook-dispatcher.ts';
+import { webhookStates } from '../events/webhooks.ts';
+import { createTransitionSweeper } from '../events/transition-sweeper.ts';
 import { createEventHub, type EventHub } from '../events/event-hub.ts';
 import { registerRejectionRoutes } from './routes/rejections.ts';
 import { registerStreamRoutes } from './routes/streams.ts';
@@ -61,6 +66,13 @@ export interface CoreAppOptions {
   events?: EventHub;
   /** Heartbeat, slow-client limit and buffer of the SSE event stream. */
   eventStream?: Partial<EventStreamTimings>;
+  /**
+   * Webhooks: whether private, loopback and link-local targets are allowed (FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE), and
+   * the dispatcher's settings; `deliver: false` serves the routes without delivering from this process.
+   */
+  webhooks?: { allowPrivate?: boolean; deliver?: boolean; holder?: string } & Partial<Omit<WebhookDispatcherOptions, 'db' | 'secretKey' | 'hub' | 'logger' | 'holder' | 'allowPrivate'>>;
+  /** How often freshness and connection-health transitions are swept into events; `false` leaves it to the caller. */
+  transitionSweepMs?: number | false;
 }
 
 /** A stream lease lives this long unless renewed; stream processes renew it every third of it. */
@@ -214,6 +226,19 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
     app.addHook('preClose', async () => hub.stop());
   }
   registerEventRoutes(typed, { db: options.db, hub, ...(options.eventStream ? { timings: options.eventStream } : {}) });
+  const { allowPrivate = false, deliver = true, holder = `core-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, ...dispatch } = options.webhooks ?? {};
+  registerWebhookRoutes(typed, { db: options.db, secretKey: options.secretKey, allowPrivate, clock });
+  observeWebhooksFrom(() => webhookStates(options.db));
+  if (options.transitionSweepMs !== false) {
+    const sweeper = createTransitionSweeper({ db: options.db, clock, logger: options.logger, ...(options.transitionSweepMs ? { intervalMs: options.transitionSweepMs } : {}) });
+    app.addHook('onReady', async () => sweeper.start());
+    app.addHook('preClose', async () => sweeper.stop());
+  }
+  if (deliver) {
+    const dispatcher = createWebhookDispatcher({ db: options.db, secretKey: options.secretKey, hub, logger: options.logger, holder, allowPrivate, ...dispatch });
+    app.addHook('onReady', async () => dispatcher.start());
+    app.addHook('preClose', async () => dispatcher.stop());
+  }
   registerHealthRoutes(typed, { db: options.db, clock });
   registerDashboardRoutes(typed);
   registerIngestRoutes(typed, { db: options.db, gate: options.ingestGate, bodyLimit: ingestLimits.bodyBytes, clock });

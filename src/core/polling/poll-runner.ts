@@ -206,6 +206,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       source: 'poll',
       receivedAt,
       readings: device.readings,
+      ...(device.chargingSessions && device.chargingSessions.length > 0 ? { chargingSessions: device.chargingSessions } : {}),
     }));
     const chunks = chunkUpdates(updates);
     for (const [i, chunk] of chunks.entries()) {

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { findProviderContract, providerContracts } from '../../providers/registry.ts';
-import { optionsSchemaOf, type Transport } from '../../providers/provider.ts';
+import { baseUrlSchemesOf, optionsSchemaOf, type Transport } from '../../providers/provider.ts';
 import type { Sql } from '../db/database.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { utcText } from '../read/sql-fragments.ts';
@@ -152,15 +152,19 @@ function toConnection(row: ConnectionRow): Connection {
   };
 }
 
-function checkBaseUrl(baseUrl: string): string {
+function checkBaseUrl(provider: string, baseUrl: string): string {
+  const contract = findProviderContract(provider);
+  if (!contract) throw unknownProvider(provider);
+  const schemes = baseUrlSchemesOf(contract);
+  const expected = `baseUrl must be an absolute ${schemes.map((s) => s.replace(/:$/, '')).join(', ')} URL`;
   let url: URL;
   try {
     url = new URL(baseUrl);
   } catch {
-    throw new DomainError('invalid', 'invalid_base_url', 'baseUrl must be an absolute http(s) or ws(s) URL');
+    throw new DomainError('invalid', 'invalid_base_url', expected);
   }
-  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) {
-    throw new DomainError('invalid', 'invalid_base_url', 'baseUrl must be an absolute http(s) or ws(s) URL');
+  if (!schemes.includes(url.protocol)) {
+    throw new DomainError('invalid', 'invalid_base_url', expected);
   }
   if (url.username || url.password) {
     throw new DomainError('invalid', 'invalid_base_url', 'baseUrl must not carry credentials; put them in credentials');
@@ -221,7 +225,7 @@ export async function createConnection(sql: Sql, secretKey: Buffer, workspaceId:
   if (baseUrlText === undefined) {
     throw new DomainError('invalid', 'invalid_base_url', `${contract.name} connections need a baseUrl (the server to connect to)`);
   }
-  const baseUrl = checkBaseUrl(baseUrlText);
+  const baseUrl = checkBaseUrl(contract.name, baseUrlText);
   const credentials = checkCredentials(contract.name, input.credentials);
   const options = checkOptions(contract.name, input.options);
   const id = randomUUID();
@@ -294,7 +298,7 @@ export async function updateConnection(
         WHERE $7::boolean AND s.workspace_id = c.workspace_id AND s.connection_id = c.id
      )
      SELECT count(*)::int AS n FROM changed`,
-    [workspaceId, id, changes.label ?? null, changes.enabled ?? null, changes.baseUrl === undefined ? null : checkBaseUrl(changes.baseUrl), ciphertext, retryNow, options],
+    [workspaceId, id, changes.label ?? null, changes.enabled ?? null, changes.baseUrl === undefined ? null : checkBaseUrl(found[0].provider, changes.baseUrl), ciphertext, retryNow, options],
   );
   if (rows[0]!.n === 0) throw notFound('connection', id);
   const updated = await findConnection(sql, workspaceId, id);

@@ -7,7 +7,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { Database, Sql } from '../db/database.ts';
-import { CredentialsUnreadableError, decryptCredentials, encryptCredentials } from './credentials-cipher.ts';
+import { CredentialsUnreadableError, decryptCredentials, encryptCredentials, openText, sealText, webhookAad } from './credentials-cipher.ts';
 
 const fingerprintSetting = 'credential_key_fingerprint';
 
@@ -78,6 +78,8 @@ export interface RotationReport {
   reencrypted: number;
   /** Connections whose credentials did not decrypt under the old key: left as they were, and marked unreadable. */
   unreadable: { workspaceId: string; connectionId: string }[];
+  /** Webhook signing secrets re-encrypted; those that did not decrypt are left, and their subscriptions say so. */
+  webhookSecrets: { reencrypted: number; unreadable: { workspaceId: string; webhookId: string }[] };
 }
 
 /**
@@ -95,7 +97,7 @@ export async function rotateCredentialKey(db: Database, oldKey: Buffer, newKey: 
     const { rows } = await tx.query<{ workspace_id: string; id: string; credentials_ciphertext: string }>(
       'SELECT workspace_id, id, credentials_ciphertext FROM provider_connections ORDER BY workspace_id, id FOR UPDATE',
     );
-    const report: RotationReport = { reencrypted: 0, unreadable: [] };
+    const report: RotationReport = { reencrypted: 0, unreadable: [], webhookSecrets: { reencrypted: 0, unreadable: [] } };
     for (const row of rows) {
       const ids = { workspaceId: row.workspace_id, connectionId: row.id };
       let plain: Record<string, unknown>;
@@ -111,6 +113,23 @@ export async function rotateCredentialKey(db: Database, oldKey: Buffer, newKey: 
     }
     for (const u of report.unreadable) {
       await tx.query('UPDATE provider_connections SET credentials_unreadable_at = COALESCE(credentials_unreadable_at, now()) WHERE workspace_id = $1 AND id = $2', [u.workspaceId, u.connectionId]);
+    }
+    // Webhook signing secrets live under the same key.
+    const { rows: hooks } = await tx.query<{ workspace_id: string; id: string; secret_ciphertext: string }>(
+      'SELECT workspace_id, id, secret_ciphertext FROM webhook_subscriptions ORDER BY workspace_id, id FOR UPDATE',
+    );
+    for (const hook of hooks) {
+      const aad = webhookAad(hook.workspace_id, hook.id);
+      let secret: string;
+      try {
+        secret = openText(oldKey, aad, hook.secret_ciphertext);
+      } catch (error) {
+        if (!(error instanceof CredentialsUnreadableError)) throw error;
+        report.webhookSecrets.unreadable.push({ workspaceId: hook.workspace_id, webhookId: hook.id });
+        continue;
+      }
+      await tx.query('UPDATE webhook_subscriptions SET secret_ciphertext = $3 WHERE workspace_id = $1 AND id = $2', [hook.workspace_id, hook.id, sealText(newKey, aad, secret)]);
+      report.webhookSecrets.reencrypted += 1;
     }
     await tx.query(
       `INSERT INTO deployment_settings (name, value, updated_at) VALUES ($1, $2, now())

@@ -3,7 +3,8 @@
  * is validated against.
  */
 import { randomUUID } from 'node:crypto';
-import type { Sql } from '../db/database.ts';
+import type { Database, Sql } from '../db/database.ts';
+import { writeEvents } from '../events/event-log.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { iso } from '../time.ts';
 
@@ -170,13 +171,24 @@ export async function putTelematicsPolicy(
   return getWorkspace(sql, workspaceId);
 }
 
-export async function putCutover(sql: Sql, workspaceId: string, mode: CutoverMode): Promise<Workspace> {
-  const { rowCount } = await sql.query(
-    `UPDATE cutover_states
-        SET mode = $2, changed_at = CASE WHEN mode = $2 THEN changed_at ELSE now() END
-      WHERE workspace_id = $1`,
-    [workspaceId, mode],
-  );
-  if (rowCount === 0) throw notFound('workspace', workspaceId);
-  return getWorkspace(sql, workspaceId);
+/** Sets which poller owns a workspace; a change is an event (`fleetwire.workspace.cutover.changed`) in the same transaction. */
+export async function putCutover(db: Database, workspaceId: string, mode: CutoverMode): Promise<Workspace> {
+  await db.transaction(async (tx) => {
+    const { rows } = await tx.query<{ mode: CutoverMode }>('SELECT mode FROM cutover_states WHERE workspace_id = $1 FOR UPDATE', [workspaceId]);
+    const previous = rows[0]?.mode;
+    if (previous === undefined) throw notFound('workspace', workspaceId);
+    if (previous === mode) return;
+    await tx.query('UPDATE cutover_states SET mode = $2, changed_at = now() WHERE workspace_id = $1', [workspaceId, mode]);
+    await writeEvents(tx, [
+      {
+        id: randomUUID(),
+        workspaceId,
+        subject: 'workspace',
+        type: 'fleetwire.workspace.cutover.changed',
+        time: new Date().toISOString(),
+        data: { workspaceId, mode, previousMode: previous },
+      },
+    ]);
+  });
+  return getWorkspace(db, workspaceId);
 }

@@ -1,29 +1,47 @@
 /**
- * The Geotab poll adapter for core's poll runner. Each poll follows the StatusData and the LogRecord feeds from
- * the stored versions (MyGeotab SDK guide "Data feed": call again at once while pages come back full), then reads
+ * The Geotab poll adapter for core's poll runner. Each poll follows the StatusData, LogRecord and ChargeEvent feeds
+ * from the stored versions (MyGeotab SDK guide "Data feed": call again while pages come back full, paced to the
+ * limit the server declares, one GetFeed per second per entity type for MyGeotab; pacing.ts), then reads
  * DeviceStatusInfo once for headings, which no feed carries.
  *
- * Cursor: `{"statusData": "<toVersion>", "logRecord": "<toVersion>"}`. A feed without a version starts at
+ * Cursor: `{"statusData": "<toVersion>", "logRecord": "<toVersion>", "chargeEvent": "<toVersion>"}`, one version
+ * per feed (each feed's versions are its own). A feed without a version starts at
  * `search.fromDate` = now minus one hour, so a new connection does not pull the database's whole history. Every
  * page carries the whole cursor, with the version of the feed it came from advanced: the runner commits pages in
  * order, so a failure between pages re-reads from the last committed one.
  *
  * Devices are not filtered by the bound ones: an unbound device must reach ingest to show up as unknown_device.
+ *
+ * ChargeEvent pages carry charging sessions (`chargingSessions` on the device), no readings. A database that
+ * refuses the ChargeEvent feed (an older server, a permanent error) leaves a note on the poll and the other feeds
+ * go on: charging sessions are an extra, not a reason to stop reading the vehicles.
  */
 import { z } from 'zod';
 import type { PollAdapter, PollContext, PollPage } from '../poll-adapter.ts';
+import { ProviderError } from '../provider-error.ts';
 import { createGeotabClient, defaultTimeoutMs, type GeotabClient } from './client.ts';
-import { geotabContract } from './contract.ts';
-import { mapDeviceStatusInfos, mapLogRecords, mapStatusData, type MappedEntities } from './mapping.ts';
+import { geotabContract, geotabOptionsSchema, type GeotabOptions } from './contract.ts';
+import {
+  mapChargeEvents,
+  mapDeviceStatusInfos,
+  mapLogRecords,
+  mapStatusData,
+  type GeotabDeviceReadings,
+  type MappedEntities,
+  type SourceMemory,
+} from './mapping.ts';
+import { realClock, type PacingClock } from './pacing.ts';
 import { maxResultsLimit, type FeedTypeName, type GeotabLogin } from './wire.ts';
 
 export interface GeotabCursor {
   statusData?: string;
   logRecord?: string;
+  chargeEvent?: string;
 }
 
 /** A page as this adapter yields it: the cursor in its Geotab shape, and the skipped count always set. */
 export interface GeotabPollPage extends PollPage {
+  devices: GeotabDeviceReadings[];
   cursor: GeotabCursor;
   skipped: number;
 }
@@ -38,14 +56,33 @@ export interface GeotabPollOptions {
   /** How far back a feed without a version starts. */
   firstPollLookbackMs?: number;
   now?: () => number;
+  /** What GetFeed pacing and the Authenticate limit wait on; default the real clock (tests pass the simulator's). */
+  sleep?: PacingClock['sleep'];
 }
 
-const feeds: readonly { typeName: FeedTypeName; key: keyof GeotabCursor; map: (entities: readonly unknown[]) => MappedEntities }[] = [
-  { typeName: 'StatusData', key: 'statusData', map: mapStatusData },
+interface FeedContext {
+  options: GeotabOptions;
+  sources: SourceMemory;
+}
+
+const feeds: readonly { typeName: FeedTypeName; key: keyof GeotabCursor; map: (entities: readonly unknown[], context: FeedContext) => MappedEntities }[] = [
+  {
+    typeName: 'StatusData',
+    key: 'statusData',
+    map: (entities, { options, sources }) => mapStatusData(entities, { batteryPowerChargingSign: options.batteryPowerChargingSign, sources }),
+  },
   { typeName: 'LogRecord', key: 'logRecord', map: mapLogRecords },
+  { typeName: 'ChargeEvent', key: 'chargeEvent', map: mapChargeEvents },
 ];
 
-const cursorSchema = z.object({ statusData: z.string().min(1).optional(), logRecord: z.string().min(1).optional() });
+const cursorSchema = z.object({
+  statusData: z.string().min(1).optional(),
+  logRecord: z.string().min(1).optional(),
+  chargeEvent: z.string().min(1).optional(),
+});
+
+/** Where the adapter keeps, per connection, the odometer and charging-state source of each device (mapping.ts). */
+const sourcesKey = 'geotab.signalSources';
 
 /**
  * The stored cursor, or an empty one. A cursor of another shape (an older format, a hand edit) restarts the
@@ -57,6 +94,7 @@ export function readCursor(stored: unknown): GeotabCursor {
   const cursor: GeotabCursor = {};
   if (parsed.data.statusData !== undefined) cursor.statusData = parsed.data.statusData;
   if (parsed.data.logRecord !== undefined) cursor.logRecord = parsed.data.logRecord;
+  if (parsed.data.chargeEvent !== undefined) cursor.chargeEvent = parsed.data.chargeEvent;
   return cursor;
 }
 
@@ -65,24 +103,36 @@ export function createGeotabPollAdapter(options: GeotabPollOptions = {}): PollAd
   const maxPagesPerFeed = options.maxPagesPerFeed ?? 100;
   const lookbackMs = options.firstPollLookbackMs ?? 3600_000;
   const now = options.now ?? Date.now;
+  const clock: PacingClock = { now, sleep: options.sleep ?? realClock.sleep };
 
   async function* poll(context: PollContext<GeotabLogin>): AsyncGenerator<GeotabPollPage> {
+    const parsedOptions = geotabOptionsSchema.safeParse(context.options ?? {});
+    if (!parsedOptions.success) throw new ProviderError('permanent', "Geotab: the connection's options do not fit (batteryPowerChargingSign is 'negative' or 'positive')");
     const client = createGeotabClient({
       baseUrl: context.baseUrl,
       login: context.credentials,
       session: context.session,
       signal: context.signal,
       timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+      clock,
     });
     const counter = requestCounter(client);
+    const feedContext: FeedContext = { options: parsedOptions.data, sources: sourceMemoryOf(context.session) };
     let cursor = readCursor(context.cursor);
     const fromDate = new Date(now() - lookbackMs).toISOString();
 
     for (const feed of feeds) {
       for (let page = 0; page < maxPagesPerFeed; page += 1) {
         const fromVersion = cursor[feed.key];
-        const answer = await client.getFeed(feed.typeName, { fromVersion, fromDate: fromVersion ? undefined : fromDate, resultsLimit });
-        const mapped = feed.map(answer.data);
+        let answer;
+        try {
+          answer = await client.getFeed(feed.typeName, { fromVersion, fromDate: fromVersion ? undefined : fromDate, resultsLimit });
+        } catch (error) {
+          if (feed.typeName !== 'ChargeEvent' || !(error instanceof ProviderError) || error.errorClass !== 'permanent') throw error;
+          yield { devices: [], cursor, requests: counter(), skipped: 0, notes: [`Geotab ChargeEvent feed unavailable, charging sessions skipped: ${error.message}`] };
+          break;
+        }
+        const mapped = feed.map(answer.data, feedContext);
         cursor = { ...cursor, [feed.key]: answer.toVersion };
         yield { devices: mapped.devices, cursor, requests: counter(), skipped: mapped.skipped };
         // A short page means the feed is drained for now; an unmoved version would loop on the same page.
@@ -95,6 +145,14 @@ export function createGeotabPollAdapter(options: GeotabPollOptions = {}): PollAd
   }
 
   return { contract: geotabContract, poll };
+}
+
+function sourceMemoryOf(session: Map<string, unknown>): SourceMemory {
+  const held = session.get(sourcesKey);
+  if (held instanceof Map) return held as SourceMemory;
+  const fresh: SourceMemory = new Map();
+  session.set(sourcesKey, fresh);
+  return fresh;
 }
 
 /** Requests since the previous page. */

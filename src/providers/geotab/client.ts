@@ -6,11 +6,13 @@
  *
  * The only retry is the one MyGeotab prescribes: when a call is refused with InvalidUserException (the session
  * expired), authenticate again and repeat the call once. Everything else is the poll runner's decision, by
- * error class.
+ * error class. GetFeed is paced to the limit the server declares (MyGeotab: one call per second per entity type)
+ * and Authenticate held to ten a minute (pacing.ts), so the client does not trip MyGeotab's rate limits itself.
  */
 import type { z } from 'zod';
 import { ProviderError } from '../provider-error.ts';
-import { postRpc } from './rpc.ts';
+import { noteFeedAnswer, paceFeedCall, realClock, takeAuthenticate, type PacingClock } from './pacing.ts';
+import { postRpc, type DeclaredRateLimit } from './rpc.ts';
 import { GeotabSession, cachedSession, forgetSession, keepSession, loginKeyOf } from './session.ts';
 import {
   authenticateResultSchema,
@@ -35,6 +37,8 @@ export interface GeotabClientOptions {
   timeoutMs?: number;
   /** Per answer; default the shared 16 MiB. */
   maxBodyBytes?: number;
+  /** The clock the rate limits are kept by; default the real one. */
+  clock?: PacingClock;
 }
 
 export interface FeedRequest {
@@ -57,6 +61,7 @@ export function createGeotabClient(options: GeotabClientOptions): GeotabClient {
   const { baseUrl, login, session: memory } = options;
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   const loginKey = loginKeyOf(baseUrl, login.database, login.userName);
+  const clock = options.clock ?? realClock;
   let requests = 0;
 
   const rpc = (server: string, method: string, params: Record<string, unknown>) => {
@@ -68,6 +73,7 @@ export function createGeotabClient(options: GeotabClientOptions): GeotabClient {
 
   async function authenticate(): Promise<GeotabSession> {
     forgetSession(memory);
+    takeAuthenticate(memory, loginKey, clock.now);
     const outcome = await rpc(baseUrl, 'Authenticate', { database: login.database, userName: login.userName, password: login.password });
     if (outcome.kind === 'invalid_user') {
       throw new ProviderError('auth', `Geotab Authenticate: database ${JSON.stringify(login.database)} refused the user name or password`);
@@ -79,36 +85,51 @@ export function createGeotabClient(options: GeotabClientOptions): GeotabClient {
     return session;
   }
 
-  async function call<T>(method: string, params: Record<string, unknown>, result: z.ZodType<T>): Promise<T> {
+  /**
+   * `pace.before` runs before each attempt (a retried GetFeed counts against the per-entity limit too) and
+   * `pace.after` gets the limit the answer declared.
+   */
+  async function call<T>(
+    method: string,
+    params: Record<string, unknown>,
+    result: z.ZodType<T>,
+    pace?: { before: () => Promise<void>; after: (declared: DeclaredRateLimit | undefined) => void },
+  ): Promise<T> {
     let session = cachedSession(memory, loginKey) ?? (await authenticate());
+    await pace?.before();
     let outcome = await rpc(session.server, method, { ...params, credentials: session.credentials });
     if (outcome.kind === 'invalid_user') {
       session = await authenticate();
+      await pace?.before();
       outcome = await rpc(session.server, method, { ...params, credentials: session.credentials });
       if (outcome.kind === 'invalid_user') {
         forgetSession(memory);
         throw new ProviderError('auth', `Geotab ${method}: InvalidUserException again right after a fresh Authenticate`);
       }
     }
+    pace?.after(outcome.rateLimit);
     return readResult(method, outcome.result, result);
+  }
+
+  async function getFeed(typeName: FeedTypeName, request: FeedRequest): Promise<FeedResult> {
+    const params = {
+      typeName,
+      ...(request.fromVersion !== undefined
+        ? { fromVersion: request.fromVersion }
+        : request.fromDate !== undefined
+          ? { search: { fromDate: request.fromDate } }
+          : {}),
+      resultsLimit: request.resultsLimit,
+    };
+    return call('GetFeed', params, feedResultSchema, {
+      before: () => paceFeedCall(memory, typeName, clock, options.signal),
+      after: (declared) => noteFeedAnswer(memory, typeName, declared),
+    });
   }
 
   return {
     call,
-    getFeed: (typeName, request) =>
-      call(
-        'GetFeed',
-        {
-          typeName,
-          ...(request.fromVersion !== undefined
-            ? { fromVersion: request.fromVersion }
-            : request.fromDate !== undefined
-              ? { search: { fromDate: request.fromDate } }
-              : {}),
-          resultsLimit: request.resultsLimit,
-        },
-        feedResultSchema,
-      ),
+    getFeed,
     get: (typeName, params = {}) => call('Get', { typeName, ...params }, getResultSchema),
     get requests() {
       return requests;

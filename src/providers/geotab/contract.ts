@@ -1,6 +1,23 @@
-/** Geotab MyGeotab (JSON-RPC, polled). Credentials: database, user name and password for Authenticate. */
+/**
+ * Geotab MyGeotab (JSON-RPC, polled). Credentials: database, user name and password for Authenticate.
+ *
+ * Options: `batteryPowerChargingSign`, which sign of DiagnosticElectricVehicleBatteryPowerId means power flowing
+ * into the battery. Geotab's documentation (the SDK KnownId list, the EV diagnostics guide) names the diagnostic
+ * but not its sign; the only evidence seen, third-party code, reads negative as charging, hence the default. A
+ * connection whose vehicles report the other way sets `positive`.
+ */
 import { z } from 'zod';
 import type { ProviderConnectionContract } from '../provider.ts';
+
+export const batteryPowerSigns = ['negative', 'positive'] as const;
+export type BatteryPowerSign = (typeof batteryPowerSigns)[number];
+
+export const geotabOptionsSchema = z
+  .object({
+    batteryPowerChargingSign: z.enum(batteryPowerSigns).default('negative'),
+  })
+  .strict();
+export type GeotabOptions = z.infer<typeof geotabOptionsSchema>;
 
 export const geotabContract = {
   name: 'geotab',
@@ -14,4 +31,5 @@ export const geotabContract = {
       password: z.string().min(1).max(1024),
     })
     .strict(),
-} as const satisfies ProviderConnectionContract<{ database: string; userName: string; password: string }>;
+  options: geotabOptionsSchema,
+} as const satisfies ProviderConnectionContract<{ database: string; userName: string; password: string }, GeotabOptions>;

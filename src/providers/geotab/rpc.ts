@@ -21,7 +21,26 @@ export interface RpcOptions {
   maxBodyBytes?: number | undefined;
 }
 
-export type RpcOutcome = { kind: 'result'; result: unknown } | { kind: 'invalid_user' };
+/**
+ * The limit a successful answer declares (SDK "Concepts", rate limits: `X-Rate-Limit-Limit` is the period, e.g.
+ * `1s` or `1m`; `X-Rate-Limit-Remaining` the calls left in it), when the server applies one to the method.
+ */
+export interface DeclaredRateLimit {
+  periodMs: number;
+  remaining: number;
+}
+
+export type RpcOutcome = { kind: 'result'; result: unknown; rateLimit?: DeclaredRateLimit } | { kind: 'invalid_user' };
+
+const periodUnits: Record<string, number> = { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
+
+/** The X-Rate-Limit headers of an answer, or undefined when absent or unreadable. */
+export function declaredRateLimitOf(headers: Headers): DeclaredRateLimit | undefined {
+  const period = /^\s*(\d+)\s*([smhd])\s*$/i.exec(headers.get('x-rate-limit-limit') ?? '');
+  const remaining = Number(headers.get('x-rate-limit-remaining') ?? Number.NaN);
+  if (!period || !Number.isInteger(remaining)) return undefined;
+  return { periodMs: Number(period[1]) * periodUnits[period[2]!.toLowerCase()]!, remaining };
+}
 
 /** `https://host` or `https://host/apiv1` (a trailing slash or not) to the endpoint URL. */
 export function endpointOf(server: string): string {
@@ -59,7 +78,8 @@ function readAnswer(method: string, answer: ProviderAnswer, secrets: readonly st
   if (!answered.success) {
     throw new ProviderError('malformed_response', `Geotab ${method}: the answer is neither a result nor an error envelope`);
   }
-  return { kind: 'result', result: answered.data.result };
+  const rateLimit = declaredRateLimitOf(answer.headers);
+  return rateLimit ? { kind: 'result', result: answered.data.result, rateLimit } : { kind: 'result', result: answered.data.result };
 }
 
 function rpcFailure(method: string, answer: ProviderAnswer, error: JsonRpcError, secrets: readonly string[]): RpcOutcome {

@@ -15,8 +15,8 @@ export type GeotabLogin = {
   password: string;
 };
 
-/** The feeds Fleetwire follows with GetFeed. */
-export const feedTypeNames = ['StatusData', 'LogRecord'] as const;
+/** The feeds Fleetwire follows with GetFeed. ChargeEvent is a calculated feed (MyGeotab 11.4, January 2024). */
+export const feedTypeNames = ['StatusData', 'LogRecord', 'ChargeEvent'] as const;
 export type FeedTypeName = (typeof feedTypeNames)[number];
 
 /** GetFeed and Get answer at most this many entities; GetFeed silently clamps larger limits to it. */
@@ -28,8 +28,17 @@ export const maxResultsLimit = 50_000;
  */
 export const diagnosticIds = {
   stateOfCharge: 'DiagnosticStateOfChargeId',
+  /** Corrected ECM odometer: raw × odometer factor + odometer offset (SDK guide "GO device logging"). */
   odometer: 'DiagnosticOdometerId',
+  /** Adjusted odometer: the ECM odometer plus GPS distance since it was last reported, or the GPS odometer. */
+  odometerAdjustment: 'DiagnosticOdometerAdjustmentId',
+  /** Heavy-duty total vehicle distance (J1939, J1708), read by Geotab's own odometer sample. */
+  j1939TotalVehicleDistance: 'DiagnosticJ1939TotalVehicleDistanceId',
+  j1708TotalVehicleDistance: 'DiagnosticJ1708TotalVehicleDistanceId',
+  /** The OBD-II odometer; the typings spell it diagnosticObdOdometerReaderId (ids are matched without case). */
+  obdOdometer: 'DiagnosticOBDOdometerReaderId',
   chargingState: 'DiagnosticElectricVehicleChargingStateId',
+  isCharging: 'DiagnosticElectricVehicleIsChargingId',
   ignition: 'DiagnosticIgnitionId',
   batteryTemperature: 'DiagnosticBatteryTemperatureId',
   batteryPower: 'DiagnosticElectricVehicleBatteryPowerId',
@@ -146,6 +155,31 @@ export const deviceStatusInfoSchema = z.object({
   currentStateDuration: z.string().optional(),
 });
 export type DeviceStatusInfo = z.infer<typeof deviceStatusInfoSchema>;
+
+/** A MyGeotab Coordinate: x is the longitude, y the latitude. */
+const coordinateSchema = z.object({ x: z.number(), y: z.number() });
+
+/**
+ * A ChargeEvent (API reference, objects/ChargeEvent): one charge of an EV, calculated by MyGeotab, so a later
+ * version of the same id may replace it. `duration` is a .NET TimeSpan ("d.hh:mm:ss.fffffff"); the states of charge
+ * are 0-100; energies are kWh and powers kW. Only the fields Fleetwire reads are listed; any may be missing or null.
+ */
+export const chargeEventSchema = z.object({
+  id: z.string().min(1),
+  startTime: z.string(),
+  duration: z.string().nullish(),
+  device: entityRef,
+  startStateOfCharge: z.number().nullish(),
+  endStateOfCharge: z.number().nullish(),
+  energyConsumedKwh: z.number().nullish(),
+  peakPowerKw: z.number().nullish(),
+  maxACVoltage: z.number().nullish(),
+  chargeType: z.string().nullish(),
+  chargeIsEstimated: z.boolean().nullish(),
+  chargingStartedOdometerKm: z.number().nullish(),
+  location: coordinateSchema.nullish(),
+});
+export type ChargeEvent = z.infer<typeof chargeEventSchema>;
 
 export const deviceSchema = z.object({
   id: z.string().min(1),

@@ -1,14 +1,19 @@
 /**
  * Typed HTTP client for Samsara's vehicle-stats endpoints. Follows the Samsara API reference
  * (developers.samsara.com: "getVehicleStatsFeed", "getVehicleStatsHistory", "getVehicleStats", and the
- * "Rate limits" and "Response codes" guides). It fetches and validates; it does not map and does not retry: the
- * poll runner decides by the ProviderError class, which every failure is turned into here.
+ * "Rate limits", "Response codes" and "Versioning" guides). It fetches and validates; it does not map and does not
+ * retry: the poll runner decides by the ProviderError class, which every failure is turned into here.
+ *
+ * Every request carries `X-Samsara-Version`, so the response shapes are the ones this folder was written for
+ * whatever version the token defaults to.
  */
 import { ProviderError } from '../provider-error.ts';
 import { providerFetch, redact, statusError } from '../provider-http.ts';
 import {
+  countedTypes,
   errorBodySchema,
   maxTypesPerCall,
+  samsaraApiVersion,
   vehicleStatsListResponseSchema,
   type SamsaraStatType,
   type VehicleStatsListResponse,
@@ -24,6 +29,21 @@ export interface SamsaraClientOptions {
   timeoutMs?: number;
   /** Per answer, error pages included; default the shared 16 MiB. */
   maxBodyBytes?: number;
+  /** `X-Samsara-Version` (`YYYY-MM-DD`); default {@link samsaraApiVersion}. */
+  apiVersion?: string;
+}
+
+/**
+ * Samsara answered 400 to a request that carried an `after` cursor. Samsara documents neither the status nor the
+ * message of an expired (30 days) or otherwise refused cursor and asks clients not to depend on messages, so this
+ * is decided by the status and by the request alone; whoever catches it retries without the cursor, and a 400 that
+ * was about something else comes back on that retry as a plain `permanent` error.
+ */
+export class CursorRejectedError extends ProviderError {
+  constructor(message: string) {
+    super('permanent', message);
+    this.name = 'CursorRejectedError';
+  }
 }
 
 export interface StatsQuery {
@@ -54,7 +74,12 @@ export interface SamsaraClient {
 
 export function createSamsaraClient(options: SamsaraClientOptions): SamsaraClient {
   const base = options.baseUrl.replace(/\/+$/, '');
-  const request = { token: options.apiToken, timeoutMs: options.timeoutMs ?? defaultTimeoutMs, maxBodyBytes: options.maxBodyBytes };
+  const request = {
+    token: options.apiToken,
+    timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+    maxBodyBytes: options.maxBodyBytes,
+    apiVersion: options.apiVersion ?? samsaraApiVersion,
+  };
   const get = (path: string, params: Record<string, string | undefined>, signal: AbortSignal | undefined) =>
     getJson(`${base}${path}`, path, params, request, signal);
 
@@ -71,9 +96,9 @@ export function createSamsaraClient(options: SamsaraClientOptions): SamsaraClien
 }
 
 function common(query: Pick<StatsQuery, 'types' | 'vehicleIds'>): Record<string, string | undefined> {
-  if (query.types.length === 0 || query.types.length > maxTypesPerCall) {
+  if (query.types.length === 0 || countedTypes(query.types) > maxTypesPerCall) {
     // Our own mistake, not Samsara's answer: fail before spending a request on a guaranteed 400.
-    throw new ProviderError('permanent', `Samsara takes 1 to ${maxTypesPerCall} stat types per call, got ${query.types.length}`);
+    throw new ProviderError('permanent', `Samsara takes 1 to ${maxTypesPerCall} stat types per call (auxInput3-10 count as one), got ${query.types.join(',')}`);
   }
   return {
     types: query.types.join(','),
@@ -85,7 +110,7 @@ async function getJson(
   url: string,
   path: string,
   params: Record<string, string | undefined>,
-  options: { token: string; timeoutMs: number; maxBodyBytes: number | undefined },
+  options: { token: string; timeoutMs: number; maxBodyBytes: number | undefined; apiVersion: string },
   signal: AbortSignal | undefined,
 ): Promise<VehicleStatsListResponse> {
   const target = new URL(url);
@@ -94,14 +119,20 @@ async function getJson(
   const secrets = [options.token];
   const answer = await providerFetch({
     url: target,
-    headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' },
+    headers: { authorization: `Bearer ${options.token}`, accept: 'application/json', 'x-samsara-version': options.apiVersion },
     what,
     timeoutMs: options.timeoutMs,
     signal,
     maxBodyBytes: options.maxBodyBytes,
     secrets,
   });
-  if (!answer.ok) throw statusError(what, answer, secrets, errorDetail(answer.text));
+  if (!answer.ok) {
+    const detail = errorDetail(answer.text);
+    if (answer.status === 400 && params.after !== undefined) {
+      throw new CursorRejectedError(redact(`${what}: answered 400 to a request with a cursor${detail}`, secrets));
+    }
+    throw statusError(what, answer, secrets, detail);
+  }
 
   let json: unknown;
   try {

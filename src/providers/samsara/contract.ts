@@ -1,6 +1,28 @@
-/** Samsara vehicle stats (REST, polled). Credentials: an API token with "Read Vehicle Statistics". */
+/**
+ * Samsara vehicle stats (REST, polled). Credentials: an API token with "Read Vehicle Statistics" (the scope the
+ * SDK's vehicleStats methods name). Options: the API version to pin and how far before the last successful poll a
+ * feed restart reads history (docs/PROVIDERS.md, "Samsara").
+ */
 import { z } from 'zod';
 import type { ProviderConnectionContract } from '../provider.ts';
+import { samsaraApiVersion, samsaraApiVersionPattern } from './wire.ts';
+
+export interface SamsaraOptions extends Record<string, unknown> {
+  /** `X-Samsara-Version` sent with every request. */
+  apiVersion: string;
+  /**
+   * When a feed must restart (its cursor was refused, or its type group is new), history is read from this many
+   * minutes before the connection's last successful poll: readings that reached Samsara late are not lost.
+   */
+  restartOverlapMinutes: number;
+}
+
+export const samsaraOptionsSchema = z
+  .object({
+    apiVersion: z.string().regex(samsaraApiVersionPattern, 'a Samsara API version is a date, YYYY-MM-DD').default(samsaraApiVersion),
+    restartOverlapMinutes: z.number().int().min(0).max(24 * 60).default(15),
+  })
+  .strict();
 
 export const samsaraContract = {
   name: 'samsara',
@@ -8,4 +30,5 @@ export const samsaraContract = {
   transport: 'poll',
   defaultBaseUrl: 'https://api.samsara.com',
   credentials: z.object({ apiToken: z.string().min(1).max(4096) }).strict(),
-} as const satisfies ProviderConnectionContract<{ apiToken: string }>;
+  options: samsaraOptionsSchema,
+} as const satisfies ProviderConnectionContract<{ apiToken: string }, SamsaraOptions>;

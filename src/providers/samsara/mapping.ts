@@ -18,6 +18,17 @@ export interface MappedStats {
   devices: DeviceReadings[];
   /** Items, stats and entries that could not be read. */
   skipped: number;
+  /** Vehicle ids of this page with OBD odometer entries (readable or not), in first-seen order. */
+  obdOdometerVehicles: string[];
+}
+
+export interface MapOptions {
+  /**
+   * Vehicles known to report `obdOdometerMeters` (from earlier pages). Their `gpsOdometerMeters` entries are never
+   * mapped, also on a page that happens to carry only the GPS one, so a vehicle's odometer never switches source
+   * back and forth.
+   */
+  obdOdometerVehicles?: ReadonlySet<string>;
 }
 
 export const kphPerMph = 1.609344;
@@ -31,8 +42,16 @@ const chargingStates: Record<number, ChargingState> = {
 const ignitionOf: Record<EngineStateValue, boolean> = { On: true, Idle: true, Off: false };
 
 /** Maps the `data` items of one feed or history response. */
-export function mapVehicleStats(items: readonly unknown[]): MappedStats {
+export function mapVehicleStats(items: readonly unknown[], options: MapOptions = {}): MappedStats {
   const byDevice = new Map<string, CanonicalReading[]>();
+  const knownObd = options.obdOdometerVehicles ?? new Set<string>();
+  // First pass: which vehicles carry OBD odometer entries anywhere on this page (one vehicle can span two items).
+  const obdHere = new Set<string>();
+  for (const item of items) {
+    if (!isRecord(item) || !hasEntries(item.obdOdometerMeters)) continue;
+    const id = externalDeviceIdSchema.safeParse(item.id);
+    if (id.success) obdHere.add(id.data);
+  }
   let skipped = 0;
   for (const item of items) {
     const id = isRecord(item) ? externalDeviceIdSchema.safeParse(item.id) : undefined;
@@ -40,17 +59,22 @@ export function mapVehicleStats(items: readonly unknown[]): MappedStats {
       skipped += 1;
       continue;
     }
-    const { readings, skipped: itemSkipped } = mapItem(item);
+    const odometerKey = knownObd.has(id.data) || obdHere.has(id.data) ? 'obdOdometerMeters' : 'gpsOdometerMeters';
+    const { readings, skipped: itemSkipped } = mapItem(item, odometerKey);
     skipped += itemSkipped;
     if (readings.length === 0) continue;
     const known = byDevice.get(id.data);
     if (known) known.push(...readings);
     else byDevice.set(id.data, readings);
   }
-  return { devices: [...byDevice].map(([externalDeviceId, readings]) => ({ externalDeviceId, readings })), skipped };
+  return {
+    devices: [...byDevice].map(([externalDeviceId, readings]) => ({ externalDeviceId, readings })),
+    skipped,
+    obdOdometerVehicles: [...obdHere],
+  };
 }
 
-function mapItem(item: Record<string, unknown>): { readings: CanonicalReading[]; skipped: number } {
+function mapItem(item: Record<string, unknown>, odometerKey: 'obdOdometerMeters' | 'gpsOdometerMeters'): { readings: CanonicalReading[]; skipped: number } {
   const readings: CanonicalReading[] = [];
   let skipped = 0;
   const each = (key: string, read: (entry: unknown) => CanonicalReading[] | undefined) => {
@@ -75,9 +99,9 @@ function mapItem(item: Record<string, unknown>): { readings: CanonicalReading[];
       return state === undefined ? undefined : { signal: 'charging_state', value: state };
     }),
   );
-  // The GPS odometer only counts once someone has entered a manual reading, so it is the fallback for vehicles
-  // without OBD coverage, never a second opinion next to the OBD value.
-  const odometerKey = hasEntries(item.obdOdometerMeters) ? 'obdOdometerMeters' : 'gpsOdometerMeters';
+  // The GPS odometer ("when OBD odometer cannot be pulled automatically", and only after a manual reading was
+  // entered: SDK GetVehicleStatsFeedRequest `types` text) is the fallback for vehicles without OBD coverage, never a
+  // second opinion next to the OBD value: a vehicle with OBD entries on this page or an earlier one maps OBD only.
   each(odometerKey, (e) => readNumber(e, (v) => ({ signal: 'odometer_km', value: v / 1000 })));
   each('engineStates', readEngineState);
   each('evAverageBatteryTemperatureMilliCelsius', (e) => readNumber(e, (v) => ({ signal: 'battery_temp_c', value: v / 1000 })));

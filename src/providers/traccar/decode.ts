@@ -6,8 +6,8 @@
  * Positions whose device is not known yet (a device added in Traccar after the socket opened, before its
  * `devices` frame) are left out of a readings result when the frame also carries readings; a frame that delivers
  * nothing at all because of skipped positions is `bad`, so the runtime counts it. Traccar pushes one position per
- * frame once a socket is open, so in practice an unresolvable position is counted; only the opening frame
- * batches positions.
+ * frame once a socket is open (AsyncSocket.onUpdatePosition sends `List.of(position)`), so in practice an
+ * unresolvable position is counted; only the opening frame batches positions (the latest of every device).
  */
 import type { CanonicalReading } from '../../canonical/update.ts';
 import type { DeviceReadings } from '../poll-adapter.ts';
@@ -15,10 +15,16 @@ import { parseObjectFrame } from '../json-values.ts';
 import type { DecodedFrame } from '../stream-adapter.ts';
 import { knownDevices, learnDevices } from './device-ids.ts';
 import { mapPosition } from './mapping.ts';
+import { defaultAttributeSources, type AttributeSources } from './options.ts';
 
 const frameKeys = ['positions', 'devices', 'events'] as const;
 
-export function decodeTraccarFrame(frame: string, session: Map<string, unknown>): DecodedFrame {
+/** `sources`: which attributes carry which signals, as the connection's options say (default: Traccar's own keys). */
+export function decodeTraccarFrame(
+  frame: string,
+  session: Map<string, unknown>,
+  sources: Readonly<AttributeSources> = defaultAttributeSources,
+): DecodedFrame {
   const read = parseObjectFrame(frame);
   if (!read.ok) return read.bad;
   const parsed = read.object;
@@ -35,16 +41,16 @@ export function decodeTraccarFrame(frame: string, session: Map<string, unknown>)
   if (Array.isArray(parsed.devices)) learnDevices(session, parsed.devices);
   // Events carry no readings: an ignition event is followed by the position that reports the new state.
   if (!Array.isArray(parsed.positions)) return { kind: 'readings', devices: [] };
-  return decodePositions(parsed.positions, session);
+  return decodePositions(parsed.positions, session, sources);
 }
 
-function decodePositions(positions: readonly unknown[], session: Map<string, unknown>): DecodedFrame {
+function decodePositions(positions: readonly unknown[], session: Map<string, unknown>, sources: Readonly<AttributeSources>): DecodedFrame {
   const ids = knownDevices(session);
   const byDevice = new Map<string, CanonicalReading[]>();
   const skipped: string[] = [];
   let readingCount = 0;
   for (const position of positions) {
-    const mapped = mapPosition(position, (deviceId) => ids.get(deviceId));
+    const mapped = mapPosition(position, (deviceId) => ids.get(deviceId), sources);
     if (!mapped.ok) {
       skipped.push(mapped.reason);
       continue;

@@ -1,12 +1,16 @@
 /**
- * Traccar Position -> canonical readings (reference/provider-wire-formats.md §3a and the Traccar column of §5).
- * Pure: no I/O, no clock. A field that is missing, of the wrong type or outside the signal catalogue's bounds is
- * skipped on its own; the rest of the position still maps. A position without a usable device or fix time maps
- * to nothing, with the reason.
+ * Traccar Position -> canonical readings (reference/provider-wire-formats.md §3a; traccar/traccar model/Position.java
+ * for the attribute keys and their units). Pure: no I/O, no clock. The fix (latitude, longitude, speed in knots,
+ * course) maps always; attributes map as the connection's attribute sources say (options.ts: by default the
+ * tracker's own battery, the odometer and the ignition, never the traction battery). A field that is missing, of
+ * the wrong type or outside the signal catalogue's bounds is skipped on its own; the rest of the position still
+ * maps. A position without a usable device or fix time maps to nothing, with the reason.
  */
+import type { ChargingState } from '../../canonical/signals.ts';
 import { checkSignalValue, type SignalName } from '../../canonical/signals.ts';
 import { externalDeviceIdSchema, parseTimestamp, type CanonicalReading } from '../../canonical/update.ts';
 import { isRecord } from '../json-values.ts';
+import { defaultAttributeSources, type AttributeSources } from './options.ts';
 
 const kphPerKnot = 1.852;
 
@@ -18,7 +22,11 @@ export type PositionMapping =
  * Maps one position. `uniqueIdOf` resolves Traccar's numeric deviceId to the device's uniqueId, which is the id
  * operators bind (the tracker's IMEI), unlike deviceId, which is an internal row number of one Traccar server.
  */
-export function mapPosition(position: unknown, uniqueIdOf: (deviceId: number) => string | undefined): PositionMapping {
+export function mapPosition(
+  position: unknown,
+  uniqueIdOf: (deviceId: number) => string | undefined,
+  sources: Readonly<AttributeSources> = defaultAttributeSources,
+): PositionMapping {
   if (!isRecord(position)) return { ok: false, reason: 'position is not an object' };
   const deviceId = position.deviceId;
   if (typeof deviceId !== 'number' || !Number.isSafeInteger(deviceId)) return { ok: false, reason: 'position has no numeric deviceId' };
@@ -49,13 +57,19 @@ export function mapPosition(position: unknown, uniqueIdOf: (deviceId: number) =>
   }
 
   const attributes = isRecord(position.attributes) ? position.attributes : {};
-  add('soc_pct', finite(attributes.batteryLevel));
-  // Only `odometer` (the vehicle's own). `totalDistance` is Traccar's GPS distance since the device was added:
-  // a different counter, and mixing the two would make the odometer jump.
-  const odometerM = finite(attributes.odometer);
-  if (odometerM !== undefined) add('odometer_km', round3(odometerM / 1000));
-  if (typeof attributes.ignition === 'boolean') add('ignition', attributes.ignition);
-  if (typeof attributes.charge === 'boolean') add('charging_state', attributes.charge ? 'charging' : 'not_charging');
+  const raw = (attribute: string): unknown => (Object.hasOwn(attributes, attribute) ? attributes[attribute] : undefined);
+  const { soc_pct, tracker_battery_pct, odometer_km, range_km, charge_power_kw, battery_temp_c, charging_state, plugged_in, ignition } = sources;
+  if (soc_pct) add('soc_pct', scaled(raw(soc_pct.attribute), soc_pct.scale * percentFactor[soc_pct.unit]));
+  if (tracker_battery_pct) add('tracker_battery_pct', scaled(raw(tracker_battery_pct.attribute), tracker_battery_pct.scale * percentFactor[tracker_battery_pct.unit]));
+  if (odometer_km) add('odometer_km', scaled(raw(odometer_km.attribute), odometer_km.scale * kmFactor[odometer_km.unit]));
+  if (range_km) add('range_km', scaled(raw(range_km.attribute), range_km.scale * kmFactor[range_km.unit]));
+  if (charge_power_kw) add('charge_power_kw', scaled(raw(charge_power_kw.attribute), charge_power_kw.scale * kwFactor[charge_power_kw.unit]));
+  if (battery_temp_c) add('battery_temp_c', scaled(raw(battery_temp_c.attribute), battery_temp_c.scale));
+  if (charging_state) add('charging_state', chargingStateOf(raw(charging_state.attribute), charging_state.values));
+  if (plugged_in) add('plugged_in', flagOf(raw(plugged_in.attribute)));
+  if (ignition) add('ignition', flagOf(raw(ignition.attribute)));
+  // `charge` is deliberately not read: it is the tracker's own battery charging (Traccar Client's phone on its
+  // cable), not the vehicle's.
 
   return { ok: true, externalDeviceId, readings };
 }
@@ -71,6 +85,34 @@ function utcTimestamp(text: unknown): string | undefined {
   const zone = match[2]!.length === 5 ? `${match[2]!.slice(0, 3)}:${match[2]!.slice(3)}` : match[2]!.toUpperCase();
   const ms = parseTimestamp(`${match[1]}${zone}`);
   return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+const percentFactor = { percent: 1, fraction: 100 } as const;
+const kmFactor = { m: 0.001, km: 1, mi: 1.609344 } as const;
+const kwFactor = { kW: 1, W: 0.001 } as const;
+
+/** A JSON number times `factor`, to 3 decimals; anything else (strings included) is undefined. */
+function scaled(value: unknown, factor: number): number | undefined {
+  const number = finite(value);
+  return number === undefined ? undefined : round3(number * factor);
+}
+
+/** true/false, or a number: 0 is false, any other finite number true. */
+function flagOf(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  const number = finite(value);
+  return number === undefined ? undefined : number !== 0;
+}
+
+function chargingStateOf(value: unknown, values: { charging: unknown[]; not_charging: unknown[]; complete: unknown[] } | undefined): ChargingState | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (values) {
+    for (const state of ['charging', 'not_charging', 'complete'] as const) if (values[state].includes(value)) return state;
+    return undefined;
+  }
+  if (value === true || value === 1) return 'charging';
+  if (value === false || value === 0) return 'not_charging';
+  return undefined;
 }
 
 function finite(value: unknown): number | undefined {

@@ -8,16 +8,22 @@
 /** Dates are ISO 8601 with an offset (Traccar's Jackson writes `+00:00`, not `Z`). */
 export type TraccarDate = string;
 
-/** Standard position attributes; keys carry Traccar's units. */
+/**
+ * Standard position attributes (traccar/traccar model/Position.java, whose comments give the units). Any other key
+ * a decoder or a computed attribute sets (Teltonika's `io<id>`, OsmAnd's extra query parameters) is allowed too.
+ */
 export interface TraccarPositionAttributes {
-  /** Percent. Often the tracker's own battery, not the traction pack: depends on the device. */
+  /**
+   * Percent of the tracking device's own battery: OsmAndProtocolDecoder sets it from the Traccar Client phone
+   * (`batt`, or `battery.level` x 100), TeltonikaProtocolDecoder from io113 (the device's internal battery).
+   */
   batteryLevel?: number;
-  /** Metres, from the vehicle (CAN/OBD). */
+  /** Metres (the device's or the vehicle's own counter). */
   odometer?: number;
   /** Metres, computed by Traccar from GPS since the device was added. */
   totalDistance?: number;
   ignition?: boolean;
-  /** True while charging. */
+  /** The tracking device's own battery is charging (OsmAnd: the phone's `charge`), not the vehicle. */
   charge?: boolean;
   motion?: boolean;
   [key: string]: unknown;
@@ -78,7 +84,10 @@ export interface TraccarEvent {
   attributes: Record<string, unknown>;
 }
 
-/** One websocket text frame: an object with one key, or `{}` as a keepalive. */
+/**
+ * One websocket text frame: an object with one key, or `{}` as a keepalive. AsyncSocket sends the latest position
+ * of every device in the first frame, then one entity per frame (`List.of(position)`, `List.of(device)`...).
+ */
 export type TraccarFrame =
   | { positions: TraccarPosition[] }
   | { devices: TraccarDevice[] }

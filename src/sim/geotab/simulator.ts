@@ -1,24 +1,25 @@
 /**
  * A MyGeotab simulator speaking the JSON-RPC wire format of shared/reference/provider-wire-formats.md §2 on
- * `POST /apiv1`: Authenticate (with the 10-per-minute limit), GetFeed of StatusData and LogRecord with versions,
- * `search.fromDate` and the 50,000 results clamp, Get of DeviceStatusInfo and Device. JSON-RPC errors use the
- * reference's envelope with HTTP 200, as MyGeotab's own mocks do; OverLimitException adds Retry-After.
+ * `POST /apiv1` and `POST /apiv1/` (mg-api-js always posts with the trailing slash), with the body as JSON or as
+ * the form field `JSON-RPC=<json>` (mg-api-node's form-encoded posts). The methods are in simulator-methods.ts.
+ * JSON-RPC errors use the reference's envelope with HTTP 200, as MyGeotab's own mocks do; OverLimitException adds
+ * Retry-After.
  *
  * Each request first draws a fault from the FaultInjector, then advances the account's fleet to `now()`. What is
- * served is recorded in the ground truth in canonical terms; a truncated answer never arrives, so it records
- * nothing.
+ * served is recorded in the ground truth in canonical terms (readings, and the charging sessions of ChargeEvents);
+ * a truncated answer never arrives, so it records nothing. With `tls` it serves HTTPS (mg-api-js speaks nothing
+ * else).
  */
-import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import Fastify from 'fastify';
-import { z } from 'zod';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { CanonicalChargingSession } from '../../canonical/update.ts';
 import { FaultInjector, type FaultKind } from '../faults.ts';
-import type { FleetModel } from '../fleet-model.ts';
-import { GroundTruth, type ServedReading } from '../ground-truth.ts';
+import { GroundTruth } from '../ground-truth.ts';
 import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../simulator.ts';
-import { FleetIndex, deviceStatusInfos, devices, logRecordPage, seqOfVersion, statusDataPage } from './simulator-feeds.ts';
+import { FleetIndex } from './simulator-feeds.ts';
+import { createMethods, overLimit, rpcError, type Account, type Answer } from './simulator-methods.ts';
 import { AuthenticateLimit, SimulatedSessions } from './simulator-sessions.ts';
-import { errorTypes, jsonRpcRequestSchema, maxResultsLimit, thisServer, type GeotabLogin } from '../../providers/geotab/wire.ts';
+import { errorTypes, jsonRpcRequestSchema, type GeotabLogin } from '../../providers/geotab/wire.ts';
 
 export interface GeotabSimulatorOptions extends SimulatorListenOptions {
   accounts: SimulatedAccount<GeotabLogin>[];
@@ -27,118 +28,48 @@ export interface GeotabSimulatorOptions extends SimulatorListenOptions {
   sessionTtlMs?: number;
   /** Per user; default 10, as MyGeotab. */
   authenticatePerMinute?: number;
+  /**
+   * GetFeed calls of one entity type per user at least this far apart, else OverLimitException: MyGeotab's is
+   * 1000 (one per second), as `fleetwire sim` and the demo run it. Default 0, no limit: a test whose clock stands
+   * still could never page.
+   */
+  feedCallIntervalMs?: number;
   /** How long a `timeout` fault holds the request before the socket is destroyed; default 15 s. */
   timeoutMs?: number;
+  /** Serve HTTPS with this key and certificate (PEM). */
+  tls?: { key: string; cert: string };
 }
 
 export interface GeotabSimulator extends RunningSimulator {
   /** Ends every session now: the next call with one gets InvalidUserException. */
   expireSessions(): void;
-}
-
-interface Account {
-  login: GeotabLogin;
-  fleet: FleetModel;
-  index: FleetIndex;
-}
-
-interface Answer {
-  body: unknown;
-  served: ServedReading[];
-  retryAfterSeconds?: number;
+  /** The charging sessions of every ChargeEvent served, by id, in canonical terms (the simulator's arithmetic). */
+  readonly servedChargingSessions: Map<string, CanonicalChargingSession>;
 }
 
 const overLimitRetryAfterSeconds = 30;
 
-const feedParams = z.object({
-  typeName: z.string(),
-  fromVersion: z.string().optional(),
-  search: z.object({ fromDate: z.string().optional() }).optional(),
-  resultsLimit: z.number().int().positive().optional(),
-});
-const getParams = z.object({ typeName: z.string() });
-const authenticateParams = z.object({ database: z.string(), userName: z.string(), password: z.string() });
-
-function rpcError(type: string, message: string, code = -32000, retryAfterSeconds?: number): Answer {
-  const body = {
-    error: { code, name: 'JSONRPCError', message, data: { id: randomUUID(), type, requestIndex: 0 }, errors: [{ name: type, message }] },
-    jsonrpc: '2.0',
-  };
-  return { body, served: [], retryAfterSeconds };
+/** The JSON-RPC text of a request body: JSON as sent, or the `JSON-RPC` field of a form-encoded body. */
+export function rpcTextOf(body: string, contentType: string | undefined): string {
+  if (/application\/x-www-form-urlencoded/i.test(contentType ?? '') || /^JSON-RPC=/.test(body)) {
+    return new URLSearchParams(body).get('JSON-RPC') ?? '';
+  }
+  return body;
 }
-
-const result = (value: unknown, served: ServedReading[] = []): Answer => ({ body: { result: value, jsonrpc: '2.0' }, served });
 
 export async function startGeotabSimulator(options: GeotabSimulatorOptions): Promise<GeotabSimulator> {
   const now = options.now ?? Date.now;
   const faults = options.faults ?? new FaultInjector();
   const groundTruth = new GroundTruth();
+  const servedChargingSessions = new Map<string, CanonicalChargingSession>();
   const served = { requests: 0 };
   const sessions = new SimulatedSessions(options.sessionTtlMs ?? 24 * 3600_000, now);
-  const authLimit = new AuthenticateLimit(options.authenticatePerMinute ?? 10, now);
+  const authenticatePerMinute = options.authenticatePerMinute ?? 10;
+  const authLimit = new AuthenticateLimit(authenticatePerMinute, now);
   const holdMs = options.timeoutMs ?? 15_000;
   const accounts: Account[] = options.accounts.map((a) => ({ login: a.credentials, fleet: a.fleet, index: new FleetIndex(a.fleet) }));
   const hung = new Set<{ timer: NodeJS.Timeout; socket: Socket }>();
-
-  const userKey = (database: string, userName: string) => JSON.stringify([database, userName]);
-  const bringUpToDate = (account: Account) => {
-    account.fleet.advanceTo(now());
-    account.index.catchUp();
-  };
-
-  function authenticate(params: Record<string, unknown>): Answer {
-    const login = authenticateParams.safeParse(params);
-    if (!login.success) return rpcError(errorTypes.invalidUser, 'Incorrect login credentials');
-    const { database, userName, password } = login.data;
-    const wait = authLimit.take(userKey(database, userName));
-    if (wait !== undefined) {
-      return rpcError(errorTypes.overLimit, `API calls quota exceeded. Maximum admitted ${options.authenticatePerMinute ?? 10} per 1m.`, -32000, wait);
-    }
-    const account = accounts.find((a) => a.login.database === database && a.login.userName === userName && a.login.password === password);
-    if (!account) return rpcError(errorTypes.invalidUser, 'Incorrect login credentials');
-    bringUpToDate(account);
-    return result({ credentials: sessions.start(database, userName), path: thisServer });
-  }
-
-  function accountOf(params: Record<string, unknown>): Account | undefined {
-    const user = sessions.check(params.credentials);
-    if (!user) return undefined;
-    const account = accounts.find((a) => a.login.database === user.database && a.login.userName === user.userName);
-    if (account) bringUpToDate(account);
-    return account;
-  }
-
-  function getFeed(account: Account, params: Record<string, unknown>): Answer {
-    const parsed = feedParams.safeParse(params);
-    if (!parsed.success) return rpcError(errorTypes.argument, 'Invalid GetFeed parameters');
-    const { typeName, fromVersion, search, resultsLimit } = parsed.data;
-    const fromSeq = fromVersion === undefined ? account.fleet.startSeq : seqOfVersion(fromVersion);
-    if (fromSeq === undefined) return rpcError(errorTypes.argument, 'fromVersion is not a valid version');
-    const fromDateMs = fromVersion === undefined && search?.fromDate !== undefined ? Date.parse(search.fromDate) : undefined;
-    if (fromDateMs !== undefined && !Number.isFinite(fromDateMs)) return rpcError(errorTypes.argument, 'search.fromDate is not a date');
-    // MyGeotab clamps a larger limit silently on feeds.
-    const query = { fromSeq, fromDateMs, limit: Math.min(resultsLimit ?? maxResultsLimit, maxResultsLimit) };
-    const database = account.login.database;
-    const page =
-      typeName === 'StatusData'
-        ? statusDataPage(account.index, database, query)
-        : typeName === 'LogRecord'
-          ? logRecordPage(account.index, database, query)
-          : undefined;
-    if (!page) return rpcError(errorTypes.argument, `The simulator has no feed of ${typeName.slice(0, 64)}`);
-    return result({ data: page.data, toVersion: page.toVersion }, page.served);
-  }
-
-  function get(account: Account, params: Record<string, unknown>): Answer {
-    const parsed = getParams.safeParse(params);
-    if (!parsed.success) return rpcError(errorTypes.argument, 'Invalid Get parameters');
-    if (parsed.data.typeName === 'DeviceStatusInfo') {
-      const statuses = deviceStatusInfos(account.index, account.login.database);
-      return result(statuses.data, statuses.served);
-    }
-    if (parsed.data.typeName === 'Device') return result(devices(account.fleet));
-    return rpcError(errorTypes.argument, `The simulator cannot Get ${parsed.data.typeName.slice(0, 64)}`);
-  }
+  const methods = createMethods({ accounts, sessions, authLimit, authenticatePerMinute, feedCallIntervalMs: options.feedCallIntervalMs ?? 0, now });
 
   function answer(text: string): Answer {
     let json: unknown;
@@ -149,28 +80,24 @@ export async function startGeotabSimulator(options: GeotabSimulatorOptions): Pro
     }
     const request = jsonRpcRequestSchema.safeParse(json);
     if (!request.success) return rpcError(errorTypes.argument, 'Invalid JSON-RPC request', -32600);
-    const params = request.data.params ?? {};
-    const { method } = request.data;
-    if (method === 'Authenticate') return authenticate(params);
-    if (method !== 'GetFeed' && method !== 'Get') {
-      return rpcError(errorTypes.missingMethod, `The method '${method.slice(0, 64)}' could not be found.`, -32601);
-    }
-    const account = accountOf(params);
-    if (!account) return rpcError(errorTypes.invalidUser, 'Incorrect login credentials');
-    return method === 'GetFeed' ? getFeed(account, params) : get(account, params);
+    return methods.call(request.data.method, request.data.params ?? {});
   }
 
-  const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 1024 * 1024 });
+  const app: FastifyInstance = (
+    options.tls
+      ? Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 1024 * 1024, https: { key: options.tls.key, cert: options.tls.cert } })
+      : Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 1024 * 1024 })
+  ) as FastifyInstance;
   // Bodies are parsed by the handler, so a broken request gets a JSON-RPC error like MyGeotab's, not Fastify's.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
 
-  app.post('/apiv1', (request, reply) => {
+  const handler = (request: FastifyRequest, reply: FastifyReply) => {
     served.requests += 1;
     const fault: FaultKind | undefined = faults.next();
-    const text = typeof request.body === 'string' ? request.body : '';
+    const text = rpcTextOf(typeof request.body === 'string' ? request.body : '', request.headers['content-type']);
     const send = (outcome: Answer, body = JSON.stringify(outcome.body)) => {
-      if (outcome.retryAfterSeconds !== undefined) reply.header('retry-after', String(outcome.retryAfterSeconds));
+      for (const [name, value] of Object.entries(outcome.headers ?? {})) reply.header(name, value);
       return reply.code(200).type('application/json; charset=utf-8').send(body);
     };
     switch (fault) {
@@ -181,7 +108,7 @@ export async function startGeotabSimulator(options: GeotabSimulatorOptions): Pro
       case 'auth':
         return send(rpcError(errorTypes.invalidUser, 'Incorrect login credentials'));
       case 'rate_limit':
-        return send(rpcError(errorTypes.overLimit, 'API calls quota exceeded. Maximum admitted 60 per 1m.', -32000, overLimitRetryAfterSeconds));
+        return send(overLimit('API calls quota exceeded. Maximum admitted 60 per 1m.', overLimitRetryAfterSeconds));
       case 'timeout': {
         reply.hijack();
         const socket = request.raw.socket;
@@ -203,10 +130,13 @@ export async function startGeotabSimulator(options: GeotabSimulatorOptions): Pro
       case undefined: {
         const outcome = answer(text);
         for (const reading of outcome.served) groundTruth.record(reading);
+        for (const session of outcome.sessions ?? []) servedChargingSessions.set(session.externalId, session);
         return send(outcome);
       }
     }
-  });
+  };
+  app.post('/apiv1', handler);
+  app.post('/apiv1/', handler);
 
   await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   const address = app.server.address();
@@ -216,8 +146,9 @@ export async function startGeotabSimulator(options: GeotabSimulatorOptions): Pro
   let stopping: Promise<void> | undefined;
   return {
     provider: 'geotab',
-    url: `http://${host}:${address.port}`,
+    url: `${options.tls ? 'https' : 'http'}://${host}:${address.port}`,
     groundTruth,
+    servedChargingSessions,
     faults,
     served,
     expireSessions: () => sessions.expireAll(),

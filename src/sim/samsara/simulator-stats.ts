@@ -12,18 +12,32 @@ import type { EngineStateEntry, GpsPoint, SamsaraStatType, TimedNumber } from '.
 /** Readings as served, before the account is known. */
 export type Served = Omit<ServedReading, 'account'>;
 
-/** The types the simulator serves, and the model signal each is drawn from. Samsara has no plugged-in, range or
- * charge-power stat, so those model signals are never served. */
+/**
+ * The types the simulator serves, and the model signal each is drawn from. Samsara has no plugged-in, range or
+ * charge-power stat, so those model signals are never served. Every other documented type (fuel, engine hours,
+ * aux inputs, spreaders...) is a valid request that an electric fleet has no data for: it is answered with no
+ * entries, never with a 400.
+ */
 export const servedTypeSource = {
   gps: 'location',
   evStateOfChargeMilliPercent: 'soc_pct',
   evChargingStatus: 'charging_state',
   obdOdometerMeters: 'odometer_km',
-  // The simulated vehicles have had a manual odometer reading entered, so both odometers agree.
+  // The simulated vehicles have had a manual odometer reading entered, so both odometers agree where both exist.
   gpsOdometerMeters: 'odometer_km',
   engineStates: 'ignition',
   evAverageBatteryTemperatureMilliCelsius: 'battery_temp_c',
+  ecuSpeedMph: 'speed_kph',
 } as const satisfies Partial<Record<SamsaraStatType, SignalName>>;
+
+/**
+ * Vehicles without OBD odometer coverage: Samsara omits `obdOdometerMeters` for them ("If Samsara does not have
+ * diagnostic coverage for a particular vehicle, the value for this stat type will be omitted", SDK `types` text),
+ * and their `gpsOdometerMeters` is the only odometer. One vehicle in four, so every fleet has some.
+ */
+export function hasObdOdometer(vehicleIndex: number): boolean {
+  return vehicleIndex % 4 !== 3;
+}
 
 export type ServedType = keyof typeof servedTypeSource;
 
@@ -74,7 +88,66 @@ export function toEntry(type: ServedType, sample: Sample, motion: MotionIndex, e
       const value = sample.value ? 'On' : 'Off';
       return { entry: { time, value }, served: [served('ignition', value !== 'Off')] };
     }
+    case 'ecuSpeedMph':
+      // Served, not recorded: the canonical speed comes from the gps point, and a second reading of it at the
+      // speed sample's own time would be one no client asking for gps could have.
+      return { entry: { time, value: round((sample.value as number) / kphPerMph, 2) }, served: [] };
   }
+}
+
+/**
+ * A decoration: the value of `type` in `sample` (the vehicle's newest at the time of the entry it rides on), without
+ * a time of its own, as the SDK's VehicleStatsDecorations* types have it for gps and the basic types.
+ */
+export function decorationOf(type: ServedType, sample: Sample, motion: MotionIndex): Record<string, unknown> {
+  if (type === 'gps') {
+    const { time: _time, ...point } = toEntry('gps', sample, motion, '').entry as GpsPoint;
+    return point;
+  }
+  const { time: _time, ...rest } = toEntry(type, sample, motion, '').entry as TimedNumber;
+  return rest;
+}
+
+/** The newest sample of each (vehicle, signal) at or before a time, for decorations. */
+export interface LatestIndex {
+  catchUp(): void;
+  at(vehicle: number, signal: SignalName, atMs: number): Sample | undefined;
+}
+
+export function createLatestIndex(fleet: FleetModel): LatestIndex {
+  let indexedTo = fleet.startSeq;
+  const lists = new Map<string, Sample[]>();
+  const keyOf = (vehicle: number, signal: string) => `${vehicle}|${signal}`;
+  return {
+    catchUp() {
+      for (const sample of fleet.samplesFrom(Math.max(indexedTo, fleet.startSeq))) {
+        const key = keyOf(sample.vehicle, sample.signal);
+        const list = lists.get(key);
+        if (list) list.push(sample);
+        else lists.set(key, [sample]);
+      }
+      indexedTo = fleet.endSeq;
+      // Samples the log has trimmed go too, but the newest of each list stays: it is still the value at later times.
+      for (const list of lists.values()) {
+        let drop = 0;
+        while (drop < list.length - 1 && list[drop]!.seq < fleet.startSeq) drop += 1;
+        if (drop > 0) list.splice(0, drop);
+      }
+    },
+    at(vehicle, signal, atMs) {
+      const list = lists.get(keyOf(vehicle, signal));
+      if (!list || list.length === 0 || list[0]!.observedAtMs > atMs) return undefined;
+      // Each vehicle's samples of one signal are in time order: binary search for the last one at or before atMs.
+      let lo = 0;
+      let hi = list.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (list[mid]!.observedAtMs <= atMs) lo = mid;
+        else hi = mid - 1;
+      }
+      return list[lo];
+    },
+  };
 }
 
 /** A canonical unit (%, km, °C) as its Samsara milli-unit, and back. */

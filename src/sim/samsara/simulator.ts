@@ -1,12 +1,18 @@
 /**
- * A Samsara vehicle-stats API for tests, demos and benchmarks: `GET /fleet/vehicles/stats` (snapshot),
- * `/fleet/vehicles/stats/feed` and `/fleet/vehicles/stats/history`, written from the shapes in
- * provider-wire-formats.md §1 (Samsara API reference). Bearer tokens select an account and its fleet; every
- * request first advances that fleet to `now()`. Faults come from the FaultInjector, one roll per request.
+ * A Samsara API for tests, demos and benchmarks: `GET /fleet/vehicles/stats` (snapshot),
+ * `/fleet/vehicles/stats/feed`, `/fleet/vehicles/stats/history` and `/fleet/vehicles` (list), written from the
+ * shapes in provider-wire-formats.md §1 and the official SDK's request and response types (@samsarahq/samsara
+ * 11.11.1), and checked against that SDK in test/providers/samsara/sdk.test.ts. Bearer tokens select an account and
+ * its fleet (accounts sharing a fleet are one organization); every request first advances that fleet to `now()`.
+ * Faults come from the FaultInjector, one roll per request.
+ *
+ * What Samsara documents and this keeps: every documented stat type is accepted (those an electric fleet has no
+ * data for come back with no entries), at most three types per call with auxInput3-10 counting as one, at most two
+ * decorations, cursors that expire (30 days), and, when configured, the rate limits (simulator-limits.ts).
  *
  * Everything served with a 200 is recorded in the ground truth in canonical terms; a body the client cannot have
- * read (a fault) is not. Not simulated: `decorations`, tag filters and the `X-Samsara-Version` header (accepted and
- * ignored), and cursor expiry.
+ * read (a fault) is not. Not simulated: tag and attribute filters and the `X-Samsara-Version` header (accepted and
+ * ignored).
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
@@ -15,17 +21,29 @@ import { FaultInjector } from '../faults.ts';
 import type { FleetModel } from '../fleet-model.ts';
 import { GroundTruth } from '../ground-truth.ts';
 import type { RunningSimulator, SimulatedAccount, SimulatorListenOptions } from '../simulator.ts';
+import { createRateLimiter, type RateLimitSettings } from './simulator-limits.ts';
 import {
+  ExpiredCursor,
   InvalidCursor,
   feedPage,
   historyPage,
   listBody,
   snapshotBody,
   snapshotPicks,
+  vehiclesPage,
+  type CursorClock,
   type StatsSelection,
 } from './simulator-pages.ts';
-import { createMotionIndex, isServedType, type MotionIndex, type Served } from './simulator-stats.ts';
-import { isSamsaraStatType, maxTypesPerCall, type ErrorBodyOut } from '../../providers/samsara/wire.ts';
+import { createLatestIndex, createMotionIndex, isServedType, type LatestIndex, type MotionIndex, type Served } from './simulator-stats.ts';
+import {
+  countedTypes,
+  cursorLifetimeMs,
+  isSamsaraDecorationType,
+  isSamsaraStatType,
+  maxDecorationsPerCall,
+  maxTypesPerCall,
+  type ErrorBodyOut,
+} from '../../providers/samsara/wire.ts';
 
 export interface SamsaraSimulatorOptions extends SimulatorListenOptions {
   accounts: SimulatedAccount<{ apiToken: string }>[];
@@ -34,6 +52,10 @@ export interface SamsaraSimulatorOptions extends SimulatorListenOptions {
   faults?: FaultInjector;
   /** Requests per second per token (a token bucket holding one second's worth); unlimited when absent. */
   rateLimitPerSecond?: number;
+  /** Per organization and per endpoint limits besides; `samsaraRateLimits` has Samsara's documented ones. */
+  rateLimits?: Omit<RateLimitSettings, 'perTokenPerSecond'>;
+  /** How long a cursor stays valid; default Samsara's 30 days. */
+  cursorLifetimeMs?: number;
   /** How long a `timeout` fault holds the request before dropping the connection; default 30 s. */
   timeoutMs?: number;
 }
@@ -42,7 +64,7 @@ interface Account {
   token: string;
   fleet: FleetModel;
   motion: MotionIndex;
-  bucket: { tokens: number; atMs: number };
+  latest: LatestIndex;
 }
 
 /** The wait a `rate_limit` fault asks for, in seconds: fractional, as Samsara sends it. */
@@ -58,13 +80,14 @@ export async function startSamsaraSimulator(options: SamsaraSimulatorOptions): P
   const faults = options.faults ?? new FaultInjector();
   const groundTruth = new GroundTruth();
   const served = { requests: 0 };
-  const motionByFleet = new Map<FleetModel, MotionIndex>();
+  const indexes = new Map<FleetModel, { motion: MotionIndex; latest: LatestIndex }>();
   const accounts = new Map<string, Account>();
   for (const { credentials, fleet } of options.accounts) {
-    if (!motionByFleet.has(fleet)) motionByFleet.set(fleet, createMotionIndex(fleet));
-    const rate = options.rateLimitPerSecond ?? 0;
-    accounts.set(credentials.apiToken, { token: credentials.apiToken, fleet, motion: motionByFleet.get(fleet)!, bucket: { tokens: rate, atMs: now() } });
+    if (!indexes.has(fleet)) indexes.set(fleet, { motion: createMotionIndex(fleet), latest: createLatestIndex(fleet) });
+    accounts.set(credentials.apiToken, { token: credentials.apiToken, fleet, ...indexes.get(fleet)! });
   }
+  const limiter = createRateLimiter({ ...options.rateLimits, perTokenPerSecond: options.rateLimitPerSecond }, now);
+  const cursorClock = (): CursorClock => ({ nowMs: now(), lifetimeMs: options.cursorLifetimeMs ?? cursorLifetimeMs });
   const held = new Set<NodeJS.Timeout>();
 
   const app = Fastify({ logger: false, forceCloseConnections: true });
@@ -91,8 +114,9 @@ export async function startSamsaraSimulator(options: SamsaraSimulatorOptions): P
       if (account) {
         account.fleet.advanceTo(now());
         account.motion.catchUp();
+        account.latest.catchUp();
       }
-      const result = !account ? error(401, 'Missing or invalid bearer token.') : (throttle(account) ?? answer(account, query(request)));
+      const result = !account ? error(401, 'Missing or invalid bearer token.') : (throttle(account, path) ?? answer(account, query(request)));
       if (fault === 'truncated') return truncate(request, reply, result.body);
       if (result.ok && account) {
         for (const reading of result.served) groundTruth.record({ ...reading, account: account.token });
@@ -100,8 +124,15 @@ export async function startSamsaraSimulator(options: SamsaraSimulatorOptions): P
       return send(reply, result);
     });
 
+  route('/fleet/vehicles', (account, q) => {
+    const limit = q.limit === undefined ? 512 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 512) return error(400, 'Parameter limit must be an integer from 1 to 512.');
+    return paged(() => ({ body: vehiclesPage(account.fleet, q.after, limit, cursorClock()), served: [] }));
+  });
+
   route('/fleet/vehicles/stats', (account, q) => {
-    const selection = select(account, q);
+    // The snapshot takes no decorations (SDK GetVehicleStatsRequest); a stray parameter is ignored, not refused.
+    const selection = select(account, { ...q, decorations: undefined });
     if ('ok' in selection) return selection;
     if (q.after) return error(400, 'Invalid pagination cursor.');
     let atMs = now();
@@ -116,7 +147,7 @@ export async function startSamsaraSimulator(options: SamsaraSimulatorOptions): P
   route('/fleet/vehicles/stats/feed', (account, q) => {
     const selection = select(account, q);
     if ('ok' in selection) return selection;
-    return paged(() => listBody(account.fleet, account.motion, feedPage(account.fleet, selection, q.after, pageSize)));
+    return paged(() => listBody(account.fleet, account.motion, account.latest, selection, feedPage(account.fleet, selection, q.after, pageSize, cursorClock())));
   });
 
   route('/fleet/vehicles/stats/history', (account, q) => {
@@ -127,7 +158,9 @@ export async function startSamsaraSimulator(options: SamsaraSimulatorOptions): P
     if (!start.success || !end.success) return error(400, 'Parameters startTime and endTime are required RFC 3339 timestamps.');
     const range = { startMs: Date.parse(start.data), endMs: Date.parse(end.data) };
     if (range.endMs < range.startMs) return error(400, 'endTime must not be before startTime.');
-    return paged(() => listBody(account.fleet, account.motion, historyPage(account.fleet, selection, q.after, range, pageSize)));
+    return paged(() =>
+      listBody(account.fleet, account.motion, account.latest, selection, historyPage(account.fleet, selection, q.after, range, pageSize, cursorClock())),
+    );
   });
 
   app.setNotFoundHandler((_request, reply) => send(reply, error(404, 'Not found.')));
@@ -140,19 +173,9 @@ export async function startSamsaraSimulator(options: SamsaraSimulatorOptions): P
     return match ? accounts.get(match[1]!) : undefined;
   }
 
-  function throttle(account: Account): Answer | undefined {
-    const rate = options.rateLimitPerSecond;
-    if (!rate) return undefined;
-    const at = now();
-    const bucket = account.bucket;
-    bucket.tokens = Math.min(rate, bucket.tokens + (Math.max(0, at - bucket.atMs) / 1000) * rate);
-    bucket.atMs = at;
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return undefined;
-    }
-    const seconds = Math.max(0.001, (1 - bucket.tokens) / rate);
-    return { ...error(429, 'Rate limit exceeded.'), retryAfter: String(Number(seconds.toFixed(5))) };
+  function throttle(account: Account, path: string): Answer | undefined {
+    const retryAfter = limiter.check(account.token, account.fleet, path);
+    return retryAfter === undefined ? undefined : { ...error(429, 'Rate limit exceeded.'), retryAfter };
   }
 
   /** Holds the request without an answer, then drops the connection, as a stalled upstream does. */
@@ -207,6 +230,8 @@ export async function startSamsaraSimulator(options: SamsaraSimulatorOptions): P
 
 interface Query {
   types?: string;
+  decorations?: string;
+  limit?: string;
   vehicleIds?: string;
   after?: string;
   time?: string;
@@ -223,6 +248,8 @@ function query(request: FastifyRequest): Query {
   };
   return {
     types: read('types'),
+    decorations: read('decorations'),
+    limit: read('limit'),
     vehicleIds: read('vehicleIds'),
     after: read('after'),
     time: read('time'),
@@ -231,20 +258,32 @@ function query(request: FastifyRequest): Query {
   };
 }
 
-/** The `types` and `vehicleIds` of a request, checked as Samsara checks them. */
+const list = (text: string | undefined) => [...new Set((text ?? '').split(',').map((t) => t.trim()).filter((t) => t !== ''))];
+
+/** The `types`, `decorations` and `vehicleIds` of a request, checked as Samsara documents them. */
 function select(account: Account, q: Query): StatsSelection | Answer {
-  const types = [...new Set((q.types ?? '').split(',').map((t) => t.trim()).filter((t) => t !== ''))];
+  const types = list(q.types);
   if (types.length === 0) return error(400, 'Parameter types is required.');
-  if (types.length > maxTypesPerCall) return error(400, `At most ${maxTypesPerCall} types may be requested at once.`);
   const unknown = types.find((t) => !isSamsaraStatType(t));
   if (unknown !== undefined) return error(400, `Invalid stat type: ${unknown.slice(0, 64)}.`);
+  if (countedTypes(types) > maxTypesPerCall) {
+    return error(400, `At most ${maxTypesPerCall} types may be requested at once (auxInput3-auxInput10 count as one).`);
+  }
+  const decorations = list(q.decorations);
+  if (decorations.length > maxDecorationsPerCall) return error(400, `At most ${maxDecorationsPerCall} decorations may be requested at once.`);
+  const badDecoration = decorations.find((t) => !isSamsaraDecorationType(t));
+  if (badDecoration !== undefined) return error(400, `Invalid decoration: ${badDecoration.slice(0, 64)}.`);
   let vehicles: Set<number> | undefined;
   if (q.vehicleIds) {
     const ids = new Set(q.vehicleIds.split(',').map((id) => id.trim()));
     vehicles = new Set(account.fleet.vehicles.filter((v) => ids.has(v.samsaraId)).map((v) => v.index));
   }
   // Types Samsara knows but the fleet model does not simulate are accepted and come back without data.
-  return { types: types.filter(isSamsaraStatType).filter(isServedType), vehicles };
+  return {
+    types: types.filter(isSamsaraStatType).filter(isServedType),
+    vehicles,
+    decorations: decorations.filter(isSamsaraStatType).filter(isServedType),
+  };
 }
 
 function paged(build: () => { body: unknown; served: Served[] }): Answer {
@@ -252,6 +291,8 @@ function paged(build: () => { body: unknown; served: Served[] }): Answer {
     return ok(build());
   } catch (cause) {
     if (cause instanceof InvalidCursor) return error(400, 'Invalid pagination cursor.');
+    // Samsara documents the 30-day lifetime but not the answer; a 400 is what it gives any cursor it will not take.
+    if (cause instanceof ExpiredCursor) return error(400, 'Pagination cursor has expired; start again without after.');
     throw cause;
   }
 }

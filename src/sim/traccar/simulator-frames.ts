@@ -2,10 +2,40 @@
  * What the Traccar simulator puts on the wire, built from the fleet model (shapes from
  * reference/provider-wire-formats.md §3a), and what each position says in canonical terms, by the simulator's
  * own arithmetic: ground truth must not borrow the adapter's mapping, or a mapping bug would agree with itself.
+ *
+ * Each shuttle carries a phone running Traccar Client (protocol osmand), as many Traccar fleets do: `batteryLevel`
+ * and `charge` are the phone's battery, as OsmAndProtocolDecoder sets them. The vehicle's own state of charge and
+ * charging come from a CAN bridge as the extra attributes `evSoc` (percent) and `evCharging` (boolean), which
+ * OsmAndProtocolDecoder keeps under their own names; a connection reads them only if its options say so
+ * (simulatedEvAttributes).
  */
 import type { VehicleIdentity, VehicleState } from '../fleet-model.ts';
 import type { ServedReading } from '../ground-truth.ts';
+import type { TraccarOptionsInput } from '../../providers/traccar/options.ts';
 import type { TraccarDevice, TraccarDeviceStatus, TraccarEvent, TraccarPosition } from '../../providers/traccar/wire.ts';
+
+/** The connection options that read the simulated vehicle's state of charge and charging (the demo sets them). */
+export const simulatedEvAttributes = {
+  attributes: { soc_pct: { attribute: 'evSoc' }, charging_state: { attribute: 'evCharging' } },
+} as const satisfies TraccarOptionsInput;
+
+const hourMs = 3_600_000;
+/** A phone drains from 95 % to 25 % over 20 hours of service, then charges back on a cable in 2. */
+const phoneCycle = { drainMs: 20 * hourMs, chargeMs: 2 * hourMs, full: 95, low: 25 } as const;
+
+/**
+ * The phone's battery at `atMs`, whole percent as Android reports it; each phone is at its own point of the cycle
+ * (spread by the device id), so a fleet never drains in step.
+ */
+export function phoneBattery(deviceId: number, atMs: number): { pct: number; charging: boolean } {
+  const { drainMs, chargeMs, full, low } = phoneCycle;
+  const cycleMs = drainMs + chargeMs;
+  const offsetMs = ((deviceId * 7_919) % 1_000) * (cycleMs / 1_000);
+  const t = (((atMs + offsetMs) % cycleMs) + cycleMs) % cycleMs;
+  if (t < drainMs) return { pct: Math.round(full - ((full - low) * t) / drainMs), charging: false };
+  // Full a little before it leaves the cable, as a charger holds a phone at full: the next drain starts there.
+  return { pct: Math.min(full, Math.round(low + ((full - low) * (t - drainMs)) / (chargeMs * 0.9))), charging: true };
+}
 
 const kphPerKnot = 1.852;
 
@@ -25,6 +55,7 @@ export function simulatedPosition(
   state: Readonly<VehicleState>,
   ids: { positionId: number; fixTimeMs: number; serverTimeMs: number },
 ): TraccarPosition {
+  const phone = phoneBattery(identity.traccarDeviceId, ids.fixTimeMs);
   return {
     id: ids.positionId,
     deviceId: identity.traccarDeviceId,
@@ -44,11 +75,13 @@ export function simulatedPosition(
     network: null,
     geofenceIds: null,
     attributes: {
-      batteryLevel: round(state.socPct, 1),
+      batteryLevel: phone.pct,
+      charge: phone.charging,
       odometer: Math.round(state.odometerKm * 1000),
       ignition: state.ignition,
-      charge: state.chargingState === 'charging',
       motion: state.speedKph > 0,
+      evSoc: round(state.socPct, 1),
+      evCharging: state.chargingState === 'charging',
     },
   };
 }
@@ -80,8 +113,11 @@ export function ignitionEvent(identity: VehicleIdentity, on: boolean, ids: { eve
   };
 }
 
-/** The canonical readings one simulated position carries. */
-export function servedReadingsOf(position: TraccarPosition, uniqueId: string, account: string, fixTimeMs: number): ServedReading[] {
+/**
+ * The canonical readings one simulated position carries for a connection reading it; `evAttributesMapped`: whether
+ * that connection maps `evSoc` and `evCharging` (simulatedEvAttributes), without which it sees no state of charge.
+ */
+export function servedReadingsOf(position: TraccarPosition, uniqueId: string, account: string, fixTimeMs: number, evAttributesMapped = false): ServedReading[] {
   const served = (signal: ServedReading['signal'], value: unknown): ServedReading => ({
     account,
     externalDeviceId: uniqueId,
@@ -90,13 +126,16 @@ export function servedReadingsOf(position: TraccarPosition, uniqueId: string, ac
     observedAtMs: fixTimeMs,
   });
   const { attributes } = position;
-  return [
+  const readings = [
     served('location', { lat: position.latitude, lon: position.longitude }),
     served('speed_kph', round(position.speed * kphPerKnot, 3)),
     served('heading_deg', position.course),
-    served('soc_pct', attributes.batteryLevel),
+    served('tracker_battery_pct', attributes.batteryLevel),
     served('odometer_km', round((attributes.odometer ?? 0) / 1000, 3)),
     served('ignition', attributes.ignition),
-    served('charging_state', attributes.charge ? 'charging' : 'not_charging'),
   ];
+  if (evAttributesMapped) {
+    readings.push(served('soc_pct', attributes.evSoc), served('charging_state', attributes.evCharging === true ? 'charging' : 'not_charging'));
+  }
+  return readings;
 }

@@ -1,9 +1,14 @@
 /**
- * A Traccar server as a stream client sees it (reference/provider-wire-formats.md §3a; Traccar api/AsyncSocket,
- * AsyncSocketServlet, DeviceResource): GET /api/devices, and a websocket at /api/socket?token= that opens with
- * the latest position of every device and then pushes positions, device status changes, ignition events and the
- * `{}` keepalive. Each account is one Traccar user with its own fleet; a tick advances every fleet and pushes
- * what it produced. Ground truth records every reading that left on an open socket.
+ * A Traccar server as a stream client sees it (reference/provider-wire-formats.md §3a; traccar/traccar
+ * api/AsyncSocket, AsyncSocketServlet, DeviceResource): GET /api/devices, and a websocket at /api/socket?token=
+ * that opens with the latest position of every device in one frame and then pushes one entity per frame
+ * (AsyncSocket.onUpdateDevice/Position/Event each send `List.of(entity)`): positions, device status changes,
+ * ignition events, and the `{}` keepalive. Each account is one Traccar user with its own fleet; a tick advances
+ * every fleet and pushes what it produced. Ground truth records every reading that left on an open socket.
+ *
+ * Refused upgrades are answered as Traccar's Jetty does, never 401: a token LoginService refuses makes the
+ * socket creator throw (500); no token at all makes it return no socket, which Jetty 10/11 answer 503 "WebSocket
+ * Endpoint Creation Refused". GET /api/devices answers a refused token 401, as SecurityRequestFilter does.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
@@ -24,6 +29,16 @@ import type { TraccarDevice, TraccarDeviceStatus, TraccarEvent, TraccarPosition 
 
 export interface TraccarSimulatorOptions extends SimulatorListenOptions {
   accounts: SimulatedAccount<{ token: string }>[];
+  /**
+   * The status of an upgrade whose token no account has. Default 500, as Traccar on Jetty 11 and 12 answers a token
+   * LoginService refuses; 503 is what the socket answers with no credentials at all, and what some proxies answer.
+   */
+  refusedTokenStatus?: 500 | 503;
+  /**
+   * Whether the connections reading this simulator map `evSoc`/`evCharging` (simulatedEvAttributes): ground truth
+   * then includes the state of charge and charging state. Default false, as a connection with default options.
+   */
+  evAttributesMapped?: boolean;
   /** Faults for GET /api/devices. */
   faults?: FaultInjector;
   /** Interval of the `{}` keepalive on every socket. Default 55 s, as Traccar's own. */
@@ -32,7 +47,13 @@ export interface TraccarSimulatorOptions extends SimulatorListenOptions {
   tickMs?: number;
 }
 
-export type RunningTraccarSimulator = RunningStreamSimulator;
+export interface RunningTraccarSimulator extends RunningStreamSimulator {
+  /**
+   * While true, every request (upgrade and REST) is answered 503, as a proxy in front of a Traccar that is down or
+   * restarting answers; sockets already open stay open.
+   */
+  setUnavailable(unavailable: boolean): void;
+}
 
 /** One simulated Traccar user: its fleet, its place in the fleet's sample log, and what it last reported. */
 interface Account {
@@ -64,12 +85,14 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
   const recordPositions = (positions: TraccarPosition[]) => (account: Account) => {
     for (const position of positions) {
       const uniqueId = account.uniqueIds.get(position.deviceId)!;
-      for (const reading of servedReadingsOf(position, uniqueId, account.token, Date.parse(position.fixTime))) groundTruth.record(reading);
+      for (const reading of servedReadingsOf(position, uniqueId, account.token, Date.parse(position.fixTime), options.evAttributesMapped)) groundTruth.record(reading);
     }
   };
 
+  let unavailable = false;
   const server = createServer((request, response) => {
     served.requests += 1;
+    if (unavailable) return void response.writeHead(503, { 'content-type': 'text/html' }).end('<html><body>503 Service Unavailable</body></html>');
     answerRest(request, response, faults, (token) => {
       const account = byToken.get(token);
       return account && devicesOf(account);
@@ -79,9 +102,12 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
   server.on('upgrade', (request: IncomingMessage, socket, head) => {
     served.requests += 1;
     const url = new URL(request.url ?? '/', 'http://simulator');
+    if (unavailable) return refuseUpgrade(socket, 503, 'Service Unavailable');
     if (url.pathname !== '/api/socket') return refuseUpgrade(socket, 404, 'not found');
-    const account = byToken.get(url.searchParams.get('token') ?? '');
-    if (!account) return refuseUpgrade(socket, 401, 'a valid token is required');
+    const token = url.searchParams.get('token');
+    if (token === null) return refuseUpgrade(socket, 503, 'WebSocket Endpoint Creation Refused');
+    const account = byToken.get(token);
+    if (!account) return refuseUpgrade(socket, options.refusedTokenStatus ?? 500, 'Server Error');
     wss.handleUpgrade(request, socket, head, (ws) => {
       sockets.add(ws, account);
       const positions = [...account.latest.values()];
@@ -127,14 +153,15 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
     }
 
     const mine = (tag: Account) => tag === account;
-    // Devices before positions: a client learns a device's uniqueId before the first position that needs it.
-    if (devices.length > 0) sockets.send(mine, JSON.stringify({ devices }));
-    if (positions.length > 0) sockets.send(mine, JSON.stringify({ positions }), recordPositions(positions));
-    if (events.length > 0) sockets.send(mine, JSON.stringify({ events }));
+    // One entity per frame, as AsyncSocket sends. Devices before positions: a client learns a device's uniqueId
+    // before the first position that needs it.
+    for (const device of devices) sockets.send(mine, JSON.stringify({ devices: [device] }));
+    for (const position of positions) sockets.send(mine, JSON.stringify({ positions: [position] }), recordPositions([position]));
+    for (const event of events) sockets.send(mine, JSON.stringify({ events: [event] }));
   };
 
   const keepaliveTimer = setInterval(() => sockets.send(() => true, '{}'), options.keepaliveMs ?? 55_000);
-  return runStreamSimulator({
+  const running = await runStreamSimulator({
     provider: 'traccar',
     server,
     wss,
@@ -146,6 +173,11 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
     served,
     listen: options,
     onStop: () => clearInterval(keepaliveTimer),
+  });
+  return Object.assign(running, {
+    setUnavailable(value: boolean) {
+      unavailable = value;
+    },
   });
 }
 

@@ -1,8 +1,10 @@
 /**
  * The Geotab poll adapter end to end against the simulator over HTTP, with an injected clock: the union of all
- * pages equals what the simulator served, a second poll from the returned cursor yields only new samples, an
- * expired session is renewed transparently, wrong credentials end as `auth`, and each injected fault surfaces as
- * the right ProviderError class.
+ * pages equals what the simulator served (the simulator reports odometers through J1939, OBD, corrected and
+ * adjusted diagnostics and charging through IsCharging, as Geotab documents them; it refuses a second GetFeed of a
+ * type within a second, so paging only works paced), ChargeEvents arrive as charging sessions with their own feed
+ * version, a second poll from the returned cursor yields only new samples, an expired session is renewed
+ * transparently, wrong credentials end as `auth`, and each injected fault surfaces as the right ProviderError class.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGeotabPollAdapter, geotabPollAdapter, readCursor, type GeotabPollPage } from '../../../src/providers/geotab/adapter.ts';
@@ -11,14 +13,29 @@ import { servedKey } from '../../../src/sim/ground-truth.ts';
 import type { ProviderErrorClass } from '../../../src/providers/provider-error.ts';
 import type { FaultKind } from '../../../src/sim/faults.ts';
 import { expectValidReadings } from '../../support/reading-invariants.ts';
-import { allDevices, collect, expectProviderError, flatten, login, pollContext, startHarness, stopAll, type Harness } from './harness.ts';
+import {
+  allDevices,
+  collect,
+  expectProviderError,
+  flatten,
+  login,
+  pollContext,
+  rpcErrorBody,
+  sendJson,
+  simulatedSleep,
+  startHarness,
+  startStub,
+  stopAll,
+  type Harness,
+} from './harness.ts';
 
 afterEach(stopAll);
 
 const feedSignals = new Set(['soc_pct', 'odometer_km', 'charging_state', 'ignition', 'battery_temp_c', 'charge_power_kw', 'location', 'speed_kph']);
 
 function adapterFor(h: Harness, options: Parameters<typeof createGeotabPollAdapter>[0] = {}) {
-  return createGeotabPollAdapter({ resultsLimit: 40, now: h.now, ...options });
+  // Paced on the simulator's clock: the simulator refuses a second GetFeed of a type within its second.
+  return createGeotabPollAdapter({ resultsLimit: 40, now: h.now, sleep: simulatedSleep(h), ...options });
 }
 
 /** Every reading of the pages, against what the simulator recorded as served since `fromRecord`. */
@@ -67,6 +84,62 @@ describe('Geotab poll adapter against the simulator', () => {
     expect(new Set(allDevices(pages).map((d) => d.externalDeviceId))).toEqual(new Set(h.fleet.vehicles.map((v) => v.geotabId)));
   });
 
+  it('reads ChargeEvents into charging sessions, with the ChargeEvent feed version kept apart', async () => {
+    const h = await startHarness({ vehicles: 8, seed: 4, pastMs: 5 * 3600_000 });
+    h.advance(2 * 3600_000);
+    const adapter = adapterFor(h, { resultsLimit: 5000, firstPollLookbackMs: 3 * 3600_000 });
+    const session = new Map<string, unknown>();
+    const first = await collect(adapter, pollContext(h.sim.url, { session }));
+    h.advance(2 * 3600_000);
+    const second = await collect(adapter, pollContext(h.sim.url, { session, cursor: first.at(-1)!.cursor }));
+    const sessions = [...first, ...second].flatMap((p) => p.devices.flatMap((d) => (d.chargingSessions ?? []).map((s) => ({ device: d.externalDeviceId, ...s }))));
+    expect(sessions.length).toBeGreaterThan(0);
+    // Each served once, as the simulator computed it, on its vehicle.
+    expect(new Set(sessions.map((s) => s.externalId)).size).toBe(sessions.length);
+    expect(sessions.map(({ device: _device, ...s }) => s)).toEqual([...h.sim.servedChargingSessions.values()]);
+    for (const s of sessions) expect(s.externalId.startsWith('ce')).toBe(true);
+    const cursor = second.at(-1)!.cursor;
+    expect(Object.keys(cursor).sort()).toEqual(['chargeEvent', 'logRecord', 'statusData']);
+    expect(cursor.chargeEvent).toMatch(/^[0-9a-f]{16}$/);
+    expect(readCursor(cursor)).toEqual(cursor);
+    // ChargeEvent pages carry sessions only.
+    expect([...first, ...second].filter((p) => p.devices.some((d) => d.chargingSessions)).every((p) => p.devices.every((d) => d.readings.length === 0))).toBe(true);
+  });
+
+  it("reads battery power with the connection's sign option", async () => {
+    const h = await startHarness({ vehicles: 8, seed: 4, pastMs: 2 * 3600_000 });
+    h.advance(30 * 60_000);
+    // One connection's session: its pacing memory spans the polls.
+    const session = new Map<string, unknown>();
+    const power = async (options: Record<string, unknown>) => {
+      const pages = await collect(adapterFor(h, { resultsLimit: 5000 }), pollContext(h.sim.url, { options, session }));
+      return flatten(allDevices(pages)).filter((r) => r.signal === 'charge_power_kw');
+    };
+    // The simulator reports charging as negative watts (the default); read as positive, nothing charges.
+    const asDefault = await power({});
+    expect(asDefault.some((r) => (r.value as number) > 0)).toBe(true);
+    const asPositive = await power({ batteryPowerChargingSign: 'positive' });
+    expect(asPositive.length).toBeGreaterThan(0);
+    expect(asPositive.every((r) => r.value === 0)).toBe(true);
+    await expectProviderError(collect(adapterFor(h), pollContext(h.sim.url, { options: { batteryPowerChargingSign: 'sideways' } })), 'permanent');
+  });
+
+  it('goes on without charging sessions when the database refuses the ChargeEvent feed, with a note', async () => {
+    const stub = await startStub((body, response) => {
+      if (body.method === 'Authenticate') {
+        sendJson(response, 200, { result: { credentials: { database: login.database, sessionId: '42', userName: login.userName }, path: 'ThisServer' } });
+      } else if (body.method === 'GetFeed' && body.params.typeName === 'ChargeEvent') {
+        sendJson(response, 200, rpcErrorBody('ArgumentException', "Type 'ChargeEvent' is not supported"));
+      } else if (body.method === 'GetFeed') {
+        sendJson(response, 200, { result: { data: [], toVersion: '0000000000000007' } });
+      } else sendJson(response, 200, { result: [] });
+    });
+    const pages = await collect(createGeotabPollAdapter({ resultsLimit: 10 }), pollContext(stub.url));
+    expect(pages).toHaveLength(4);
+    expect(pages[2]!.notes).toEqual([expect.stringMatching(/^Geotab ChargeEvent feed unavailable, charging sessions skipped: .*ArgumentException/)]);
+    expect(pages.at(-1)!.cursor).toEqual({ statusData: '0000000000000007', logRecord: '0000000000000007' });
+  });
+
   it('starts a new connection one hour back, not at the start of history', async () => {
     const h = await startHarness({ vehicles: 10, seed: 5, pastMs: 2 * 3600_000 });
     // The fleet's first readings (and asleep vehicles' last ones, hours before that) end up over an hour old.
@@ -89,10 +162,12 @@ describe('Geotab poll adapter against the simulator', () => {
     const firstKeys = new Set(flatten(allDevices(first)).map((r) => r.key));
     const firstPollAt = h.now();
 
-    // No time passed: each feed answers one empty page, then the statuses.
+    // At once again: one page per feed, then the statuses, holding at most what was logged while the adapter
+    // waited out the one-GetFeed-per-second limit (on the simulator's clock).
     const idle = await collect(adapter, pollContext(h.sim.url, { session, cursor: first.at(-1)!.cursor }));
-    expect(idle.map((p) => flatten(p.devices).filter((r) => feedSignals.has(r.signal)).length)).toEqual([0, 0, 0]);
-    expect(idle.at(-1)!.cursor).toEqual(first.at(-1)!.cursor);
+    expect(idle).toHaveLength(4);
+    for (const r of flatten(allDevices(idle)).filter((r) => feedSignals.has(r.signal))) expect(r.observedAtMs).toBeGreaterThan(firstPollAt);
+    expect(h.now() - firstPollAt).toBeLessThanOrEqual(3000);
 
     h.advance(2 * 60_000);
     const recorded = h.sim.groundTruth.all().length;

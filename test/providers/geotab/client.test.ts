@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createGeotabClient } from '../../../src/providers/geotab/client.ts';
 import { feedResultSchema } from '../../../src/providers/geotab/wire.ts';
 import type { ProviderError } from '../../../src/providers/provider-error.ts';
-import { expectProviderError, login, rawRpc, rpcErrorBody, sendJson, startHarness, startStub, stopAll } from './harness.ts';
+import { expectProviderError, login, rawRpc, rpcErrorBody, sendJson, simulatedSleep, startHarness, startStub, stopAll } from './harness.ts';
 
 afterEach(stopAll);
 
@@ -64,7 +64,8 @@ describe('Geotab client: sessions', () => {
   it('re-authenticates once and repeats the call when the session has expired', async () => {
     const h = await startHarness();
     const session = new Map<string, unknown>();
-    const client = createGeotabClient({ baseUrl: h.sim.url, login, session });
+    // Paced on the simulator's clock, which allows one StatusData GetFeed per second.
+    const client = createGeotabClient({ baseUrl: h.sim.url, login, session, clock: { now: h.now, sleep: simulatedSleep(h) } });
     await client.getFeed('StatusData', feed);
     const before = sessionIdOf(session);
     h.sim.expireSessions();
@@ -82,7 +83,7 @@ describe('Geotab client: sessions', () => {
     const error = await expectProviderError(client.getFeed('StatusData', feed), 'auth');
     expect(stub.requests.map((r) => r.method)).toEqual(['Authenticate', 'GetFeed', 'Authenticate', 'GetFeed']);
     expect(stub.requests[3].params.credentials).toEqual({ database: login.database, sessionId: '777000111', userName: login.userName });
-    expect(session.size).toBe(0);
+    expect(session.has('geotab.session')).toBe(false);
     expect(error.message).not.toContain('777000111');
   });
 
@@ -219,5 +220,125 @@ describe('Geotab client: timeouts, cancellation, network', () => {
     await client.get('Device');
     h.sim.faults.queue('timeout');
     await expectProviderError(client.get('Device'), 'transient');
+  });
+});
+
+/**
+ * MyGeotab's limits kept by the client itself: "Rate limits of 1 RPS ... added to all GetFeed APIs" per entity
+ * type (SDK new.md 5.7.1902; guide "Rate limits": per method, entity, user and database), and at most 10
+ * Authenticate calls per user per minute (blog "api-call-limits"). On an injected clock, so nothing sleeps.
+ */
+describe('Geotab client: rate limits kept on the client side', () => {
+  function virtualClock(startMs = 1_700_000_000_000) {
+    let at = startMs;
+    const slept: number[] = [];
+    return {
+      slept,
+      clock: {
+        now: () => at,
+        sleep: (ms: number) => {
+          slept.push(ms);
+          at += ms;
+          return Promise.resolve();
+        },
+      },
+      advance: (ms: number) => {
+        at += ms;
+      },
+    };
+  }
+
+  /** A stub that authenticates anyone and answers GetFeed with `answer(typeName)` (status, body, headers). */
+  async function feedStub(time: ReturnType<typeof virtualClock>, answer: (typeName: string) => { body: unknown; headers?: Record<string, string> }) {
+    const calledAt: number[] = [];
+    const stub = await startStub((body, response) => {
+      calledAt.push(time.clock.now());
+      if (body.method === 'Authenticate') {
+        sendJson(response, 200, { result: { credentials: { database: login.database, sessionId: '5', userName: login.userName }, path: 'ThisServer' } });
+      } else {
+        const reply = answer(body.params.typeName);
+        sendJson(response, 200, reply.body, reply.headers);
+      }
+    });
+    return { stub, calledAt };
+  }
+  const emptyPage = { result: { data: [], toVersion: '0000000000000001' } };
+  // What MyGeotab sends with a successful answer of a rate-limited method (SDK "Concepts", headers example).
+  const oneASecond = { 'x-rate-limit-limit': '1s', 'x-rate-limit-remaining': '0', 'x-rate-limit-reset': '2019-04-26T16:13:11.9440478Z' };
+
+  it('paces GetFeed to one call per second per entity type when the server declares the limit, and not across types', async () => {
+    const time = virtualClock();
+    const { stub, calledAt } = await feedStub(time, () => ({ body: emptyPage, headers: oneASecond }));
+    const client = createGeotabClient({ baseUrl: stub.url, login, session: new Map(), clock: time.clock });
+    await client.getFeed('StatusData', feed);
+    await client.getFeed('LogRecord', feed);
+    await client.getFeed('StatusData', feed);
+    time.advance(400);
+    await client.getFeed('StatusData', feed);
+    time.advance(5000);
+    await client.getFeed('StatusData', feed);
+    // The second StatusData waited out its second; LogRecord did not wait for StatusData; after 400 ms the next
+    // waited 600 ms more; after 5 s nothing was waited.
+    expect(time.slept).toEqual([1000, 600]);
+    const statusCalls = stub.requests.map((r, i) => ({ r, at: calledAt[i]! })).filter(({ r }) => r.params.typeName === 'StatusData').map(({ at }) => at);
+    for (let i = 1; i < statusCalls.length; i += 1) expect(statusCalls[i]! - statusCalls[i - 1]!).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('does not wait while calls remain in the period, nor for a server that declares no limit', async () => {
+    const time = virtualClock();
+    let remaining = 2;
+    const { stub } = await feedStub(time, (typeName) =>
+      typeName === 'StatusData' ? { body: emptyPage, headers: { 'x-rate-limit-limit': '1m', 'x-rate-limit-remaining': String(remaining--) } } : { body: emptyPage },
+    );
+    const client = createGeotabClient({ baseUrl: stub.url, login, session: new Map(), clock: time.clock });
+    for (let i = 0; i < 3; i += 1) await client.getFeed('LogRecord', feed);
+    // Remaining 2, 1, then 0: only the call after the last one left must wait, for the period declared; a wait that
+    // long is the scheduler's, so the call is refused as rate_limited, unsent.
+    for (let i = 0; i < 3; i += 1) await client.getFeed('StatusData', feed);
+    time.advance(10_000);
+    const refused = await expectProviderError(client.getFeed('StatusData', feed), 'rate_limited');
+    expect(refused.retryAfterMs).toBe(50_000);
+    expect(time.slept).toEqual([]);
+    expect(stub.requests.filter((r) => r.method === 'GetFeed')).toHaveLength(6);
+    time.advance(50_000);
+    await client.getFeed('StatusData', feed);
+    expect(stub.requests.filter((r) => r.method === 'GetFeed')).toHaveLength(7);
+  });
+
+  it('leaves an OverLimitException to the poll runner: rate_limited with Retry-After, no wait of its own', async () => {
+    const time = virtualClock();
+    let refuse = true;
+    const { stub } = await feedStub(time, () => {
+      if (!refuse) return { body: emptyPage };
+      refuse = false;
+      return { body: { error: { message: 'API calls quota exceeded. Maximum admitted 1 per 1s.', code: -32000, data: { id: 'x', type: 'OverLimitException' } } }, headers: { 'retry-after': '3' } };
+    });
+    const client = createGeotabClient({ baseUrl: stub.url, login, session: new Map(), clock: time.clock });
+    const refused = await expectProviderError(client.getFeed('StatusData', feed), 'rate_limited');
+    expect(refused.retryAfterMs).toBe(3000);
+    await client.getFeed('StatusData', feed);
+    expect(time.slept).toEqual([]);
+    expect(stub.requests.filter((r) => r.method === 'GetFeed')).toHaveLength(2);
+  });
+
+  it('keeps Authenticate to 10 a minute: the 11th is refused here as rate_limited, never sent', async () => {
+    const time = virtualClock();
+    const stub = await stubAnswering((response) => sendJson(response, 200, rpcErrorBody('InvalidUserException', 'Incorrect login credentials')));
+    // Get (not GetFeed): no pacing in the way.
+    const session = new Map<string, unknown>();
+    const client = createGeotabClient({ baseUrl: stub.url, login, session, clock: time.clock });
+    // Each call authenticates, is refused, authenticates again and is refused again: two Authenticates per call.
+    for (let i = 0; i < 5; i += 1) {
+      await expectProviderError(client.get('Device'), 'auth');
+      time.advance(1000);
+    }
+    expect(stub.requests.filter((r) => r.method === 'Authenticate')).toHaveLength(10);
+    const refused = await expectProviderError(client.get('Device'), 'rate_limited');
+    // The first Authenticate was 5 s ago: the window has room again in 55 s.
+    expect(refused.retryAfterMs).toBe(55_000);
+    expect(stub.requests.filter((r) => r.method === 'Authenticate')).toHaveLength(10);
+    time.advance(55_000);
+    await expectProviderError(client.get('Device'), 'auth');
+    expect(stub.requests.filter((r) => r.method === 'Authenticate')).toHaveLength(12);
   });
 });

@@ -31,7 +31,8 @@ export async function stopAll(): Promise<void> {
 
 /**
  * A simulator whose clock starts at the fleet's start, `pastMs` before the real time, so every served reading is
- * in the past however far a test advances (within `pastMs`).
+ * in the past however far a test advances (within `pastMs`). It enforces MyGeotab's GetFeed limit (one call per
+ * entity type per second, SDK new.md 5.7.1902) unless told otherwise: clients pace on `advance`.
  */
 export async function startHarness(
   options: { vehicles?: number; seed?: number; pastMs?: number } & Partial<Omit<GeotabSimulatorOptions, 'accounts' | 'now'>> = {},
@@ -39,7 +40,7 @@ export async function startHarness(
   const { vehicles = 8, seed = 42, pastMs = 30 * 60_000, ...simOptions } = options;
   let clock = Math.floor((Date.now() - pastMs) / 1000) * 1000;
   const fleet = new FleetModel({ seed, vehicles, startMs: clock });
-  const sim = await startGeotabSimulator({ ...simOptions, accounts: [{ credentials: login, fleet }], now: () => clock });
+  const sim = await startGeotabSimulator({ feedCallIntervalMs: 1000, ...simOptions, accounts: [{ credentials: login, fleet }], now: () => clock });
   running.push(sim);
   return {
     sim,
@@ -51,6 +52,12 @@ export async function startHarness(
   };
 }
 
+/** A sleep that moves the simulator's clock instead of waiting: the adapter's pacing, on the simulator's time. */
+export const simulatedSleep = (h: Harness) => (ms: number) => {
+  h.advance(ms);
+  return Promise.resolve();
+};
+
 export interface RawAnswer {
   status: number;
   headers: Headers;
@@ -59,12 +66,26 @@ export interface RawAnswer {
   json: any;
 }
 
-export async function rawRpc(url: string, method: string, params: Record<string, unknown> = {}): Promise<RawAnswer> {
-  const response = await fetch(`${url}/apiv1`, {
+export async function rawRpc(url: string, method: string, params: Record<string, unknown> = {}, path = '/apiv1'): Promise<RawAnswer> {
+  const response = await fetch(`${url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ method, params, id: 1 }),
   });
+  return readAnswer(response);
+}
+
+/** A JSON-RPC call posted as mg-api-node does: form-encoded, the request in the `JSON-RPC` field. */
+export async function formRpc(url: string, method: string, params: Record<string, unknown> = {}): Promise<RawAnswer> {
+  const response = await fetch(`${url}/apiv1`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `JSON-RPC=${encodeURIComponent(JSON.stringify({ method, params }))}`,
+  });
+  return readAnswer(response);
+}
+
+async function readAnswer(response: Response): Promise<RawAnswer> {
   const text = await response.text();
   let json: unknown;
   try {

@@ -4,7 +4,9 @@
  * MissingMethodException, and each injected fault. What it serves is checked against the fleet model's own
  * samples, so its encoding and its ground truth are both tested.
  */
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { rawOdometerOffsetM } from '../../../src/sim/geotab/simulator-feeds.ts';
 import { startGeotabSimulator } from '../../../src/sim/geotab/simulator.ts';
 import {
   deviceSchema,
@@ -28,7 +30,21 @@ function expectRpcError(answer: { status: number; json: unknown; text: string },
   expect(envelope.error.code).toBe(code);
   expect(envelope.error.data?.type, answer.text).toBe(type);
   expect(envelope.error.data?.id).toMatch(/^[0-9a-f-]{36}$/);
-  expect(envelope.error.errors?.[0]?.name).toBe(type);
+  if (type !== 'OverLimitException') expect(envelope.error.errors?.[0]?.name).toBe(type);
+}
+
+/**
+ * OverLimitException in exactly the shape of the SDK guide "Concepts" (fixture error-over-limit.json): message,
+ * code -32000 and data {id, type}, nothing else; Retry-After in whole seconds.
+ */
+const overLimitFixture = JSON.parse(readFileSync(new URL('./fixtures/error-over-limit.json', import.meta.url), 'utf8')) as { error: { data: object } };
+function expectOverLimit(answer: { status: number; json: any; text: string; headers: Headers }, message: RegExp) {
+  expectRpcError(answer, 'OverLimitException');
+  expect(Object.keys(answer.json).sort()).toEqual(Object.keys(overLimitFixture).sort());
+  expect(Object.keys(answer.json.error).sort()).toEqual(Object.keys(overLimitFixture.error).sort());
+  expect(Object.keys(answer.json.error.data).sort()).toEqual(Object.keys(overLimitFixture.error.data).sort());
+  expect(answer.json.error.message).toMatch(message);
+  expect(answer.headers.get('retry-after')).toMatch(/^\d+$/);
 }
 
 /** The fleet sample behind a served entity: same vehicle, signal and time. */
@@ -41,16 +57,60 @@ function sampleOf(h: Harness, geotabId: string, signal: Sample['signal'], dateTi
 const signalOfDiagnostic: Record<string, Sample['signal']> = {
   [diagnosticIds.stateOfCharge]: 'soc_pct',
   [diagnosticIds.odometer]: 'odometer_km',
+  [diagnosticIds.odometerAdjustment]: 'odometer_km',
+  [diagnosticIds.j1939TotalVehicleDistance]: 'odometer_km',
+  [diagnosticIds.obdOdometer]: 'odometer_km',
   [diagnosticIds.chargingState]: 'charging_state',
+  [diagnosticIds.isCharging]: 'charging_state',
   [diagnosticIds.ignition]: 'ignition',
   [diagnosticIds.batteryTemperature]: 'battery_temp_c',
   [diagnosticIds.batteryPower]: 'charge_power_kw',
 };
 
-async function feedPages(url: string, credentials: unknown, typeName: string, resultsLimit: number, first: Record<string, unknown> = {}) {
+/**
+ * What Geotab would report for one fleet sample, written here from the documents (not from the simulator's code):
+ * the odometer in metres through the vehicle's own diagnostic (J1939 for buses and trucks; corrected or OBD for
+ * vans), every third vehicle with a raw protocol distance also has the adjusted odometer, its raw reading 1,000 km
+ * short; IsCharging 1/0 then the charging-state code; battery power in W, negative into the battery.
+ */
+function expectedDiagnostics(h: Harness, sample: Sample): { id: string; data: unknown }[] {
+  const vehicle = h.fleet.vehicles[sample.vehicle]!;
+  switch (sample.signal) {
+    case 'odometer_km': {
+      const metres = Math.round(sample.value * 1000);
+      const raw = vehicle.kind !== 'van' ? diagnosticIds.j1939TotalVehicleDistance : vehicle.index % 2 === 0 ? diagnosticIds.odometer : diagnosticIds.obdOdometer;
+      if (vehicle.index % 3 === 0 && raw !== diagnosticIds.odometer) {
+        return [
+          { id: diagnosticIds.odometerAdjustment, data: metres },
+          { id: raw, data: metres - rawOdometerOffsetM },
+        ];
+      }
+      return [{ id: raw, data: metres }];
+    }
+    case 'charging_state':
+      return [
+        { id: diagnosticIds.isCharging, data: sample.value === 'charging' ? 1 : 0 },
+        { id: diagnosticIds.chargingState, data: sample.value === 'charging' ? (vehicle.kind === 'van' ? 1 : 2) : 0 },
+      ];
+    case 'charge_power_kw':
+      return [{ id: diagnosticIds.batteryPower, data: sample.value === 0 ? 0 : -Math.round(sample.value * 1000) }];
+    case 'soc_pct':
+      return [{ id: diagnosticIds.stateOfCharge, data: sample.value }];
+    case 'ignition':
+      return [{ id: diagnosticIds.ignition, data: sample.value ? 1 : 0 }];
+    case 'battery_temp_c':
+      return [{ id: diagnosticIds.batteryTemperature, data: sample.value }];
+    default:
+      return [];
+  }
+}
+
+/** Pages a feed; the simulator's clock moves a second between calls, as MyGeotab's one-per-second limit needs. */
+async function feedPages(url: string, credentials: unknown, typeName: string, resultsLimit: number, first: Record<string, unknown> = {}, h?: Harness) {
   const pages: { data: unknown[]; toVersion: string }[] = [];
   let params: Record<string, unknown> = { typeName, resultsLimit, credentials, ...first };
   for (let i = 0; i < 200; i += 1) {
+    h?.advance(1000);
     const answer = await rawRpc(url, 'GetFeed', params);
     expect(answer.json?.result, answer.text.slice(0, 300)).toBeDefined();
     pages.push(answer.json.result);
@@ -98,7 +158,7 @@ describe('Geotab simulator: Authenticate and sessions', () => {
     for (let i = 0; i < 10; i += 1) await authenticate(h.sim.url);
     h.advance(20_000);
     const refused = await rawRpc(h.sim.url, 'Authenticate', { ...login });
-    expectRpcError(refused, 'OverLimitException');
+    expectOverLimit(refused, /^API calls quota exceeded\. Maximum admitted 10 per 1m\.$/);
     // The window opened 20 s ago: it has room again in 40 s.
     expect(refused.headers.get('retry-after')).toBe('40');
     // Another user has a window of its own.
@@ -111,7 +171,7 @@ describe('Geotab simulator: Authenticate and sessions', () => {
     const h = await startHarness({ authenticatePerMinute: 2 });
     await authenticate(h.sim.url);
     await authenticate(h.sim.url);
-    expectRpcError(await rawRpc(h.sim.url, 'Authenticate', { ...login }), 'OverLimitException');
+    expectOverLimit(await rawRpc(h.sim.url, 'Authenticate', { ...login }), /Maximum admitted 2 per 1m/);
   });
 
   it('answers an unknown method with MissingMethodException (-32601) and a broken body with a JSON-RPC error', async () => {
@@ -123,11 +183,12 @@ describe('Geotab simulator: Authenticate and sessions', () => {
 });
 
 describe('Geotab simulator: feeds', () => {
-  it('pages StatusData with resultsLimit and 16-hex versions, each sample once, encoded in Geotab units', async () => {
+  it('pages StatusData with resultsLimit and 16-hex versions, each sample once, encoded as Geotab documents', async () => {
     const h = await startHarness({ vehicles: 6 });
     h.advance(5 * 60_000);
     const credentials = await authenticate(h.sim.url);
-    const pages = await feedPages(h.sim.url, credentials, 'StatusData', 25);
+    const fleetEnd = h.fleet.endSeq;
+    const pages = await feedPages(h.sim.url, credentials, 'StatusData', 25, {}, h);
     expect(pages.length).toBeGreaterThan(3);
     pages.slice(0, -1).forEach((page) => expect(page.data).toHaveLength(25));
     const versions = pages.map((p) => p.toVersion);
@@ -137,42 +198,35 @@ describe('Geotab simulator: feeds', () => {
 
     const entities = pages.flatMap((p) => p.data).map((e) => statusDataSchema.parse(e));
     expect(new Set(entities.map((e) => e.id)).size).toBe(entities.length);
-    // Exactly the StatusData-bearing samples of the log, in log order.
-    const expected = h.fleet.samplesFrom(h.fleet.startSeq).filter((s) => Object.values(signalOfDiagnostic).includes(s.signal));
-    expect(entities).toHaveLength(expected.length);
+    // Exactly the diagnostics of the log's samples, in log order (the clock moved while paging: the log grew).
+    const samples = h.fleet.samplesFrom(h.fleet.startSeq).filter((s) => s.seq < h.fleet.endSeq);
+    const expected = samples.flatMap((sample) =>
+      expectedDiagnostics(h, sample).map((d) => ({ device: h.fleet.vehicles[sample.vehicle]!.geotabId, dateTime: new Date(sample.observedAtMs).toISOString(), ...d })),
+    );
+    expect(entities.map((e) => ({ device: e.device.id, dateTime: e.dateTime, id: e.diagnostic.id, data: e.data }))).toEqual(expected);
+    expect(fleetEnd).toBeLessThanOrEqual(h.fleet.endSeq);
+    // The fleet has J1939, OBD and corrected odometers, and adjusted odometers over short raw readings.
+    const odometerIds = new Set(entities.filter((e) => signalOfDiagnostic[e.diagnostic.id] === 'odometer_km').map((e) => e.diagnostic.id));
+    expect(odometerIds).toEqual(new Set([diagnosticIds.odometer, diagnosticIds.odometerAdjustment, diagnosticIds.j1939TotalVehicleDistance, diagnosticIds.obdOdometer]));
 
-    for (const entity of entities) {
-      const signal = signalOfDiagnostic[entity.diagnostic.id];
-      expect(signal, entity.diagnostic.id).toBeDefined();
-      const sample = sampleOf(h, entity.device.id, signal!, entity.dateTime);
-      expect(sample, `${entity.device.id} ${signal} ${entity.dateTime}`).toBeDefined();
-      const kind = h.fleet.vehicles[sample!.vehicle]!.kind;
-      const expectedData = {
-        soc_pct: sample!.value,
-        odometer_km: Math.round((sample!.value as number) * 1000),
-        charging_state: sample!.value === 'charging' ? (kind === 'van' ? 1 : 2) : 0,
-        ignition: sample!.value ? 1 : 0,
-        battery_temp_c: sample!.value,
-        charge_power_kw: Math.round((sample!.value as number) * 1000),
-      }[signal as 'soc_pct'];
-      expect(entity.data, `${signal}`).toBe(expectedData);
-    }
-
-    // What it served is in the ground truth, in canonical terms.
+    // What it served is in the ground truth, in canonical terms: one reading per sample, the true odometer.
     const truth = h.sim.groundTruth.all();
-    expect(truth).toHaveLength(entities.length);
-    const odometer = entities.find((e) => e.diagnostic.id === diagnosticIds.odometer)!;
+    expect(truth).toHaveLength(samples.filter((s) => expectedDiagnostics(h, s).length > 0).length);
+    const adjusted = entities.find((e) => e.diagnostic.id === diagnosticIds.odometerAdjustment)!;
     expect(truth).toContainEqual({
       account: login.database,
-      externalDeviceId: odometer.device.id,
+      externalDeviceId: adjusted.device.id,
       signal: 'odometer_km',
-      value: odometer.data / 1000,
-      observedAtMs: Date.parse(odometer.dateTime),
+      value: adjusted.data / 1000,
+      observedAtMs: Date.parse(adjusted.dateTime),
     });
+    const power = entities.find((e) => e.diagnostic.id === diagnosticIds.batteryPower && e.data < 0);
+    if (power) expect(truth).toContainEqual(expect.objectContaining({ signal: 'charge_power_kw', value: -power.data / 1000, observedAtMs: Date.parse(power.dateTime) }));
   });
 
   it('serves LogRecords with km/h speed from the log and only new samples after the last toVersion', async () => {
-    const h = await startHarness({ vehicles: 6 });
+    // GetFeed is not limited here: the feed is asked again at the same instant.
+    const h = await startHarness({ vehicles: 6, feedCallIntervalMs: 0 });
     h.advance(2 * 60_000);
     const credentials = await authenticate(h.sim.url);
     const [first] = await feedPages(h.sim.url, credentials, 'LogRecord', 50_000);
@@ -204,7 +258,7 @@ describe('Geotab simulator: feeds', () => {
   });
 
   it('starts a feed without a version at search.fromDate', async () => {
-    const h = await startHarness({ vehicles: 6 });
+    const h = await startHarness({ vehicles: 6, feedCallIntervalMs: 0 });
     h.advance(3 * 60_000);
     const credentials = await authenticate(h.sim.url);
     const fromDate = new Date(h.now() - 60_000).toISOString();
@@ -225,7 +279,8 @@ describe('Geotab simulator: feeds', () => {
       const first = await rawRpc(sim.url, 'GetFeed', { typeName: 'StatusData', resultsLimit: 60_000, credentials });
       expect(first.json.result.data).toHaveLength(50_000);
       const rest = await rawRpc(sim.url, 'GetFeed', { typeName: 'StatusData', resultsLimit: 60_000, fromVersion: first.json.result.toVersion, credentials });
-      expect(rest.json.result.data).toHaveLength(4000);
+      expect(rest.json.result.data.length).toBeGreaterThan(0);
+      expect(rest.json.result.data.length).toBeLessThan(50_000);
       const noLimit = await rawRpc(sim.url, 'GetFeed', { typeName: 'StatusData', credentials });
       expect(noLimit.json.result.data).toHaveLength(50_000);
     } finally {
@@ -259,7 +314,7 @@ describe('Geotab simulator: feeds', () => {
 
 describe('Geotab simulator: faults', () => {
   it('answers each injected fault as configured, and records nothing it did not fully serve', async () => {
-    const h = await startHarness({ timeoutMs: 200 });
+    const h = await startHarness({ timeoutMs: 200, feedCallIntervalMs: 0 });
     const credentials = await authenticate(h.sim.url);
     const feed = () => rawRpc(h.sim.url, 'GetFeed', { typeName: 'StatusData', credentials });
 
@@ -283,7 +338,7 @@ describe('Geotab simulator: faults', () => {
 
     h.sim.faults.queue('rate_limit');
     const limited = await feed();
-    expectRpcError(limited, 'OverLimitException');
+    expectOverLimit(limited, /quota exceeded/);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
 
     h.sim.faults.queue('timeout');
@@ -294,7 +349,9 @@ describe('Geotab simulator: faults', () => {
     // No fault left: the feed answers, and what it served is recorded.
     const ok = await feed();
     expect(ok.json.result.data.length).toBeGreaterThan(0);
-    expect(h.sim.groundTruth.all()).toHaveLength(ok.json.result.data.length);
+    // One reading per sample, however many diagnostics report it.
+    const readingsServed = new Set(ok.json.result.data.map((e: any) => `${e.device.id}|${signalOfDiagnostic[e.diagnostic.id]}|${e.dateTime}`));
+    expect(h.sim.groundTruth.all()).toHaveLength(readingsServed.size);
     expect(h.sim.served.requests).toBe(8);
   });
 

@@ -185,7 +185,7 @@ describe('Samsara poll adapter', () => {
       expect(pages).toHaveLength(3 * defaultTypeGroups.length);
       // Round-robin: the groups take turns.
       const groupsInOrder = server.requests.map((r) => r.url.searchParams.get('types'));
-      expect(groupsInOrder.slice(0, 2)).toEqual(defaultTypeGroups.map(groupKey));
+      expect(groupsInOrder.slice(0, defaultTypeGroups.length)).toEqual(defaultTypeGroups.map(groupKey));
       expect(server.requests.every((r) => !r.url.searchParams.has('vehicleIds'))).toBe(true);
     } finally {
       await server.close();

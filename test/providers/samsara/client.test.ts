@@ -3,8 +3,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProviderError, type ProviderErrorClass } from '../../../src/providers/provider-error.ts';
-import { createSamsaraClient } from '../../../src/providers/samsara/client.ts';
-import { scriptedServer, token } from './support.ts';
+import { createSamsaraPollAdapter } from '../../../src/providers/samsara/adapter.ts';
+import { CursorRejectedError, createSamsaraClient } from '../../../src/providers/samsara/client.ts';
+import { samsaraContract } from '../../../src/providers/samsara/contract.ts';
+import { samsaraApiVersion } from '../../../src/providers/samsara/wire.ts';
+import { drain, pollContext, scriptedServer, token } from './support.ts';
 
 const page = { data: [], pagination: { endCursor: 'c2', hasNextPage: false } };
 let server: Awaited<ReturnType<typeof scriptedServer>> | undefined;
@@ -50,6 +53,46 @@ describe('Samsara client', () => {
     expect(history!.url.pathname).toBe('/fleet/vehicles/stats/history');
     expect(Object.fromEntries(history!.url.searchParams)).toEqual({ types: 'gps', startTime: '2026-11-28T10:00:00Z', endTime: '2026-11-28T11:00:00Z' });
     expect(snapshot!.url.pathname).toBe('/fleet/vehicles/stats');
+  });
+
+  // developers.samsara.com/docs/versioning: versions are dates ("e.g. 2020-06-15"), sent as `X-Samsara-Version`;
+  // without it a request gets its token's version. The official SDK pins 2025-06-11 (BaseClient.ts).
+  it('sends X-Samsara-Version on every request: the SDK’s 2025-06-11 by default, the connection’s option if set', async () => {
+    server = await answering(200, JSON.stringify(page));
+    expect(samsaraApiVersion).toBe('2025-06-11');
+    const client = createSamsaraClient({ baseUrl: server.url, apiToken: token });
+    await client.statsFeed({ types: ['gps'] });
+    await client.statsHistory({ types: ['gps'], startTime: '2026-11-28T10:00:00Z', endTime: '2026-11-28T11:00:00Z' });
+    await client.statsSnapshot({ types: ['gps'] });
+    expect(server.requests.map((r) => r.headers['x-samsara-version'])).toEqual(['2025-06-11', '2025-06-11', '2025-06-11']);
+
+    const options = samsaraContract.options.parse({ apiVersion: '2024-04-01' });
+    await drain(createSamsaraPollAdapter({ typeGroups: [['gps']] }), pollContext(server.url, null, { options }));
+    expect(server.requests.at(-1)!.headers['x-samsara-version']).toBe('2024-04-01');
+    // The option is checked as a date, and defaults to the SDK's version.
+    expect(samsaraContract.options.safeParse({ apiVersion: 'latest' }).success).toBe(false);
+    expect(samsaraContract.options.parse({})).toEqual({ apiVersion: '2025-06-11', restartOverlapMinutes: 15 });
+  });
+
+  it('tells a 400 to a request with a cursor (a refused cursor) from any other 400', async () => {
+    server = await answering(400, JSON.stringify({ message: 'cursor expired', requestId: 'r-9' }));
+    const client = createSamsaraClient({ baseUrl: server.url, apiToken: token });
+    const refused = await failure(client.statsFeed({ types: ['gps'], after: 'old' }));
+    expect(refused).toBeInstanceOf(CursorRejectedError);
+    expect(refused.errorClass).toBe('permanent');
+    expect(refused.message).toContain('cursor expired');
+    const plain = await failure(client.statsFeed({ types: ['gps'] }));
+    expect(plain).not.toBeInstanceOf(CursorRejectedError);
+    expect(plain.errorClass).toBe('permanent');
+  });
+
+  it('counts auxInput3-10 as one type, as Samsara does', async () => {
+    server = await answering(200, JSON.stringify(page));
+    const client = createSamsaraClient({ baseUrl: server.url, apiToken: token });
+    await client.statsFeed({ types: ['engineStates', 'obdOdometerMeters', 'auxInput3', 'auxInput4'] });
+    expect(server.requests).toHaveLength(1);
+    expect((await failure(client.statsFeed({ types: ['engineStates', 'obdOdometerMeters', 'auxInput1', 'auxInput2'] }))).errorClass).toBe('permanent');
+    expect(server.requests).toHaveLength(1);
   });
 
   it('refuses more than three types, or none, without sending a request', async () => {

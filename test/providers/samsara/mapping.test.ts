@@ -113,6 +113,47 @@ describe('Samsara mapping', () => {
     ]);
   });
 
+  it('maps the Telematics Sync guide’s first engineStates answer', () => {
+    const { devices, skipped } = mapVehicleStats(fixture('feed-engine-states-guide.json').data);
+    expect(skipped).toBe(0);
+    expect(devices).toEqual([{ externalDeviceId: '281474977075805', readings: [{ signal: 'ignition', value: false, observedAt: '2020-07-03T02:11:51.000Z' }] }]);
+  });
+
+  it('takes the OBD odometer where a vehicle has one (also split over two items) and the GPS one where not', () => {
+    const data = fixture('history-odometer-sources.json').data;
+    const mapped = mapVehicleStats(data);
+    expectValidReadings(mapped.devices, { notAfterMs: Date.parse('2024-05-02T00:00:00Z') });
+    // Decorations are values at an entry's time, not readings: neither mapped nor skipped.
+    expect(mapped.skipped).toBe(0);
+    expect(mapped.devices).toEqual([
+      {
+        externalDeviceId: '281474977075805',
+        readings: [
+          { signal: 'odometer_km', value: 14500.12, observedAt: '2024-05-01T14:00:00.000Z' },
+          { signal: 'odometer_km', value: 14502.987, observedAt: '2024-05-01T14:05:00.000Z' },
+        ],
+      },
+      {
+        externalDeviceId: '281474977075806',
+        readings: [
+          { signal: 'odometer_km', value: 88001.5, observedAt: '2024-05-01T14:01:00.000Z' },
+          { signal: 'odometer_km', value: 88004.75, observedAt: '2024-05-01T14:06:00.500Z' },
+        ],
+      },
+      // The GPS entry of the first item is left out: the same vehicle's second item has OBD.
+      { externalDeviceId: '281474977075807', readings: [{ signal: 'odometer_km', value: 61250, observedAt: '2024-05-01T14:02:00.000Z' }] },
+    ]);
+    expect(mapped.obdOdometerVehicles).toEqual(['281474977075805', '281474977075807']);
+  });
+
+  it('never maps the GPS odometer of a vehicle known from earlier pages to have OBD', () => {
+    const data = fixture('history-odometer-sources.json').data;
+    const mapped = mapVehicleStats(data, { obdOdometerVehicles: new Set(['281474977075806']) });
+    expect(mapped.devices.map((d) => d.externalDeviceId)).toEqual(['281474977075805', '281474977075807']);
+    // Known vehicles are not repeated back: only this page's OBD vehicles are.
+    expect(mapped.obdOdometerVehicles).toEqual(['281474977075805', '281474977075807']);
+  });
+
   it('is pure: the same input gives the same output and is not modified', () => {
     const data = fixture('feed-gps-soc-charging.json').data;
     const before = JSON.stringify(data);

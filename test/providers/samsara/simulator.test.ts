@@ -30,7 +30,7 @@ describe('Samsara simulator: requests', () => {
 
   it('requires types, at most three of them, all known', async () => {
     const { sim } = await start();
-    for (const params of ['', 'types=', 'types=gps,engineStates,evChargingStatus,obdOdometerMeters', 'types=gps,fuelPercents']) {
+    for (const params of ['', 'types=', 'types=gps,engineStates,evChargingStatus,obdOdometerMeters', 'types=gps,fuelPercent', 'types=gps,GPS']) {
       const answer = await feed(sim.url, params);
       expect(answer.status, params).toBe(400);
       expect(answer.body).toEqual({ message: expect.any(String), requestId: expect.any(String) });
@@ -168,6 +168,8 @@ describe('Samsara simulator: feed', () => {
     );
     const odometer = latestBySamsaraId(fleet, 'odometer_km');
     for (const item of bodies[1]!.data) {
+      // One vehicle in four has no OBD coverage: Samsara omits the type for it (hasObdOdometer).
+      if (!item.obdOdometerMeters) continue;
       const metres = item.obdOdometerMeters[0].value;
       expect(metres).toBe(Math.round((odometer.get(item.id)!.value as number) * 1000));
       const recorded = truth.find((r) => r.externalDeviceId === item.id && r.signal === 'odometer_km')!;

@@ -41,11 +41,13 @@ export const startMs = Date.parse('2026-11-28T12:00:00.000Z');
 
 /** A simulator whose clock moves only when the test says so. */
 async function clockedSimulator(
-  options: Partial<Omit<SamsaraSimulatorOptions, 'accounts' | 'now'>> & { vehicles?: number; seed?: number } = {},
+  options: Partial<Omit<SamsaraSimulatorOptions, 'accounts' | 'now'>> & { vehicles?: number; seed?: number; extraTokens?: string[] } = {},
 ): Promise<ClockedSimulator> {
   const clock = { now: startMs };
   const fleet = new FleetModel({ seed: options.seed ?? 42, vehicles: options.vehicles ?? 6, startMs, timeScale: 10 });
-  const sim = await startSamsaraSimulator({ ...options, accounts: [{ credentials: { apiToken: token }, fleet }], now: () => clock.now });
+  // Extra tokens share the fleet: one organization with several API tokens.
+  const accounts = [token, ...(options.extraTokens ?? [])].map((apiToken) => ({ credentials: { apiToken }, fleet }));
+  const sim = await startSamsaraSimulator({ ...options, accounts, now: () => clock.now });
   return {
     sim,
     fleet,

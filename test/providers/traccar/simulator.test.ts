@@ -1,12 +1,15 @@
 /**
  * Real websocket connections (the `ws` client) to the Traccar simulator on loopback, driven by the adapter's
- * plan, prepare and decode: refusal, the opening frame, ground truth over a bounded run, keepalives, and the
- * socket faults the stream runtime must survive.
+ * plan, prepare and decode: refusal as Traccar's Jetty answers it, the opening frame and one entity per frame
+ * after it, ground truth over a bounded run (with default options and with the demo's attribute options), the
+ * phone battery, keepalives, and the socket faults the stream runtime must survive.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { servedKey } from '../../../src/sim/ground-truth.ts';
 import { startTraccarSimulator, type RunningTraccarSimulator, type TraccarSimulatorOptions } from '../../../src/sim/traccar/simulator.ts';
+import { phoneBattery, simulatedEvAttributes } from '../../../src/sim/traccar/simulator-frames.ts';
+import { traccarOptionsSchema } from '../../../src/providers/traccar/options.ts';
 import { traccarStreamAdapter } from '../../../src/providers/traccar/adapter.ts';
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
 import { expectValidReadings } from '../../support/reading-invariants.ts';
@@ -36,8 +39,8 @@ async function start(options: Partial<TraccarSimulatorOptions> & { vehicles?: nu
   return { sim, fleet };
 }
 
-async function connect(running: RunningTraccarSimulator, token = 'tok-1') {
-  const ctx = context(running.url, { token });
+async function connect(running: RunningTraccarSimulator, token = 'tok-1', options: Record<string, unknown> = {}) {
+  const ctx = { ...context(running.url, { token }), options: traccarOptionsSchema.parse(options) };
   const client = await connectStream(traccarStreamAdapter, ctx, traccarStreamAdapter.plan(ctx)[0]!);
   clients.push(client);
   return client;
@@ -46,16 +49,43 @@ async function connect(running: RunningTraccarSimulator, token = 'tok-1') {
 const readingFrames = (client: StreamTestClient) => client.frames.filter((f) => f.decoded.kind === 'readings' && f.decoded.devices.length > 0);
 
 describe('traccar simulator over a real websocket', () => {
-  it('refuses the upgrade without a valid token, and the device list too', async () => {
+  it('refuses an upgrade as Jetty does: 500 for a refused token, 503 for none; the device list says 401', async () => {
     const { sim } = await start();
-    await expect(connect(sim, 'wrong')).rejects.toThrow(/401/);
-    const noToken = new WebSocket(`${sim.url.replace('http', 'ws')}/api/socket`);
-    await expect(new Promise((_, reject) => noToken.once('error', reject))).rejects.toThrow(/401/);
-    const elsewhere = new WebSocket(`${sim.url.replace('http', 'ws')}/api/other?token=tok-1`);
-    await expect(new Promise((_, reject) => elsewhere.once('error', reject))).rejects.toThrow(/404/);
+    await expect(connect(sim, 'wrong')).rejects.toThrow(/Unexpected server response: 500/);
+    const refusal = (path: string) =>
+      new Promise<never>((_, reject) => new WebSocket(`${sim.url.replace('http', 'ws')}${path}`).once('error', reject));
+    await expect(refusal('/api/socket')).rejects.toThrow(/Unexpected server response: 503/);
+    await expect(refusal('/api/other?token=tok-1')).rejects.toThrow(/404/);
     expect((await fetch(`${sim.url}/api/devices`)).status).toBe(401);
+    expect((await fetch(`${sim.url}/api/devices`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
     expect((await fetch(`${sim.url}/api/devices?token=tok-1`)).status).toBe(200);
     expect(sim.openSockets).toBe(0);
+  });
+
+  it('refuses a bad token with 503 when told to, and answers 503 to everything while unavailable', async () => {
+    const { sim } = await start({ refusedTokenStatus: 503 });
+    await expect(connect(sim, 'wrong')).rejects.toThrow(/Unexpected server response: 503/);
+    sim.setUnavailable(true);
+    await expect(connect(sim)).rejects.toThrow(/Unexpected server response: 503/);
+    expect((await fetch(`${sim.url}/api/devices?token=tok-1`)).status).toBe(503);
+    sim.setUnavailable(false);
+    const client = await connect(sim);
+    await client.waitFor('the opening frame', () => client.frames.length > 0);
+  });
+
+  it('sends every device in the opening frame, then one entity per frame, as AsyncSocket does', async () => {
+    const { sim, fleet } = await start({ vehicles: 8 });
+    const client = await connect(sim);
+    await client.waitFor('frames after the opening one', () => client.frames.filter((f) => f.text !== '{}').length >= 30, 5000);
+    const entities = client.frames.map((f) => JSON.parse(f.text) as Record<string, unknown[]>);
+    expect(Object.keys(entities[0]!)).toEqual(['positions']);
+    expect(entities[0]!.positions).toHaveLength(fleet.vehicles.length);
+    for (const frame of entities.slice(1)) {
+      const keys = Object.keys(frame);
+      if (keys.length === 0) continue;
+      expect(keys).toHaveLength(1);
+      expect(frame[keys[0]!], JSON.stringify(frame).slice(0, 120)).toHaveLength(1);
+    }
   });
 
   it('opens with the latest position of every device, then pushes positions on ticks', async () => {
@@ -87,6 +117,63 @@ describe('traccar simulator over a real websocket', () => {
     expect(client.frames.filter((f) => f.decoded.kind === 'bad')).toEqual([]);
     // Every served reading is keyed like ground truth expects.
     expect([...truth.values()].every((r) => truth.has(servedKey(r)))).toBe(true);
+    // Without attribute options no reading is the traction battery; the phone's battery is the tracker's.
+    const signals = new Set([...truth.values()].map((r) => r.signal));
+    expect(signals).toContain('tracker_battery_pct');
+    expect(signals).not.toContain('soc_pct');
+    expect(signals).not.toContain('charging_state');
+  });
+
+  it("decodes the vehicle's state of charge and charging with the demo's attribute options, exactly as served", async () => {
+    const { sim } = await start({ evAttributesMapped: true });
+    const client = await connect(sim, 'tok-1', simulatedEvAttributes);
+    await client.waitFor('a few position frames', () => readingFrames(client).length >= 8, 5000);
+    await client.close();
+    const decoded = decodedReadings(client.frames);
+    const truth = sim.groundTruth.unique('tok-1');
+    expect([...decoded.keys()].sort()).toEqual([...truth.keys()].sort());
+    for (const [key, served] of truth) {
+      for (const { value } of decoded.get(key)!) expectSameValue(value, served.value, key);
+    }
+    const socs = [...truth.values()].filter((r) => r.signal === 'soc_pct');
+    const phones = [...truth.values()].filter((r) => r.signal === 'tracker_battery_pct');
+    expect(socs.length).toBeGreaterThan(0);
+    expect(phones.length).toBe(socs.length);
+    expect(new Set([...truth.values()].filter((r) => r.signal === 'charging_state').map((r) => r.value)).size).toBeGreaterThan(0);
+  });
+
+  it("puts a phone's battery in batteryLevel: whole percent, between 25 and 95, draining slowly, charging only while it climbs", async () => {
+    const hour = 3_600_000;
+    for (const deviceId of [1, 7, 42, 1003]) {
+      let previous = phoneBattery(deviceId, 0);
+      let drops = 0;
+      for (let t = 60_000; t <= 48 * hour; t += 60_000) {
+        const now = phoneBattery(deviceId, t);
+        expect(Number.isInteger(now.pct)).toBe(true);
+        expect(now.pct).toBeGreaterThanOrEqual(25);
+        expect(now.pct).toBeLessThanOrEqual(95);
+        // A minute moves a draining phone by at most a percent; charging it by at most one point more.
+        expect(Math.abs(now.pct - previous.pct)).toBeLessThanOrEqual(now.charging ? 2 : 1);
+        if (now.pct < previous.pct) {
+          drops += 1;
+          expect(now.charging).toBe(false);
+        }
+        if (now.pct > previous.pct) expect(now.charging).toBe(true);
+        previous = now;
+      }
+      // 70 points over 20 hours, twice in 48 hours.
+      expect(drops).toBeGreaterThan(100);
+    }
+    // Phones are at different points of their cycle.
+    expect(new Set([1, 2, 3, 4, 5].map((id) => phoneBattery(id, 0).pct)).size).toBeGreaterThan(2);
+    const { sim } = await start();
+    const client = await connect(sim);
+    await client.waitFor('the opening frame', () => client.frames.length > 0);
+    const opening = JSON.parse(client.frames[0]!.text) as { positions: { deviceId: number; fixTime: string; attributes: Record<string, unknown> }[] };
+    for (const position of opening.positions) {
+      expect(position.attributes.batteryLevel).toBe(phoneBattery(position.deviceId, Date.parse(position.fixTime)).pct);
+      expect(typeof position.attributes.evSoc).toBe('number');
+    }
   });
 
   it('sends devices frames on status changes and ignition events, which carry no readings', async () => {
@@ -127,8 +214,11 @@ describe('traccar simulator over a real websocket', () => {
       sim.tick();
     }
     await sleep(100);
-    // One devices frame (every vehicle went offline), no positions.
-    expect(client.frames.slice(1).map((f) => Object.keys(JSON.parse(f.text) as object))).toEqual([['devices']]);
+    // One devices frame per vehicle that went offline, no positions.
+    const after = client.frames.slice(1).map((f) => JSON.parse(f.text) as { devices?: unknown[] });
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.length).toBeLessThanOrEqual(fleet.vehicles.length);
+    for (const frame of after) expect(Object.keys(frame)).toEqual(['devices']);
   });
 
   it('sends the {} keepalive at the configured interval', async () => {

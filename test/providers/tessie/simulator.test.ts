@@ -1,5 +1,5 @@
 /**
- * The Tesla Fleet Telemetry adapter's socket plan, and real websocket connections (the `ws` client) to the
+ * The Tessie adapter's socket plan, and real websocket connections (the `ws` client) to the
  * simulator on loopback driven by that plan and decode: refusal, the first records, ground truth over a bounded
  * run with resends, and the socket faults the stream runtime must survive.
  */
@@ -7,30 +7,30 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { isProviderError } from '../../../src/providers/provider-error.ts';
 import {
-  startTeslaTelemetrySimulator,
-  type RunningTeslaTelemetrySimulator,
-  type TeslaTelemetrySimulatorOptions,
-} from '../../../src/sim/tesla-telemetry/simulator.ts';
-import { teslaTelemetryStreamAdapter } from '../../../src/providers/tesla-telemetry/adapter.ts';
+  startTessieSimulator,
+  type RunningTessieSimulator,
+  type TessieSimulatorOptions,
+} from '../../../src/sim/tessie/simulator.ts';
+import { tessieStreamAdapter } from '../../../src/providers/tessie/adapter.ts';
 import { FleetModel } from '../../../src/sim/fleet-model.ts';
 import { expectValidReadings } from '../../support/reading-invariants.ts';
 import { connectStream, context, decodedReadings, sleep, waitUntil, type StreamTestClient } from '../../support/stream-client.ts';
 import { expectSameValue } from '../same-value.ts';
 
-describe('tesla telemetry socket plan', () => {
+describe('tessie socket plan', () => {
   it('plans one socket per bound VIN with the token as a Bearer header', () => {
-    const plans = teslaTelemetryStreamAdapter.plan(context('https://telemetry.test/stream/', { accessToken: 'tok' }, ['VIN1', ' VIN2 ', 'VIN1', '']));
+    const plans = tessieStreamAdapter.plan(context('https://telemetry.test/stream/', { accessToken: 'tok' }, ['VIN1', ' VIN2 ', 'VIN1', '']));
     expect(plans).toEqual([
       { key: 'VIN1', url: 'wss://telemetry.test/stream/VIN1', headers: { authorization: 'Bearer tok' } },
       { key: 'VIN2', url: 'wss://telemetry.test/stream/VIN2', headers: { authorization: 'Bearer tok' } },
     ]);
-    expect(teslaTelemetryStreamAdapter.plan(context('http://127.0.0.1:9000', { accessToken: 't' }, ['A/B']))[0]!.url).toBe('ws://127.0.0.1:9000/A%2FB');
-    expect(teslaTelemetryStreamAdapter.plan(context('http://h', { accessToken: 't' }, []))).toEqual([]);
+    expect(tessieStreamAdapter.plan(context('http://127.0.0.1:9000', { accessToken: 't' }, ['A/B']))[0]!.url).toBe('ws://127.0.0.1:9000/A%2FB');
+    expect(tessieStreamAdapter.plan(context('http://h', { accessToken: 't' }, []))).toEqual([]);
   });
 
   it('refuses a base URL it cannot use as a permanent error', () => {
     try {
-      teslaTelemetryStreamAdapter.plan(context('mailto:x@y', { accessToken: 't' }, ['V']));
+      tessieStreamAdapter.plan(context('mailto:x@y', { accessToken: 't' }, ['V']));
       expect.unreachable();
     } catch (error) {
       expect(isProviderError(error) && error.errorClass).toBe('permanent');
@@ -38,7 +38,7 @@ describe('tesla telemetry socket plan', () => {
   });
 });
 
-let sim: RunningTeslaTelemetrySimulator | undefined;
+let sim: RunningTessieSimulator | undefined;
 const clients: StreamTestClient[] = [];
 afterEach(async () => {
   for (const client of clients.splice(0)) client.ws.terminate();
@@ -46,10 +46,10 @@ afterEach(async () => {
   sim = undefined;
 });
 
-async function start(options: Partial<TeslaTelemetrySimulatorOptions> & { timeScale?: number } = {}) {
+async function start(options: Partial<TessieSimulatorOptions> & { timeScale?: number } = {}) {
   const t0 = Date.now();
   const fleet = new FleetModel({ seed: 5, vehicles: 6, startMs: t0, timeScale: options.timeScale ?? 30 });
-  sim = await startTeslaTelemetrySimulator({
+  sim = await startTessieSimulator({
     accounts: [{ credentials: { accessToken: 'acc-1' }, fleet }],
     tickMs: 50,
     // A clock 20 times faster than the wall: about one fleet step per 50 ms tick, and observed times stay within
@@ -63,16 +63,16 @@ async function start(options: Partial<TeslaTelemetrySimulatorOptions> & { timeSc
   return { sim, fleet, awake };
 }
 
-async function connectAll(running: RunningTeslaTelemetrySimulator, vins: string[], token = 'acc-1') {
+async function connectAll(running: RunningTessieSimulator, vins: string[], token = 'acc-1') {
   const ctx = context(running.url, { accessToken: token }, vins);
-  const opened = await Promise.all(teslaTelemetryStreamAdapter.plan(ctx).map((plan) => connectStream(teslaTelemetryStreamAdapter, ctx, plan)));
+  const opened = await Promise.all(tessieStreamAdapter.plan(ctx).map((plan) => connectStream(tessieStreamAdapter, ctx, plan)));
   clients.push(...opened);
   return opened;
 }
 
 const recordFrames = (client: StreamTestClient) => client.frames.filter((f) => f.decoded.kind === 'readings' && f.decoded.devices.length > 0);
 
-describe('tesla telemetry simulator over a real websocket', () => {
+describe('tessie simulator over a real websocket', () => {
   it('refuses a wrong token (401) and a VIN outside the account (404); takes the token from the query too', async () => {
     const { sim, awake } = await start();
     await expect(connectAll(sim, [awake[0]!], 'wrong')).rejects.toThrow(/401/);

@@ -1,6 +1,6 @@
 /**
- * A Fleet Telemetry websocket as a consumer sees it (reference/provider-wire-formats.md §3b, the hosted
- * per-VIN shape): `/<VIN>`, the access token in `Authorization: Bearer` or `?access_token=`, and one JSON record
+ * Tessie's hosted Fleet Telemetry websocket as a consumer sees it (developer.tessie.com
+ * access-tesla-fleet-telemetry; reference/provider-wire-formats.md §3b): `/<VIN>`, the access token in `Authorization: Bearer` or `?access_token=`, and one JSON record
  * per vehicle and tick carrying what the fleet model sampled. Vehicles send on change and nothing on connect,
  * so a socket stays quiet until its vehicle reports. With `resendRate`, an earlier record comes again with
  * `isResend: true`, as vehicles do when an ack was lost. Ground truth records every reading that left on an
@@ -17,9 +17,9 @@ import type { SimulatedAccount, SimulatorListenOptions } from '../simulator.ts';
 import { servedReadingsOf, simulatedRecord } from './simulator-records.ts';
 import { refuseUpgrade, runStreamSimulator, SimulatorSockets, type RunningStreamSimulator } from '../stream-sockets.ts';
 import { safeDecode, upgradeFault } from './simulator-upgrades.ts';
-import type { TelemetryRecord } from '../../providers/tesla-telemetry/wire.ts';
+import type { TelemetryRecord } from '../../providers/tesla-fleet-telemetry/wire.ts';
 
-export interface TeslaTelemetrySimulatorOptions extends SimulatorListenOptions {
+export interface TessieSimulatorOptions extends SimulatorListenOptions {
   accounts: SimulatedAccount<{ accessToken: string }>[];
   /** Faults for websocket upgrades (the only HTTP there is): refusals, a server that never answers, garbage. */
   faults?: FaultInjector;
@@ -31,7 +31,7 @@ export interface TeslaTelemetrySimulatorOptions extends SimulatorListenOptions {
   resendSeed?: number;
 }
 
-export type RunningTeslaTelemetrySimulator = RunningStreamSimulator;
+export type RunningTessieSimulator = RunningStreamSimulator;
 
 interface Account {
   token: string;
@@ -52,7 +52,7 @@ interface SocketTag {
 /** How many sent records per vehicle a resend may pick from. */
 const resendWindow = 20;
 
-export async function startTeslaTelemetrySimulator(options: TeslaTelemetrySimulatorOptions): Promise<RunningTeslaTelemetrySimulator> {
+export async function startTessieSimulator(options: TessieSimulatorOptions): Promise<RunningTessieSimulator> {
   const now = options.now ?? Date.now;
   const faults = options.faults ?? new FaultInjector();
   const resendRate = options.resendRate ?? 0;
@@ -61,7 +61,7 @@ export async function startTeslaTelemetrySimulator(options: TeslaTelemetrySimula
   const served = { requests: 0 };
   const sockets = new SimulatorSockets<SocketTag>(() => {
     served.requests += 1;
-  }, '{"data":[{"key":"Soc","value":{"stringValue":');
+  }, '{"data":[{"key":"BatteryLevel","value":{"stringValue":');
   const accounts = options.accounts.map((account) => openAccount(account.credentials.accessToken, account.fleet, now()));
   const byToken = new Map(accounts.map((account) => [account.token, account]));
   /** Upgrades held unanswered by a timeout fault; stop() destroys them. */
@@ -127,7 +127,7 @@ export async function startTeslaTelemetrySimulator(options: TeslaTelemetrySimula
   };
 
   return runStreamSimulator({
-    provider: 'tesla-telemetry',
+    provider: 'tessie',
     server,
     wss,
     sockets,

@@ -1,11 +1,11 @@
 /**
- * What the Tesla Fleet Telemetry simulator puts on the wire, built from the fleet model's samples (record shape
+ * What the Tessie simulator (and the fleet-telemetry MQTT publisher, one field at a time) puts on the wire, built from the fleet model's samples (record shape
  * from reference/provider-wire-formats.md §3b, string values in the style vehicles send without `prefer_typed`),
  * and what each record says in canonical terms, by the simulator's own arithmetic rather than the adapter's.
  */
 import type { ChargingState, SignalName } from '../../canonical/signals.ts';
 import type { ServedReading } from '../ground-truth.ts';
-import type { DetailedChargeState, TelemetryDatum, TelemetryRecord } from '../../providers/tesla-telemetry/wire.ts';
+import type { DetailedChargeState, TelemetryDatum, TelemetryRecord } from '../../providers/tesla-fleet-telemetry/wire.ts';
 
 // Its own constant, not the adapter's: ground truth that shared the adapter's numbers would agree with its bugs.
 const kmPerMile = 1.609344;
@@ -40,7 +40,9 @@ export function simulatedRecord(vin: string, report: VehicleReport, createdAtMs:
   const numberOf = (signal: SignalName) => sampled.get(signal) as number | undefined;
   const location = sampled.get('location') as { lat: number; lon: number } | undefined;
   if (location) data.push({ key: 'Location', value: { locationValue: { latitude: location.lat, longitude: location.lon } } });
+  // Both state-of-charge fields, with one value: whichever a connection's socField picks, soc_pct is the same.
   const plain: [SignalName, string, number][] = [
+    ['soc_pct', 'BatteryLevel', 1],
     ['soc_pct', 'Soc', 1],
     ['odometer_km', 'Odometer', kmPerMile],
     ['heading_deg', 'GpsHeading', 1],
@@ -79,7 +81,7 @@ export function servedReadingsOf(record: TelemetryRecord, account: string, creat
   const add = (signal: SignalName, value: unknown) =>
     served.push({ account, externalDeviceId: record.vin, signal, value, observedAtMs: createdAtMs });
   const perMile: Record<string, SignalName> = { Odometer: 'odometer_km', VehicleSpeed: 'speed_kph', EstBatteryRange: 'range_km' };
-  const asIs: Record<string, SignalName> = { Soc: 'soc_pct', GpsHeading: 'heading_deg', ModuleTempMax: 'battery_temp_c' };
+  const asIs: Record<string, SignalName> = { BatteryLevel: 'soc_pct', GpsHeading: 'heading_deg', ModuleTempMax: 'battery_temp_c' };
   for (const { key, value } of record.data) {
     if ('locationValue' in value) add('location', { lat: value.locationValue.latitude, lon: value.locationValue.longitude });
     else if ('stringValue' in value && perMile[key]) add(perMile[key], round3(Number(value.stringValue) * kmPerMile));
