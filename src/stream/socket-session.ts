@@ -31,6 +31,16 @@ export interface SocketState {
   nextReconnectAt: number | null;
 }
 
+/**
+ * How long a session waits before its `attempt`th reconnect: exponential from `backoffBaseMs`, capped, with jitter
+ * (0.5 to 1.5 times). Refused credentials or a bad address will not fix themselves in a second: they wait the longest.
+ */
+export function reconnectDelayMs(errorClass: ProviderErrorClass, attempt: number, timings: Pick<SocketTimings, 'backoffBaseMs' | 'backoffCapMs'>, random: () => number): number {
+  const { backoffBaseMs, backoffCapMs } = timings;
+  const exponential = errorClass === 'auth' || errorClass === 'permanent' ? backoffCapMs : Math.min(backoffCapMs, backoffBaseMs * 2 ** (attempt - 1));
+  return Math.round(exponential * (0.5 + random()));
+}
+
 /** A session's state before its first connect (websocket and broker sessions alike). */
 export function initialSocketState(): SocketState {
   return {
@@ -281,10 +291,7 @@ export class SocketSession {
   private scheduleReconnect(errorClass: ProviderErrorClass, retryAfterMs?: number): void {
     if (this.stopped) return;
     this.attempt += 1;
-    const { backoffBaseMs, backoffCapMs } = this.timings;
-    // Refused credentials or a bad address will not fix themselves in a second: wait the longest.
-    const exponential = errorClass === 'auth' || errorClass === 'permanent' ? backoffCapMs : Math.min(backoffCapMs, backoffBaseMs * 2 ** (this.attempt - 1));
-    const delay = Math.max(retryAfterMs ?? 0, Math.round(exponential * (0.5 + this.random())));
+    const delay = Math.max(retryAfterMs ?? 0, reconnectDelayMs(errorClass, this.attempt, this.timings, this.random));
     this.state.nextReconnectAt = Date.now() + delay;
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
     this.reconnectTimer.unref();

@@ -11,7 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { Redis } from 'ioredis';
 import type { ProviderErrorClass } from '../providers/provider-error.ts';
 import type { BrokerMessage, StreamConnectionContext, SubscriptionAdapter, SubscriptionPlan } from '../providers/stream-adapter.ts';
-import { initialSocketState, type SocketEvents, type SocketState, type SocketTimings } from './socket-session.ts';
+import { initialSocketState, reconnectDelayMs, type SocketEvents, type SocketState, type SocketTimings } from './socket-session.ts';
 
 /** What a broker client must offer the session: end it, and whether it is still the current one. */
 interface BrokerClient {
@@ -238,10 +238,7 @@ export class SubscriptionSession {
   private scheduleReconnect(errorClass: ProviderErrorClass): void {
     if (this.stopped) return;
     this.attempt += 1;
-    const { backoffBaseMs, backoffCapMs } = this.timings;
-    // Refused credentials or a bad address will not fix themselves in a second: wait the longest.
-    const exponential = errorClass === 'auth' || errorClass === 'permanent' ? backoffCapMs : Math.min(backoffCapMs, backoffBaseMs * 2 ** (this.attempt - 1));
-    const delay = Math.round(exponential * (0.5 + this.random()));
+    const delay = reconnectDelayMs(errorClass, this.attempt, this.timings, this.random);
     this.state.nextReconnectAt = Date.now() + delay;
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
     this.reconnectTimer.unref();

@@ -64,6 +64,13 @@ type Attempt = { event: StoredEvent } & Pick<WebhookDelivery, 'attempt' | 'outco
 /** A subscription's last change as microseconds since the epoch, as text (exact, unlike a JavaScript Date). */
 const revisionSql = (table: string) => `(extract(epoch FROM ${table}.updated_at) * 1000000)::bigint::text`;
 
+/** What a delivery that got no answer says: a timeout, a refused target (its own words), or the error. */
+function failureMessage(error: Error & { code?: string }, timeoutMs: number): string {
+  if (error.name === 'TimeoutError' || error.code === 'UND_ERR_HEADERS_TIMEOUT' || error.code === 'UND_ERR_BODY_TIMEOUT') return `no answer within ${timeoutMs} ms`;
+  const refusal = [error, error.cause as Error | undefined].find((e) => e?.name === 'WebhookTargetRefused');
+  return refusal ? refusal.message : `${error.code ?? error.name}: ${error.message}`;
+}
+
 /** How much of a receiver's answer is read (and dropped) so the connection can be reused. */
 const answerLimitBytes = 64 * 1024;
 
@@ -174,14 +181,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       if (status >= 300 && status < 400) return done('failed', status, `HTTP ${status}: redirects are not followed; point the subscription at the final URL`);
       return done('failed', status, `HTTP ${status}`);
     } catch (error) {
-      const e = error as Error & { code?: string };
-      const message =
-        e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT'
-          ? `no answer within ${timeoutMs} ms`
-          : e.name === 'WebhookTargetRefused' || (e.cause as Error | undefined)?.name === 'WebhookTargetRefused'
-            ? (e.name === 'WebhookTargetRefused' ? e.message : (e.cause as Error).message)
-            : `${e.code ?? e.name}: ${e.message}`;
-      return done('failed', null, message);
+      return done('failed', null, failureMessage(error as Error & { code?: string }, timeoutMs));
     }
   }
 

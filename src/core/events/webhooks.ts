@@ -72,12 +72,15 @@ interface WebhookRow {
   p99: number | null;
 }
 
+/** A subscription `w`'s backlog: events of its types after its cursor, counted up to `maxBacklogCount`. */
+const backlogSql = `(SELECT count(*) FROM (SELECT 1 FROM events e
+                              WHERE e.workspace_id = w.workspace_id AND e.position > w.cursor AND e.type = ANY(w.types)
+                              LIMIT ${maxBacklogCount}) b)::text`;
+
 const selectWebhooks = `
   SELECT w.workspace_id, w.id, w.url, w.types, w.description, w.status, w.status_reason, w.cursor::text,
          w.failing_since, w.next_attempt_at, w.last_success_at, w.last_error, w.last_error_at, w.created_at, w.updated_at,
-         (SELECT count(*) FROM (SELECT 1 FROM events e
-                                 WHERE e.workspace_id = w.workspace_id AND e.position > w.cursor AND e.type = ANY(w.types)
-                                 LIMIT ${maxBacklogCount}) b)::text AS backlog,
+         ${backlogSql} AS backlog,
          (SELECT min(e.created_at) FROM (SELECT created_at FROM events e
                                           WHERE e.workspace_id = w.workspace_id AND e.position > w.cursor AND e.type = ANY(w.types)
                                           ORDER BY e.position LIMIT 1) e) AS oldest_created_at,
@@ -263,10 +266,7 @@ export function openSigningSecret(secretKey: Buffer, workspaceId: string, id: st
 /** Every subscription's state and backlog, for the metrics. */
 export async function webhookStates(sql: Sql): Promise<{ workspaceId: string; id: string; status: string; failing: boolean; backlog: number }[]> {
   const { rows } = await sql.query<{ workspace_id: string; id: string; status: string; failing: boolean; backlog: string }>(
-    `SELECT w.workspace_id, w.id, w.status, w.failing_since IS NOT NULL AS failing,
-            (SELECT count(*) FROM (SELECT 1 FROM events e
-                                    WHERE e.workspace_id = w.workspace_id AND e.position > w.cursor AND e.type = ANY(w.types)
-                                    LIMIT ${maxBacklogCount}) b)::text AS backlog
+    `SELECT w.workspace_id, w.id, w.status, w.failing_since IS NOT NULL AS failing, ${backlogSql} AS backlog
        FROM webhook_subscriptions w`,
   );
   return rows.map((r) => ({ workspaceId: r.workspace_id, id: r.id, status: r.status, failing: r.failing, backlog: Number(r.backlog) }));

@@ -97,16 +97,7 @@ export async function createWorkspace(
        (workspace_id, enabled, poll_interval_seconds, freshness_threshold_seconds, silent_after_seconds, retention_days,
         soc_thresholds_pct, event_retention_days)
      VALUES ($1, $2, $3, $4, $5, $6, $7::float8[], $8)`,
-    [
-      id,
-      policy.enabled,
-      policy.pollIntervalSeconds,
-      policy.freshnessThresholdSeconds,
-      policy.silentAfterSeconds,
-      policy.retentionDays,
-      [...policy.socThresholdsPct],
-      policy.eventRetentionDays,
-    ],
+    policyParams(id, policy),
   );
   await sql.query('INSERT INTO cutover_states (workspace_id, mode) VALUES ($1, $2)', [id, input.cutover ?? 'core']);
   return getWorkspace(sql, id);
@@ -138,6 +129,20 @@ function checkPolicy(policy: TelematicsPolicy): void {
   }
 }
 
+/** A policy as the parameters $1..$8 of its insert and its update, in column order. */
+function policyParams(workspaceId: string, policy: TelematicsPolicy): unknown[] {
+  return [
+    workspaceId,
+    policy.enabled,
+    policy.pollIntervalSeconds,
+    policy.freshnessThresholdSeconds,
+    policy.silentAfterSeconds,
+    policy.retentionDays,
+    [...policy.socThresholdsPct],
+    policy.eventRetentionDays,
+  ];
+}
+
 /** Replaces a workspace's policy; the event settings left out take their defaults. */
 export async function putTelematicsPolicy(
   sql: Sql,
@@ -156,16 +161,7 @@ export async function putTelematicsPolicy(
             silent_after_seconds = $5, retention_days = $6, soc_thresholds_pct = $7::float8[], event_retention_days = $8,
             updated_at = now()
       WHERE workspace_id = $1`,
-    [
-      workspaceId,
-      policy.enabled,
-      policy.pollIntervalSeconds,
-      policy.freshnessThresholdSeconds,
-      policy.silentAfterSeconds,
-      policy.retentionDays,
-      [...policy.socThresholdsPct],
-      policy.eventRetentionDays,
-    ],
+    policyParams(workspaceId, policy),
   );
   if (rowCount === 0) throw notFound('workspace', workspaceId);
   return getWorkspace(sql, workspaceId);
