@@ -12,60 +12,14 @@
  * Runs on PGlite, and on PostgreSQL too when FLEETWIRE_BENCH_DATABASE_URL (or DATABASE_URL) names one.
  * Not part of `npm test`: it reports figures, it asserts nothing.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
-import { onBenchDatabases, startBenchApp } from './support.ts';
+import { createBenchFleet, mixedRoundReadings, onBenchDatabases, startBenchApp, type MixReading } from './support.ts';
 import type { Database } from '../src/core/db/database.ts';
 import { ensureHistoryPartitions } from '../src/core/db/history-partitions.ts';
 import { migrate } from '../src/core/db/migrate.ts';
-import { createConnection } from '../src/core/registry/connections.ts';
-import { createWorkspace } from '../src/core/registry/workspaces.ts';
 
 const vehicles = Number(process.env.BENCH_VEHICLES ?? 1000);
-const signals = ['soc_pct', 'odometer_km', 'location', 'speed_kph', 'heading_deg', 'charging_state'] as const;
-
-interface Reading {
-  signal: (typeof signals)[number];
-  value: unknown;
-  observedAt: string;
-}
-
-/** Round r: every vehicle reports its 6 signals. 10 % of vehicles repeat last round (duplicates), 10 % send older data (late). */
-function roundReadings(round: number, baseMs: number): Reading[][] {
-  return Array.from({ length: vehicles }, (_, v) => {
-    // Each vehicle takes its turn: one round in ten it repeats the round before (sent new then), one round in
-    // ten it sends readings from well before its snapshot.
-    const turn = (v + round) % 10;
-    const kind = round < 2 ? 'new' : turn === 0 ? 'duplicate' : turn === 1 ? 'late' : 'new';
-    const r = kind === 'duplicate' ? round - 1 : round;
-    const at = kind === 'late' ? baseMs + r * 60_000 - 30_000 - 60_000 * 5 : baseMs + r * 60_000;
-    const observedAt = new Date(at).toISOString();
-    return [
-      { signal: 'soc_pct', value: Math.round((90 - ((r + v) % 60)) * 10) / 10, observedAt },
-      { signal: 'odometer_km', value: 10_000 + v + r * 0.5 - (kind === 'late' ? 3 : 0), observedAt },
-      { signal: 'location', value: { lat: 52.4 + (v % 100) / 1000, lon: 13.4 + r / 10_000 }, observedAt },
-      { signal: 'speed_kph', value: (r * 7 + v) % 90, observedAt },
-      { signal: 'heading_deg', value: (r * 13 + v) % 360, observedAt },
-      { signal: 'charging_state', value: r % 4 === 0 ? 'charging' : 'not_charging', observedAt },
-    ];
-  });
-}
-
-async function createBenchFleet(db: Database, secretKey: Buffer, name: string) {
-  const workspace = await createWorkspace(db, { name, policy: { retentionDays: 30 } });
-  const connection = await createConnection(db, secretKey, workspace.id, { provider: 'samsara', transport: 'poll', credentials: { apiToken: 'bench' } });
-  const ids = Array.from({ length: vehicles }, () => randomUUID());
-  await db.query(
-    `INSERT INTO vehicles (workspace_id, id, name) SELECT $1, id, 'Bench ' || ord FROM unnest($2::uuid[]) WITH ORDINALITY AS t(id, ord)`,
-    [workspace.id, ids],
-  );
-  await db.query(
-    `INSERT INTO device_bindings (workspace_id, connection_id, external_id, vehicle_id)
-     SELECT $1, $2, 'dev-' || (ord - 1), id FROM unnest($3::uuid[]) WITH ORDINALITY AS t(id, ord)`,
-    [workspace.id, connection.id, ids],
-  );
-  return { workspaceId: workspace.id, connectionId: connection.id, vehicleIds: ids };
-}
 
 const rawStatement = `
   WITH u AS (
@@ -85,7 +39,7 @@ const rawStatement = `
          provider = excluded.provider, connection_id = excluded.connection_id, updated_at = now()
    WHERE excluded.observed_at > s.observed_at`;
 
-function rawParams(fleet: { workspaceId: string; connectionId: string; vehicleIds: string[] }, readings: Reading[][]) {
+function rawParams(fleet: { workspaceId: string; connectionId: string; vehicleIds: string[] }, readings: MixReading[][]) {
   const ws: string[] = [];
   const vid: string[] = [];
   const sig: string[] = [];
@@ -117,8 +71,8 @@ interface Result {
 async function runOn(backend: string, db: Database, rounds: number, jobSchema: string): Promise<Result> {
   await migrate(db);
   const secretKey = randomBytes(32);
-  const full = await createBenchFleet(db, secretKey, 'bench full path');
-  const raw = await createBenchFleet(db, secretKey, 'bench raw baseline');
+  const full = await createBenchFleet(db, secretKey, 'bench full path', vehicles);
+  const raw = await createBenchFleet(db, secretKey, 'bench raw baseline', vehicles);
   const baseMs = Date.now() - (rounds + 10) * 60_000;
   await ensureHistoryPartitions(db, [baseMs - 3600_000, Date.now()]);
 
@@ -128,7 +82,7 @@ async function runOn(backend: string, db: Database, rounds: number, jobSchema: s
 
   // Everything the clients send is built before the clock starts.
   const plan = Array.from({ length: rounds + 2 }, (_, round) => {
-    const readings = roundReadings(round, baseMs);
+    const readings = mixedRoundReadings(vehicles, round, baseMs);
     const receivedAt = new Date().toISOString();
     const body = JSON.stringify({
       updates: readings.map((list, v) => ({
@@ -141,7 +95,7 @@ async function runOn(backend: string, db: Database, rounds: number, jobSchema: s
         readings: list,
       })),
     });
-    return { body, raw: rawParams(raw, readings), readings: readings.length * signals.length };
+    return { body, raw: rawParams(raw, readings), readings: readings.length * 6 };
   });
 
   let fullMs = 0;
@@ -185,7 +139,7 @@ function report(result: Result): void {
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`bench:ingest  ${vehicles} vehicles x ${signals.length} signals per batch, new/late/duplicate 80/10/10\n`);
+  process.stdout.write(`bench:ingest  ${vehicles} vehicles x 6 signals per batch, new/late/duplicate 80/10/10\n`);
   const rounds = { pglite: Number(process.env.BENCH_ROUNDS_PGLITE ?? 12), postgres: Number(process.env.BENCH_ROUNDS_POSTGRES ?? 30) };
   await onBenchDatabases(async (backend, db, jobSchema) => report(await runOn(backend, db, rounds[backend], jobSchema)));
 }

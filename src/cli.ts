@@ -4,6 +4,7 @@
  */
 import { adminGroups, adminUsage, runAdminCommand, UsageError } from './cli/admin-commands.ts';
 import { simulatorUsage } from './cli/simulator-usage.ts';
+import { runWebhookCommand, webhookUsage } from './cli/webhook-commands.ts';
 import { ConfigError, configFor, environmentVariables } from './config.ts';
 import type { CoreConfig } from './core/runtime.ts';
 // Each command loads only what it runs (dynamic imports below): `stream` never loads core or the database
@@ -21,7 +22,7 @@ const usage = `usage: fleetwire <command>
   maintain    run retention once (history past each workspace's retention, old rejections and runs), make the
               coming days' history partitions, and exit
   rotate-key  re-encrypt every connection's credentials from FLEETWIRE_SECRET_KEY to FLEETWIRE_NEW_SECRET_KEY
-${adminUsage}
+${adminUsage}${webhookUsage}
 
 Configuration comes from the environment: ${environmentVariables.join(', ')}.`;
 
@@ -63,6 +64,15 @@ function printBanner(config: CoreConfig, demo: Demo): void {
     '  Simulated providers:',
     ...Object.entries(demo.simulators.running).map(([provider, sim]) => `    ${provider.padEnd(16)} ${sim.url}`),
     ...(demo.simulators.fleetTelemetry ? [`    ${'tesla-fleet-telemetry'.padEnd(16)} ${demo.simulators.fleetTelemetry.publisher.url}  (MQTT dispatcher on the local broker)`] : []),
+    '',
+    ...(demo.webhooks
+      ? [
+          `  Webhook receiver: ${demo.webhooks.receiver.url}  (subscribed to ${demo.webhooks.workspace.name}: ${demo.webhooks.types.map((t) => t.replace(/^fleetwire\.vehicle\./, '')).join(', ')})`,
+          '    prints a "webhook" line per delivery whose signature it verified (time, event, vehicle, e.g. "soc 18% ↓ crossed 20%");',
+          '    a delivery it cannot verify is refused with 401, one it printed before (a retry, a replay) is not printed again.',
+          `    manage it:  fleetwire webhooks list --workspace ${demo.webhooks.workspace.id}`,
+        ]
+      : ['  Webhook receiver: off (FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE=false: core delivers to no loopback receiver)']),
     '',
     `  API description: ${core.url}/openapi.json`,
     `  try:  curl -H "Authorization: Bearer ${demo.workspaces[0]?.apiKey ?? config.secrets.adminToken}" ${core.url}/v1/workspaces/${demo.workspaces[0]?.id ?? ''}/vehicles`,
@@ -173,6 +183,11 @@ async function main(argv: string[]): Promise<number> {
       } finally {
         await db.close();
       }
+      return 0;
+    }
+    case 'webhooks': {
+      const text = await runWebhookCommand(configFor('admin'), rest);
+      if (text) process.stdout.write(`${text}\n`);
       return 0;
     }
     default: {

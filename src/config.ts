@@ -53,6 +53,56 @@ const postgresUrl = z
   .string()
   .refine((value) => /^postgres(ql)?:\/\//.test(value), { message: 'must start with postgres:// or postgresql://' });
 
+/** Where core publishes events to NATS, as the client takes it: credentials apart from the addresses. */
+export interface NatsConnectionSettings {
+  /** host:port of each server, without credentials. */
+  readonly servers: readonly string[];
+  readonly user: string | undefined;
+  readonly password: string | undefined;
+  /** A token (a URL's `token@host` form, which carries no password). */
+  readonly token: string | undefined;
+}
+
+/**
+ * One or more `nats://[user:password@]host[:port]` (or bare `host[:port]`), comma-separated. The client takes
+ * credentials as options, not inside a server address, so they are taken out here; every server must carry the same
+ * ones. Messages never repeat the value, which may hold a password.
+ */
+const natsServers = z.string().transform((text, ctx): NatsConnectionSettings => {
+  const parts = text.split(',').map((part) => part.trim()).filter((part) => part.length > 0);
+  const servers: string[] = [];
+  const credentials = new Set<string>();
+  let user: string | undefined;
+  let password: string | undefined;
+  for (const [i, part] of parts.entries()) {
+    let url: URL | undefined;
+    try {
+      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(part) ? part : `nats://${part}`);
+    } catch {
+      url = undefined;
+    }
+    if (!url || url.protocol !== 'nats:' || url.hostname === '' || (url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
+      ctx.addIssue({ code: 'custom', message: `server ${i + 1} must be nats://host:port (optionally nats://user:password@host:port); TLS is used when the server offers it` });
+      continue;
+    }
+    servers.push(`${url.hostname}:${url.port || '4222'}`);
+    credentials.add(`${url.username}:${url.password}`);
+    try {
+      user = url.username === '' ? undefined : decodeURIComponent(url.username);
+      password = url.password === '' ? undefined : decodeURIComponent(url.password);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `server ${i + 1}: the credentials are not valid percent-encoding` });
+    }
+  }
+  if (parts.length === 0) ctx.addIssue({ code: 'custom', message: 'must name at least one server, e.g. nats://127.0.0.1:4222' });
+  if (credentials.size > 1) ctx.addIssue({ code: 'custom', message: 'every server must carry the same credentials (or none)' });
+  const token = user !== undefined && password === undefined ? user : undefined;
+  return Object.freeze({ servers: Object.freeze(servers), user: token === undefined ? user : undefined, password, token });
+});
+
+/** Letters, digits, `_` and `-`: safe in a NATS subject token and a JetStream stream name alike. */
+const natsName = /^[A-Za-z0-9_-]+$/;
+
 const environmentSchema = z.object({
   FLEETWIRE_PORT: port.default(8080),
   FLEETWIRE_HOST: z.string().min(1).default('127.0.0.1'),
@@ -76,6 +126,15 @@ const environmentSchema = z.object({
   FLEETWIRE_STREAM_BUFFER_READINGS: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
   FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
   FLEETWIRE_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  FLEETWIRE_NATS_URL: natsServers.optional(),
+  FLEETWIRE_NATS_STREAM: z.string().max(128, 'must be at most 128 characters').regex(natsName, 'must be letters, digits, _ or - (a JetStream stream name)').default('FLEETWIRE_EVENTS'),
+  FLEETWIRE_NATS_SUBJECT_PREFIX: z
+    .string()
+    .max(128, 'must be at most 128 characters')
+    .refine((value) => value.split('.').every((token) => natsName.test(token)), {
+      message: 'must be NATS subject tokens (letters, digits, _ or -) joined by dots, without wildcards, e.g. fleetwire',
+    })
+    .default('fleetwire'),
   FLEETWIRE_JOB_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
@@ -153,6 +212,14 @@ export interface Config<P extends Purpose = 'core'> {
     readonly allowPrivate: boolean;
     /** How long a receiver has to answer a delivery. */
     readonly timeoutMs: number;
+  };
+  readonly nats: {
+    /** Where core publishes every event (FLEETWIRE_NATS_URL); undefined: publishing to NATS is off. */
+    readonly connection: NatsConnectionSettings | undefined;
+    /** The JetStream stream the events are stored in (made when missing). */
+    readonly stream: string;
+    /** Subjects are `<prefix>.<workspace id>.<event type>`. */
+    readonly subjectPrefix: string;
   };
   readonly stream: {
     /** Per-vehicle coalescing window; 0 passes every reading on as it comes. */
@@ -305,6 +372,11 @@ export function loadConfig<P extends Purpose = 'core'>(env: NodeJS.ProcessEnv = 
     webhooks: Object.freeze({
       allowPrivate: e.FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE === undefined ? purpose === 'demo' : e.FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE === 'true',
       timeoutMs: e.FLEETWIRE_WEBHOOK_TIMEOUT_MS,
+    }),
+    nats: Object.freeze({
+      connection: e.FLEETWIRE_NATS_URL,
+      stream: e.FLEETWIRE_NATS_STREAM,
+      subjectPrefix: e.FLEETWIRE_NATS_SUBJECT_PREFIX,
     }),
     stream: Object.freeze({
       coalesceMs: e.FLEETWIRE_STREAM_COALESCE_MS,

@@ -1,7 +1,7 @@
 /**
  * The `fleetwire` command as a user runs it: `demo` (what npm start runs) starts core and prints its URL and
- * tokens, the admin commands work against it, `migrate` applies migrations, SIGTERM stops it cleanly, and a
- * restart keeps the generated secrets and the data.
+ * tokens (and its webhook receiver, subscribed once however often it starts), the admin commands work against it,
+ * `migrate` applies migrations, SIGTERM stops it cleanly, and a restart keeps the generated secrets and the data.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,6 +56,11 @@ describe('fleetwire', () => {
       expect(url).toBe(`http://127.0.0.1:${port}`);
       expect((await fetch(`${url}/readyz`)).status).toBe(200);
 
+      // The console receiver: subscribed to the South depot's events, as `fleetwire webhooks list` shows.
+      const [, receiverUrl, southId] = await demo.waitFor(/Webhook receiver: (http:\/\/127\.0\.0\.1:\d+\/\S*)[\s\S]*webhooks list --workspace (\S+)/);
+      const subscribed = await runFleetwire(['webhooks', 'list', '--workspace', southId!, '--json'], runEnv);
+      expect(JSON.parse(subscribed.output).items).toMatchObject([{ url: receiverUrl, status: 'active', description: 'demo console receiver' }]);
+
       const created = await runFleetwire(['workspaces', 'create', '--name', 'CLI depot'], runEnv);
       expect(created.code).toBe(0);
       const workspace = JSON.parse(created.output) as { id: string; name: string };
@@ -96,6 +101,10 @@ describe('fleetwire', () => {
         const list = await fetch(`${url}/v1/workspaces`, { headers: { authorization: `Bearer ${adminToken}` } });
         const body = (await list.json()) as { items: { id: string }[] };
         expect(body.items.map((w) => w.id)).toContain(workspace.id);
+        // A new receiver, and its subscription in place of the last start's.
+        const [, newReceiverUrl] = await again.waitFor(/Webhook receiver: (\S+)/);
+        const resubscribed = await runFleetwire(['webhooks', 'list', '--workspace', southId!, '--json'], runEnv);
+        expect(JSON.parse(resubscribed.output).items).toMatchObject([{ url: newReceiverUrl, status: 'active' }]);
       } finally {
         expect(await again.stop('SIGTERM')).toBe(0);
       }

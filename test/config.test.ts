@@ -20,6 +20,39 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ FLEETWIRE_DATA_DIR: dir, FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: 'yes' })).toThrow(/FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: must be true or false/);
   });
 
+  it('publishes to NATS only with FLEETWIRE_NATS_URL, takes credentials out of the addresses, and checks names', () => {
+    const dir = tempDir();
+    expect(loadConfig({ FLEETWIRE_DATA_DIR: dir }).nats).toEqual({ connection: undefined, stream: 'FLEETWIRE_EVENTS', subjectPrefix: 'fleetwire' });
+    const given = loadConfig({
+      FLEETWIRE_DATA_DIR: dir,
+      FLEETWIRE_NATS_URL: 'nats://fleet%40ops:p%3Ass@nats-a.internal:4223, nats://fleet%40ops:p%3Ass@nats-b.internal',
+      FLEETWIRE_NATS_STREAM: 'FW_EVENTS',
+      FLEETWIRE_NATS_SUBJECT_PREFIX: 'acme.fleetwire',
+    }).nats;
+    expect(given).toEqual({
+      connection: { servers: ['nats-a.internal:4223', 'nats-b.internal:4222'], user: 'fleet@ops', password: 'p:ss', token: undefined },
+      stream: 'FW_EVENTS',
+      subjectPrefix: 'acme.fleetwire',
+    });
+    expect(loadConfig({ FLEETWIRE_DATA_DIR: dir, FLEETWIRE_NATS_URL: 's3cr3t-token@127.0.0.1' }).nats.connection).toEqual({ servers: ['127.0.0.1:4222'], user: undefined, password: undefined, token: 's3cr3t-token' });
+    const refused = (env: Record<string, string>) => {
+      try {
+        loadConfig({ FLEETWIRE_DATA_DIR: dir, ...env });
+      } catch (error) {
+        return (error as ConfigError).problems.join('\n');
+      }
+      throw new Error(`accepted ${JSON.stringify(env)}`);
+    };
+    expect(refused({ FLEETWIRE_NATS_URL: 'http://user:hunter2@127.0.0.1:4222' })).toMatch(/^FLEETWIRE_NATS_URL: server 1 must be nats:\/\/host:port/);
+    expect(refused({ FLEETWIRE_NATS_URL: 'nats://a:hunter2@127.0.0.1,nats://b:hunter2@127.0.0.2' })).toMatch(/same credentials/);
+    expect(refused({ FLEETWIRE_NATS_URL: 'nats://a:hunter2@127.0.0.1,nats://b:hunter2@127.0.0.2' })).not.toContain('hunter2');
+    expect(refused({ FLEETWIRE_NATS_URL: ' , ' })).toMatch(/at least one server/);
+    expect(refused({ FLEETWIRE_NATS_URL: 'nats://user:hunter2%zz@127.0.0.1' })).toMatch(/not valid percent-encoding/);
+    expect(refused({ FLEETWIRE_NATS_SUBJECT_PREFIX: 'fleet.>' })).toMatch(/^FLEETWIRE_NATS_SUBJECT_PREFIX: must be NATS subject tokens/);
+    expect(refused({ FLEETWIRE_NATS_SUBJECT_PREFIX: 'fleet..wire' })).toMatch(/FLEETWIRE_NATS_SUBJECT_PREFIX/);
+    expect(refused({ FLEETWIRE_NATS_STREAM: 'events.all' })).toMatch(/^FLEETWIRE_NATS_STREAM: must be letters, digits/);
+  });
+
   it('applies defaults, generates the three secrets once and keeps them in the data dir (0600)', () => {
     const dir = tempDir();
     const first = loadConfig({ FLEETWIRE_DATA_DIR: dir });

@@ -67,6 +67,8 @@ export const streamLeaseAnswerSchema = z.object({
   granted: z.array(streamConnectionGrantSchema),
   /** Asked for, but its stored credentials cannot be decrypted: not granted, and shown on the connection's health. */
   unreadable: z.array(z.string()),
+  /** Asked for or released, but deleted (with its workspace, or on its own): the process closes it for good. */
+  gone: z.array(z.string()),
   ttlSeconds: z.number(),
 });
 

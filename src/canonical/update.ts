@@ -40,6 +40,27 @@ export function safeText(maxLength: number) {
     .refine((s) => !loneSurrogate.test(s), 'must be well-formed unicode');
 }
 
+// C1 controls too: a name is shown to people, and these render as nothing or garble a terminal.
+// eslint-disable-next-line no-control-regex
+const controlOrC1 = /[\u0000-\u001f\u007f-\u009f]/;
+/** Something a reader can see: not only spaces and invisible format characters (zero-width space, say). */
+const visible = /[^\p{White_Space}\p{Cf}]/u;
+
+/**
+ * A name people give and read (a workspace, a vehicle, a connection's label): stored trimmed, never blank, no
+ * control characters. Answers `must not be blank` for an empty or whitespace-only name.
+ */
+export function safeName(maxLength: number) {
+  return z
+    .string()
+    .trim()
+    .min(1, 'must not be blank')
+    .max(maxLength)
+    .refine((s) => s.length === 0 || visible.test(s), 'must not be blank')
+    .refine((s) => !controlOrC1.test(s), 'must not contain control characters')
+    .refine((s) => !loneSurrogate.test(s), 'must be well-formed unicode');
+}
+
 /**
  * The external device ids ingest and device bindings accept. A provider mapping skips an entity whose id fails
  * this: one such id (a NUL, an unpaired surrogate, 300 characters) would make the whole update malformed at ingest.

@@ -7,11 +7,24 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config.ts';
 
 /** What the admin commands need: where core is, and the admin token. */
-type AdminConfig = Pick<Config<'admin'>, 'coreUrl' | 'secrets'>;
+export type AdminConfig = Pick<Config<'admin'>, 'coreUrl' | 'secrets'>;
 
 export class UsageError extends Error {}
 
-async function call(config: AdminConfig, method: string, path: string, body?: unknown): Promise<unknown> {
+/** Core answered a problem (application/problem+json): its status, stable code and detail, in the message too. */
+export class CoreProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+  ) {
+    super(`${status} ${code}: ${detail}`);
+    this.name = 'CoreProblem';
+  }
+}
+
+/** Calls core's admin API; answers the parsed body (null for none), throws a CoreProblem for a non-2xx answer. */
+export async function callCore(config: AdminConfig, method: string, path: string, body?: unknown): Promise<unknown> {
   let response: Response;
   try {
     response = await fetch(`${config.coreUrl}${path}`, {
@@ -26,10 +39,17 @@ async function call(config: AdminConfig, method: string, path: string, body?: un
     throw new Error(`core is not reachable at ${config.coreUrl}: start it with \`fleetwire core\` or set FLEETWIRE_CORE_URL`);
   }
   const text = await response.text();
-  const parsed: unknown = text ? JSON.parse(text) : null;
+  let parsed: unknown = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    // Not core's JSON (a proxy's error page, say): the status and the start of the text say more than a parse error.
+    if (response.ok) throw new Error(`${config.coreUrl}${path} answered ${response.status} with a body that is not JSON`);
+  }
   if (!response.ok) {
-    const p = parsed as { code?: string; detail?: string } | null;
-    throw new Error(`${response.status} ${p?.code ?? ''}: ${p?.detail ?? text}`);
+    const p = parsed as { code?: unknown; detail?: unknown } | null;
+    const detail = typeof p?.detail === 'string' ? p.detail : text.slice(0, 200);
+    throw new CoreProblem(response.status, typeof p?.code === 'string' ? p.code : '', detail);
   }
   return parsed;
 }
@@ -58,7 +78,7 @@ const int = (text: string | undefined, name: string): number | undefined => {
   return n;
 };
 
-function need<T>(value: T | undefined, what: string): T {
+export function need<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new UsageError(`missing ${what}`);
   return value;
 }
@@ -109,11 +129,11 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
 
   switch (`${group} ${action ?? ''}`) {
     case 'workspaces list':
-      return call(config, 'GET', '/v1/workspaces');
+      return callCore(config, 'GET', '/v1/workspaces');
     case 'workspaces create':
-      return call(config, 'POST', '/v1/workspaces', { name: need(values.name, '--name') });
+      return callCore(config, 'POST', '/v1/workspaces', { name: need(values.name, '--name') });
     case 'policy set':
-      return call(config, 'PUT', `/v1/workspaces/${workspace()}/telematics-policy`, {
+      return callCore(config, 'PUT', `/v1/workspaces/${workspace()}/telematics-policy`, {
         enabled: need(bool(values.enabled, 'enabled'), '--enabled'),
         pollIntervalSeconds: need(int(values['poll-interval'], 'poll-interval'), '--poll-interval'),
         freshnessThresholdSeconds: need(int(values.freshness, 'freshness'), '--freshness'),
@@ -121,11 +141,11 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
         retentionDays: need(int(values['retention-days'], 'retention-days'), '--retention-days'),
       });
     case 'cutover set':
-      return call(config, 'PUT', `/v1/workspaces/${workspace()}/cutover`, { mode: need(id, 'legacy or core') });
+      return callCore(config, 'PUT', `/v1/workspaces/${workspace()}/cutover`, { mode: need(id, 'legacy or core') });
     case 'connections list':
-      return call(config, 'GET', `/v1/workspaces/${workspace()}/connections`);
+      return callCore(config, 'GET', `/v1/workspaces/${workspace()}/connections`);
     case 'connections add':
-      return call(config, 'POST', `/v1/workspaces/${workspace()}/connections`, {
+      return callCore(config, 'POST', `/v1/workspaces/${workspace()}/connections`, {
         provider: need(values.provider, '--provider'),
         transport: need(values.transport, '--transport'),
         baseUrl: values['base-url'],
@@ -133,18 +153,18 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
         credentials: readCredentials(values),
       });
     case 'connections update':
-      return call(config, 'PATCH', `/v1/workspaces/${workspace()}/connections/${target()}`, {
+      return callCore(config, 'PATCH', `/v1/workspaces/${workspace()}/connections/${target()}`, {
         label: values.label,
         enabled: bool(values.enabled, 'enabled'),
         baseUrl: values['base-url'],
         credentials: values['credentials-file'] === undefined ? undefined : readCredentials(values),
       });
     case 'connections remove':
-      return call(config, 'DELETE', `/v1/workspaces/${workspace()}/connections/${target()}`);
+      return callCore(config, 'DELETE', `/v1/workspaces/${workspace()}/connections/${target()}`);
     case 'vehicles list':
-      return call(config, 'GET', `/v1/workspaces/${workspace()}/vehicles?limit=1000`);
+      return callCore(config, 'GET', `/v1/workspaces/${workspace()}/vehicles?limit=1000`);
     case 'vehicles add':
-      return call(config, 'POST', `/v1/workspaces/${workspace()}/vehicles`, {
+      return callCore(config, 'POST', `/v1/workspaces/${workspace()}/vehicles`, {
         name: need(values.name, '--name'),
         vin: values.vin,
         devices: (values.device ?? []).map((text) => {
@@ -154,16 +174,16 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
         }),
       });
     case 'vehicles update':
-      return call(config, 'PATCH', `/v1/workspaces/${workspace()}/vehicles/${target()}`, {
+      return callCore(config, 'PATCH', `/v1/workspaces/${workspace()}/vehicles/${target()}`, {
         name: values.name,
         active: bool(values.active, 'active'),
       });
     case 'api-keys create':
-      return call(config, 'POST', `/v1/workspaces/${workspace()}/api-keys`, { name: values.name ?? 'api key' });
+      return callCore(config, 'POST', `/v1/workspaces/${workspace()}/api-keys`, { name: values.name ?? 'api key' });
     case 'api-keys list':
-      return call(config, 'GET', `/v1/workspaces/${workspace()}/api-keys`);
+      return callCore(config, 'GET', `/v1/workspaces/${workspace()}/api-keys`);
     case 'api-keys revoke':
-      return call(config, 'DELETE', `/v1/workspaces/${workspace()}/api-keys/${target()}`);
+      return callCore(config, 'DELETE', `/v1/workspaces/${workspace()}/api-keys/${target()}`);
     default:
       void extra;
       throw new UsageError(`unknown command: ${group} ${action ?? ''}`.trim());

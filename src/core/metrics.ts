@@ -239,3 +239,55 @@ new Gauge({
     }
   },
 });
+
+const natsPublished = new Counter({
+  name: 'fleetwire_nats_published_total',
+  help: 'Events acknowledged by the JetStream stream, by whether the stream already held them (a republish it de-duplicated)',
+  labelNames: ['duplicate'] as const,
+  registers: [metricsRegistry],
+});
+
+const natsPublishFailures = new Counter({
+  name: 'fleetwire_nats_publish_failures_total',
+  help: 'Event publishes to NATS that were not acknowledged (they are published again)',
+  registers: [metricsRegistry],
+});
+
+const natsSkipped = new Counter({
+  name: 'fleetwire_nats_skipped_events_total',
+  help: 'Events removed from the log (retention, a deleted workspace) before they were published to NATS',
+  registers: [metricsRegistry],
+});
+
+export function recordNatsPublished(acknowledged: number, duplicates: number): void {
+  if (acknowledged > duplicates) natsPublished.inc({ duplicate: 'false' }, acknowledged - duplicates);
+  if (duplicates > 0) natsPublished.inc({ duplicate: 'true' }, duplicates);
+}
+
+export function recordNatsPublishFailures(count: number): void {
+  if (count > 0) natsPublishFailures.inc(count);
+}
+
+export function recordNatsSkipped(count: number): void {
+  if (count > 0) natsSkipped.inc(count);
+}
+
+type NatsSnapshot = () => Promise<{ stream: string; backlog: number } | undefined>;
+let natsSnapshot: NatsSnapshot | undefined;
+
+/** Where the NATS backlog gauge reads the publisher's cursor at scrape time. */
+export function observeNatsFrom(source: NatsSnapshot): void {
+  natsSnapshot = source;
+}
+
+new Gauge({
+  name: 'fleetwire_nats_backlog_events',
+  help: "Log positions after the NATS publisher's cursor (the log's head minus the cursor), computed at scrape time",
+  labelNames: ['stream'] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    const state = await natsSnapshot?.().catch(() => undefined);
+    if (state) this.set({ stream: state.stream }, state.backlog);
+  },
+});

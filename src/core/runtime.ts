@@ -135,6 +135,7 @@ export async function startCore(config: CoreConfig, logger: Logger, extras: Core
       trustedProxies: config.trustedProxies,
       streamLeaseTtlSeconds: config.stream.leaseSeconds,
       webhooks: { allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs },
+      ...(config.nats.connection ? { nats: { ...config.nats.connection, stream: config.nats.stream, subjectPrefix: config.nats.subjectPrefix } } : {}),
     });
     await app.listen({ port: config.port, host: config.host });
     await jobs.work(async (job) => {

@@ -1,107 +1,107 @@
 /**
  * The operator dashboard, served by core at `/`. It reads the same API everyone else does (a workspace key or the
- * admin token, kept in this tab's session storage), refreshes every 5 s, and renders with DOM text nodes only:
- * nothing from the API is ever parsed as HTML.
+ * admin token, kept in this tab's session storage), follows the workspace's event stream so rows change as events
+ * arrive, and renders with DOM text nodes only: nothing from the API is ever parsed as HTML.
+ *
+ * Each time the stream opens, the dashboard loads everything once, after the stream has answered: the stream
+ * starts at the log head the server had when it answered (or after the last event this tab saw), so the load holds
+ * everything before that and the stream brings everything after it. Events that arrive during a load wait for it
+ * and are applied on top, where observed times keep them from undoing anything newer.
  */
+import type { FleetEvent, Health, Rejection, Vehicle, VehicleStatus } from './api-types.ts';
+import { applyEvent } from './apply-event.ts';
+import { addPoint, chart, chartSpanMs, type Point } from './chart.ts';
+import { learnServerClock, serverNow, since } from './clock.ts';
+import { $, el, setText } from './dom.ts';
+import { followEventStream, type EventStream, type StreamStatus } from './event-stream.ts';
+import { createHealthPanel } from './health-panel.ts';
+import type { SseMessage } from './sse-parser.ts';
+import { createVehicleTable } from './vehicle-table.ts';
 
-type VehicleStatus = 'fresh' | 'stale' | 'silent' | 'never';
-
-interface SignalState {
-  value: unknown;
-  observedAt: string;
-}
-
-interface Vehicle {
-  id: string;
-  name: string;
-  vin: string | null;
-  active: boolean;
-  lastObservedAt: string | null;
-  signals: Record<string, SignalState | undefined>;
-  freshness: { status: VehicleStatus; syncAgeSeconds: number | null; observedAgeSeconds: number | null; reason: { code: string; detail: string } | null };
-}
-
-interface ConnectionHealth {
-  id: string;
-  provider: string;
-  transport: string;
-  label: string;
-  status: string;
-  detail: string;
-  lastSuccessAt: string | null;
-  lastError: { class: string; message: string; at: string | null } | null;
-  nextAttemptAt: string | null;
-}
-
-interface Health {
-  name: string;
-  status: 'ok' | 'degraded' | 'failing';
-  reasons: { code: string; detail: string }[];
-  freshness: { thresholdSeconds: number; counts: Record<VehicleStatus, number>; freshRatio: number | null };
-  connections: ConnectionHealth[];
-}
-
-interface Rejection {
-  rejectedAt: string;
-  reason: string;
-  detail: string;
-  externalDeviceId: string | null;
-  signal: string | null;
-}
-
-const refreshMs = 5000;
-const goal = 0.95;
 const tokenKey = 'fleetwire.token';
 const workspaceKey = 'fleetwire.workspace';
+/** What the view shows of the catalogue: SoC crossings and cutovers change nothing in it. */
+const streamTypes = [
+  'fleetwire.vehicle.state.changed',
+  'fleetwire.vehicle.charging.started',
+  'fleetwire.vehicle.charging.stopped',
+  'fleetwire.vehicle.freshness.changed',
+  'fleetwire.connection.health.changed',
+];
+/**
+ * One full load every five minutes even while the stream is live: vehicles registered, renamed or deactivated,
+ * rejections and connections' last and next poll times change without an event, and whatever a live stream might
+ * miss cannot leave the view wrong for longer than this. It is not what keeps rows current: events are.
+ */
+const safetyReloadMs = 5 * 60_000;
+/** Ages ("12 s ago") move with time rather than with events; their text is brought up to date this often. */
+const ageTickMs = 5000;
+/** The summary (status, reasons, counts) is the server's judgement: asked again once a burst of turns is over. */
+const healthAfterEventMs = 1000;
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+interface ChartData {
+  vehicleId: string;
+  soc: Point[];
+  speed: Point[];
+}
 
 const state: {
   token: string | null;
   workspaceId: string | null;
-  vehicles: Vehicle[];
+  vehicles: Map<string, Vehicle>;
   filter: VehicleStatus | 'all';
   search: string;
   sort: { key: string; dir: 1 | -1 };
   selected: string | null;
-  timer: number | undefined;
-} = { token: null, workspaceId: null, vehicles: [], filter: 'all', search: '', sort: { key: 'name', dir: 1 }, selected: null, timer: undefined };
+  chart: ChartData | null;
+  stream: EventStream | undefined;
+  timers: number[];
+  healthTimer: number | undefined;
+  /** Numbers of the last full load and of the last health request started: an older answer is not shown. */
+  lastLoad: number;
+  lastHealth: number;
+  /** Full loads in flight, and the events that wait for them. */
+  loading: number;
+  held: FleetEvent[];
+  loaded: boolean;
+  dirty: Set<string>;
+  renderQueued: boolean;
+} = {
+  token: null,
+  workspaceId: null,
+  vehicles: new Map(),
+  filter: 'all',
+  search: '',
+  sort: { key: 'name', dir: 1 },
+  selected: null,
+  chart: null,
+  stream: undefined,
+  timers: [],
+  healthTimer: undefined,
+  lastLoad: 0,
+  lastHealth: 0,
+  loading: 0,
+  held: [],
+  loaded: false,
+  dirty: new Set(),
+  renderQueued: false,
+};
+
+const table = createVehicleTable($('vehicle-rows'), (id) => void selectVehicle(id));
+const healthPanel = createHealthPanel();
+let rejectionTexts: { text: Text; rejection: Rejection }[] = [];
 
 class Unauthorized extends Error {}
 
 async function api<T>(path: string): Promise<T> {
-  const response = await fetch(path, { headers: { authorization: `Bearer ${state.token}` } });
+  // An answer that takes this long is not coming: the load fails and is tried again rather than hanging the view.
+  const response = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal: AbortSignal.timeout(30_000) });
   if (response.status === 401) throw new Unauthorized('the key or token was not accepted');
   if (!response.ok) {
     const problem = (await response.json().catch(() => ({}))) as { detail?: string };
     throw new Error(problem.detail ?? `${response.status} ${response.statusText}`);
   }
   return (await response.json()) as T;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string | null)[]): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  for (const child of children) if (child !== null) node.append(child);
-  return node;
-}
-
-function ago(seconds: number | null): string {
-  if (seconds === null) return '–';
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 86_400) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86_400).toFixed(1)} d`;
-}
-
-function since(iso: string | null): string {
-  return iso === null ? '–' : `${ago((Date.now() - Date.parse(iso)) / 1000)} ago`;
-}
-
-function until(iso: string | null): string {
-  if (iso === null) return '';
-  const seconds = (Date.parse(iso) - Date.now()) / 1000;
-  return seconds <= 0 ? 'due now' : `in ${ago(seconds)}`;
 }
 
 /** The workspace a key belongs to (its id is part of the key), or null for the admin token. */
@@ -113,7 +113,7 @@ function workspaceOfKey(token: string): string | null {
 }
 
 function showSignin(message = ''): void {
-  window.clearInterval(state.timer);
+  stopLive();
   state.token = null;
   sessionStorage.removeItem(tokenKey);
   $('app').hidden = true;
@@ -148,30 +148,102 @@ async function signIn(token: string): Promise<void> {
   sessionStorage.setItem(tokenKey, token);
   $('signin').hidden = true;
   $('app').hidden = false;
-  await refresh();
-  window.clearInterval(state.timer);
-  state.timer = window.setInterval(() => void refresh(), refreshMs);
+  startLive();
 }
 
-async function refresh(): Promise<void> {
+const refusedMessages: Record<number, string> = {
+  401: 'The key was revoked or the token changed; sign in again.',
+  403: 'This key may not read the events of this workspace; sign in with another.',
+  404: 'The workspace is gone; sign in again.',
+};
+
+/** Follows the workspace's events; every (re)connection loads everything once (see the top of this file). */
+function startLive(): void {
+  stopLive();
   const ws = state.workspaceId;
   if (!ws || !state.token) return;
+  state.stream = followEventStream({
+    path: `/v1/workspaces/${ws}/events?types=${streamTypes.join(',')}`,
+    token: state.token,
+    onOpen: () => reload(),
+    onMessage: receive,
+    onStatus(status) {
+      showStreamStatus(status);
+      // A stream that cannot open must not leave the page empty: show what can be loaded while it retries.
+      if (status.state === 'reconnecting' && !state.loaded) void reload().catch(() => undefined);
+    },
+    onRefused: (status) => showSignin(refusedMessages[status]),
+  });
+  state.timers.push(
+    window.setInterval(() => void reload().catch(() => undefined), safetyReloadMs),
+    window.setInterval(tickAges, ageTickMs),
+  );
+}
+
+function stopLive(): void {
+  state.stream?.close();
+  state.stream = undefined;
+  for (const timer of state.timers) window.clearInterval(timer);
+  state.timers = [];
+  window.clearTimeout(state.healthTimer);
+  state.held = [];
+  state.loaded = false;
+}
+
+function showStreamStatus(status: StreamStatus): void {
+  const badge = $('live');
+  badge.dataset.state = status.state;
+  if (status.state === 'live') {
+    setText(badge, 'Live');
+    badge.title = 'Following the event stream: rows change as events arrive.';
+  } else if (status.state === 'connecting') {
+    setText(badge, 'Connecting…');
+    badge.title = '';
+  } else {
+    setText(badge, `Reconnecting… since ${new Date(status.since).toLocaleTimeString()}`);
+    badge.title = `${status.reason}; next attempt at ${new Date(status.retryAt).toLocaleTimeString()}`;
+  }
+}
+
+/**
+ * Loads the summary, every vehicle and the rejections. Events that arrive meanwhile wait and are applied after it,
+ * whether it succeeds or not, so none the stream delivered is lost. Rejects when it fails (the stream, which
+ * reloads on open, then drops and tries again).
+ */
+async function reload(): Promise<void> {
+  const ws = state.workspaceId;
+  if (!ws || !state.token) return;
+  const load = (state.lastLoad += 1);
+  const healthAsked = (state.lastHealth += 1);
+  state.loading += 1;
   try {
-    const [health, vehicles, rejections] = await Promise.all([
+    const [answer, vehicles, rejections] = await Promise.all([
       api<Health>(`/v1/workspaces/${ws}/health`),
       loadVehicles(ws),
       api<{ items: Rejection[] }>(`/v1/workspaces/${ws}/rejections?limit=50`),
     ]);
-    if (ws !== state.workspaceId) return;
-    state.vehicles = vehicles;
-    renderHealth(health);
-    renderVehicles();
+    // A later load, or another workspace, supersedes this one: its answer may predate what events told since.
+    if (load !== state.lastLoad || ws !== state.workspaceId) return;
+    learnServerClock(vehicles);
+    state.vehicles = new Map(vehicles.map((v) => [v.id, v]));
+    table.load(vehicles);
+    state.loaded = true;
+    if (healthAsked === state.lastHealth) healthPanel.render(answer);
     renderRejections(rejections.items);
-    if (state.selected) await renderChart(state.selected);
-    $('refreshed').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    renderVehicles();
+    if (state.selected) void renderChart(state.selected);
+    $('refreshed').textContent = '';
   } catch (error) {
     if (error instanceof Unauthorized) showSignin('The key was revoked or the token changed; sign in again.');
-    else $('refreshed').textContent = `refresh failed: ${(error as Error).message}`;
+    else if (ws === state.workspaceId) $('refreshed').textContent = `refresh failed: ${(error as Error).message}`;
+    throw error;
+  } finally {
+    state.loading -= 1;
+    if (state.loading === 0) {
+      const held = state.held;
+      state.held = [];
+      for (const event of held) apply(event);
+    }
   }
 }
 
@@ -188,71 +260,62 @@ async function loadVehicles(ws: string): Promise<Vehicle[]> {
   return all;
 }
 
-function renderHealth(health: Health): void {
-  $('workspace-name').textContent = health.name;
-  const badge = $('workspace-status');
-  badge.textContent = health.status;
-  badge.className = `badge ${health.status}`;
-  const counts = health.freshness.counts;
-  for (const status of ['fresh', 'stale', 'silent', 'never'] as const) $(`count-${status}`).textContent = String(counts[status]);
-  const ratio = health.freshness.freshRatio;
-  $('fresh-ratio').textContent = ratio === null ? '–' : `${Math.floor(ratio * 1000) / 10} %`;
-  $<HTMLDivElement>('fresh-meter').style.width = `${(ratio ?? 0) * 100}%`;
-  document.querySelector('.card.goal')!.classList.toggle('below', ratio !== null && ratio < goal);
-  $('goal-text').textContent = `synced within ${ago(health.freshness.thresholdSeconds)}; goal ${goal * 100} %`;
-  const reasons = $('reasons');
-  reasons.replaceChildren(
-    ...(health.reasons.length === 0
-      ? [el('li', {}, 'All vehicles in sync, every connection working.')]
-      : health.reasons.map((r) => el('li', {}, el('code', {}, r.code), ' ', r.detail))),
-  );
-  const list = $('connections');
-  list.replaceChildren(
-    ...health.connections.map((c) =>
-      el(
-        'li',
-        { 'data-testid': 'connection' },
-        el('div', {}, el('span', { class: 'name' }, c.label), ' ', el('span', { class: `badge ${c.status}` }, c.status.replace('_', ' '))),
-        el('div', { class: 'detail' }, `${c.provider}, ${c.transport} — ${c.detail}`),
-        el('div', { class: 'detail' }, `last success ${since(c.lastSuccessAt)}${c.nextAttemptAt ? `; next ${until(c.nextAttemptAt)}` : ''}`),
-        c.lastError ? el('div', { class: 'detail' }, `last error (${c.lastError.class}) ${since(c.lastError.at)}: ${c.lastError.message}`) : null,
-      ),
-    ),
-  );
+function receive(message: SseMessage): void {
+  let event: FleetEvent;
+  try {
+    event = JSON.parse(message.data) as FleetEvent;
+  } catch {
+    // A frame that is not JSON tells nothing; the stream goes on.
+    return;
+  }
+  if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || typeof event.data !== 'object' || event.data === null) return;
+  if (state.loading > 0) state.held.push(event);
+  else apply(event);
 }
 
-function sortValue(v: Vehicle, key: string): number | string {
-  const n = (signal: string) => (typeof v.signals[signal]?.value === 'number' ? (v.signals[signal]!.value as number) : -1);
-  switch (key) {
-    case 'status':
-      return ['stale', 'never', 'silent', 'fresh'].indexOf(v.freshness.status);
-    case 'soc':
-      return n('soc_pct');
-    case 'speed':
-      return n('speed_kph');
-    case 'charging':
-      return String(v.signals.charging_state?.value ?? '');
-    case 'observed':
-      return v.freshness.observedAgeSeconds ?? Number.MAX_SAFE_INTEGER;
-    case 'sync':
-      return v.freshness.syncAgeSeconds ?? Number.MAX_SAFE_INTEGER;
-    default:
-      return v.name.toLowerCase();
+function apply(event: FleetEvent): void {
+  const effect = applyEvent(state.vehicles, healthPanel.connections, event);
+  if (!effect) return;
+  if (effect.kind === 'connection') {
+    healthPanel.refresh(effect.connectionId);
+    healthSoon();
+    return;
+  }
+  state.dirty.add(effect.vehicleId);
+  if (effect.freshness) healthSoon();
+  if (state.chart?.vehicleId === effect.vehicleId) addToChart(state.chart, effect.signals);
+  if (!state.renderQueued) {
+    state.renderQueued = true;
+    // One render per frame however many events a chunk of the stream held.
+    window.requestAnimationFrame(() => {
+      state.renderQueued = false;
+      for (const id of state.dirty) table.refresh(id);
+      state.dirty.clear();
+      renderVehicles();
+    });
+  }
+}
+
+function healthSoon(): void {
+  window.clearTimeout(state.healthTimer);
+  state.healthTimer = window.setTimeout(() => void reloadHealth(), healthAfterEventMs);
+}
+
+async function reloadHealth(): Promise<void> {
+  const ws = state.workspaceId;
+  if (!ws || !state.token) return;
+  const asked = (state.lastHealth += 1);
+  try {
+    const answer = await api<Health>(`/v1/workspaces/${ws}/health`);
+    if (asked === state.lastHealth && ws === state.workspaceId) healthPanel.render(answer);
+  } catch (error) {
+    if (error instanceof Unauthorized) showSignin('The key was revoked or the token changed; sign in again.');
   }
 }
 
 function renderVehicles(): void {
-  const search = state.search.toLowerCase();
-  const rows = state.vehicles
-    .filter((v) => state.filter === 'all' || v.freshness.status === state.filter)
-    .filter((v) => !search || v.name.toLowerCase().includes(search) || (v.vin ?? '').toLowerCase().includes(search))
-    .sort((a, b) => {
-      const x = sortValue(a, state.sort.key);
-      const y = sortValue(b, state.sort.key);
-      return (x < y ? -1 : x > y ? 1 : 0) * state.sort.dir || a.name.localeCompare(b.name);
-    });
-  $('vehicle-rows').replaceChildren(...rows.map(vehicleRow));
-  $('vehicles-empty').hidden = rows.length > 0;
+  const shown = table.place(state);
+  $('vehicles-empty').hidden = shown > 0;
   for (const th of document.querySelectorAll<HTMLElement>('th[data-sort]')) {
     if (th.dataset.sort === state.sort.key) th.setAttribute('aria-sort', state.sort.dir === 1 ? 'ascending' : 'descending');
     else th.removeAttribute('aria-sort');
@@ -261,49 +324,7 @@ function renderVehicles(): void {
   for (const card of document.querySelectorAll<HTMLElement>('.count[data-status]')) card.setAttribute('aria-pressed', String(card.dataset.status === state.filter));
 }
 
-function vehicleRow(v: Vehicle): HTMLTableRowElement {
-  const soc = v.signals.soc_pct?.value;
-  const socCell =
-    typeof soc === 'number'
-      ? el(
-          'div',
-          { class: 'soc' },
-          el('div', { class: `bar ${soc < 20 ? 'low' : soc < 40 ? 'mid' : ''}` }, fill(soc)),
-          `${soc.toFixed(0)} %`,
-        )
-      : '–';
-  const charging = v.signals.charging_state?.value;
-  const plugged = v.signals.plugged_in?.value;
-  const chargingText = [typeof charging === 'string' ? charging.replace('_', ' ') : null, plugged === true ? 'plugged in' : plugged === false ? 'unplugged' : null]
-    .filter(Boolean)
-    .join(', ');
-  const location = v.signals.location?.value as { lat: number; lon: number } | undefined;
-  const speed = v.signals.speed_kph?.value;
-  const status = v.freshness.status;
-  const statusCell = el('td', {}, el('span', { class: `badge ${status}`, 'data-testid': 'vehicle-status' }, status));
-  if (v.freshness.reason) statusCell.append(el('span', { class: 'why', title: v.freshness.reason.detail }, v.freshness.reason.detail));
-  const row = el(
-    'tr',
-    { 'data-vehicle': v.id, 'data-testid': 'vehicle-row', class: state.selected === v.id ? 'selected' : '' },
-    el('td', {}, v.name),
-    statusCell,
-    el('td', {}, socCell),
-    el('td', {}, chargingText || '–'),
-    el('td', {}, typeof speed === 'number' ? `${speed.toFixed(0)} km/h` : '–'),
-    el('td', {}, location ? `${location.lat.toFixed(4)}, ${location.lon.toFixed(4)}` : '–'),
-    el('td', {}, v.lastObservedAt ? `${ago(v.freshness.observedAgeSeconds)} ago` : 'never'),
-    el('td', {}, ago(v.freshness.syncAgeSeconds)),
-  );
-  row.addEventListener('click', () => void selectVehicle(v.id));
-  return row;
-}
-
-/** The filled part of a bar; set through the style object, which the content security policy allows. */
-function fill(percent: number): HTMLDivElement {
-  const inner = el('div');
-  inner.style.width = `${Math.max(0, Math.min(100, percent))}%`;
-  return inner;
-}
+const rejectionText = (r: Rejection) => ` ${since(r.rejectedAt)} — ${r.externalDeviceId ?? 'unknown device'}${r.signal ? ` ${r.signal}` : ''}: ${r.detail}`;
 
 function renderRejections(items: Rejection[]): void {
   const counts = new Map<string, number>();
@@ -311,11 +332,14 @@ function renderRejections(items: Rejection[]): void {
   $('rejection-reasons').replaceChildren(
     ...(counts.size === 0 ? [el('li', {}, 'none lately')] : [...counts].sort((a, b) => b[1] - a[1]).map(([reason, n]) => el('li', { 'data-testid': 'rejection-reason' }, `${reason} ${n}`))),
   );
-  $('rejections').replaceChildren(
-    ...items.slice(0, 8).map((r) =>
-      el('li', {}, el('code', {}, r.reason), ` ${since(r.rejectedAt)} — ${r.externalDeviceId ?? 'unknown device'}${r.signal ? ` ${r.signal}` : ''}: ${r.detail}`),
-    ),
-  );
+  rejectionTexts = items.slice(0, 8).map((rejection) => ({ text: document.createTextNode(rejectionText(rejection)), rejection }));
+  $('rejections').replaceChildren(...rejectionTexts.map(({ text, rejection }) => el('li', {}, el('code', {}, rejection.reason), text)));
+}
+
+function tickAges(): void {
+  table.tick();
+  healthPanel.tick();
+  for (const { text, rejection } of rejectionTexts) setText(text, rejectionText(rejection));
 }
 
 async function selectVehicle(id: string): Promise<void> {
@@ -323,11 +347,6 @@ async function selectVehicle(id: string): Promise<void> {
   renderVehicles();
   $('chart-panel').hidden = false;
   await renderChart(id);
-}
-
-interface Point {
-  t: number;
-  v: number;
 }
 
 async function loadHistory(vehicleId: string, signal: string, fromIso: string): Promise<Point[]> {
@@ -338,56 +357,39 @@ async function loadHistory(vehicleId: string, signal: string, fromIso: string): 
 }
 
 async function renderChart(vehicleId: string): Promise<void> {
-  const vehicle = state.vehicles.find((v) => v.id === vehicleId);
+  const vehicle = state.vehicles.get(vehicleId);
   $('chart-title').textContent = vehicle ? `${vehicle.name}: last 24 h` : 'History';
-  const from = new Date(Date.now() - 86_400_000).toISOString();
-  const [soc, speed] = await Promise.all([loadHistory(vehicleId, 'soc_pct', from), loadHistory(vehicleId, 'speed_kph', from)]);
-  if (state.selected !== vehicleId) return;
-  $('chart').replaceChildren(chart(soc, speed));
+  const from = new Date(serverNow() - chartSpanMs).toISOString();
+  try {
+    const [soc, speed] = await Promise.all([loadHistory(vehicleId, 'soc_pct', from), loadHistory(vehicleId, 'speed_kph', from)]);
+    if (state.selected !== vehicleId) return;
+    state.chart = { vehicleId, soc, speed };
+    $('chart').replaceChildren(chart(soc, speed));
+  } catch (error) {
+    if (error instanceof Unauthorized) showSignin('The key was revoked or the token changed; sign in again.');
+    else $('chart').replaceChildren(el('p', { class: 'muted' }, `history failed: ${(error as Error).message}`));
+  }
 }
 
-const svgNs = 'http://www.w3.org/2000/svg';
-
-function svg(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
-  const node = document.createElementNS(svgNs, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  if (text !== undefined) node.textContent = text;
-  return node;
+/** Readings that arrived by event join the selected vehicle's chart, without asking for its history again. */
+function addToChart(data: ChartData, signals: readonly string[]): void {
+  const vehicle = state.vehicles.get(data.vehicleId);
+  if (!vehicle) return;
+  let changed = false;
+  for (const [signal, points] of [
+    ['soc_pct', data.soc],
+    ['speed_kph', data.speed],
+  ] as const) {
+    const reading = signals.includes(signal) ? vehicle.signals[signal] : undefined;
+    if (reading && typeof reading.value === 'number') changed = addPoint(points, { t: Date.parse(reading.observedAt), v: reading.value }, serverNow()) || changed;
+  }
+  if (changed) $('chart').replaceChildren(chart(data.soc, data.speed));
 }
 
-/** Two series on one time axis: state of charge on 0..100, speed scaled to its own maximum (right axis). */
-function chart(soc: Point[], speed: Point[]): SVGElement {
-  const width = 360;
-  const height = 220;
-  const pad = { left: 30, right: 36, top: 10, bottom: 22 };
-  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'state of charge and speed over time' });
-  const all = [...soc, ...speed];
-  if (all.length === 0) {
-    root.append(svg('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle' }, 'no readings in the last 24 h'));
-    return root;
-  }
-  const t0 = Math.min(...all.map((p) => p.t));
-  const t1 = Math.max(...all.map((p) => p.t), t0 + 60_000);
-  const maxSpeed = Math.max(10, ...speed.map((p) => p.v));
-  const x = (t: number) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
-  const y = (fraction: number) => height - pad.bottom - fraction * (height - pad.top - pad.bottom);
-  root.append(svg('line', { class: 'axis', x1: pad.left, x2: width - pad.right, y1: y(0), y2: y(0) }));
-  for (const level of [0, 50, 100]) {
-    root.append(svg('text', { x: pad.left - 4, y: y(level / 100) + 3, 'text-anchor': 'end' }, `${level}`));
-    root.append(svg('line', { class: 'axis', x1: pad.left, x2: width - pad.right, y1: y(level / 100), y2: y(level / 100) }));
-  }
-  root.append(svg('text', { x: width - pad.right + 4, y: y(1) + 3 }, `${Math.round(maxSpeed)}`));
-  root.append(svg('text', { x: width - pad.right + 4, y: y(0) + 3 }, '0'));
-  for (const t of [t0, (t0 + t1) / 2, t1]) {
-    root.append(svg('text', { x: x(t), y: height - 6, 'text-anchor': 'middle' }, new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })));
-  }
-  const line = (points: Point[], scale: (v: number) => number, cls: string) => {
-    if (points.length === 0) return;
-    root.append(svg('polyline', { class: cls, points: points.map((p) => `${x(p.t).toFixed(1)},${y(scale(p.v)).toFixed(1)}`).join(' ') }));
-  };
-  line(soc, (v) => v / 100, 'soc-line');
-  line(speed, (v) => v / maxSpeed, 'speed-line');
-  return root;
+function closeChart(): void {
+  state.selected = null;
+  state.chart = null;
+  $('chart-panel').hidden = true;
 }
 
 function wire(): void {
@@ -400,9 +402,8 @@ function wire(): void {
   $<HTMLSelectElement>('workspace-picker').addEventListener('change', (event) => {
     state.workspaceId = (event.target as HTMLSelectElement).value;
     sessionStorage.setItem(workspaceKey, state.workspaceId);
-    state.selected = null;
-    $('chart-panel').hidden = true;
-    void refresh();
+    closeChart();
+    startLive();
   });
   for (const chip of document.querySelectorAll<HTMLElement>('[data-filter], .count[data-status]')) {
     chip.addEventListener('click', () => {
@@ -423,8 +424,7 @@ function wire(): void {
     });
   }
   $('chart-close').addEventListener('click', () => {
-    state.selected = null;
-    $('chart-panel').hidden = true;
+    closeChart();
     renderVehicles();
   });
 }

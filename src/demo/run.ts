@@ -3,18 +3,22 @@
  * scheduler, poll runner) and the demo's workspaces, seeded on first start and brought up to date after that.
  */
 import { hostname } from 'node:os';
+import { getVehicle } from '../core/read/vehicles.ts';
 import { startCore, type CoreConfig, type CoreRuntime } from '../core/runtime.ts';
 import type { Logger } from '../logging.ts';
 import { streamAdapters } from '../providers/registry.ts';
 import { configuredStreamOptions, startStreamRuntime, type StreamRuntime } from '../stream/runtime.ts';
-import { seedDemo, type DemoWorkspace } from './seed.ts';
+import { demoWebhookTypes, demoWebhookWorkspace, removeDemoWebhook, seedDemo, seedDemoWebhook, type DemoWorkspace } from './seed.ts';
 import { demoFleetSizes, startDemoSimulators, type DemoSimulators } from './simulators.ts';
+import { startDemoWebhookReceiver, type DemoWebhookReceiver } from './webhook-receiver.ts';
 
 export interface Demo {
   core: CoreRuntime;
   stream: StreamRuntime;
   simulators: DemoSimulators;
   workspaces: DemoWorkspace[];
+  /** The console receiver and what it is subscribed to; absent where core may not deliver to loopback. */
+  webhooks?: { receiver: DemoWebhookReceiver; workspace: DemoWorkspace; types: readonly string[] };
   stop(): Promise<void>;
 }
 
@@ -50,6 +54,38 @@ function scheduleTrouble(simulators: DemoSimulators, logger: Logger): () => void
   };
 }
 
+/**
+ * The console receiver, subscribed to one workspace's events. Only where core may deliver to loopback (the demo's
+ * default; FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE=false says otherwise): there every delivery would be refused, so the
+ * subscription an earlier start made is removed instead, rather than left failing.
+ */
+async function startConsoleWebhooks(config: CoreConfig, core: CoreRuntime, workspaces: DemoWorkspace[]): Promise<Demo['webhooks']> {
+  const workspace = workspaces.find((w) => w.name === demoWebhookWorkspace);
+  if (!workspace) return undefined;
+  if (!config.webhooks.allowPrivate) {
+    await removeDemoWebhook(core.db, workspace.id);
+    return undefined;
+  }
+  const names = new Map<string, string>();
+  const receiver = await startDemoWebhookReceiver({
+    print: (line) => process.stdout.write(`${line}\n`),
+    vehicleName: async (id) => {
+      const known = names.get(id);
+      if (known !== undefined) return known;
+      const { name } = await getVehicle(core.db, workspace.id, id);
+      names.set(id, name);
+      return name;
+    },
+  });
+  try {
+    receiver.verifyWith(await seedDemoWebhook(core.db, config.secrets.secretKey, workspace.id, receiver.url, config.webhooks));
+  } catch (error) {
+    await receiver.stop();
+    throw error;
+  }
+  return { receiver, workspace, types: demoWebhookTypes };
+}
+
 export async function startDemo(config: CoreConfig, logger: Logger): Promise<Demo> {
   const simulators = await startDemoSimulators({
     host: '127.0.0.1',
@@ -60,6 +96,7 @@ export async function startDemo(config: CoreConfig, logger: Logger): Promise<Dem
     mqttBroker: { host: '127.0.0.1', port: 1883 },
   });
   let core: CoreRuntime;
+  let webhooks: Demo['webhooks'];
   try {
     core = await startCore(config, logger);
   } catch (error) {
@@ -68,6 +105,7 @@ export async function startDemo(config: CoreConfig, logger: Logger): Promise<Dem
   }
   try {
     const workspaces = await seedDemo(core.db, config.secrets.secretKey, simulators, config.dataDir);
+    webhooks = await startConsoleWebhooks(config, core, workspaces);
     // The stream runtime, in-process but as it runs on its own: it reaches core over HTTP only.
     const stream = startStreamRuntime({
       ...configuredStreamOptions(config, { coreUrl: core.url, serviceToken: config.secrets.serviceToken, logger, adapters: streamAdapters }),
@@ -80,15 +118,19 @@ export async function startDemo(config: CoreConfig, logger: Logger): Promise<Dem
       stream,
       simulators,
       workspaces,
+      ...(webhooks ? { webhooks } : {}),
       stop: async () => {
         calm();
         await stream.stop();
+        // After core: its dispatcher finishes the deliveries under way, and they find the receiver still there.
         await core.stop();
+        await webhooks?.receiver.stop();
         await simulators.stop();
       },
     };
   } catch (error) {
     await core.stop();
+    await webhooks?.receiver.stop();
     await simulators.stop();
     throw error;
   }

@@ -10,6 +10,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Database } from '../core/db/database.ts';
+import type { EventType } from '../core/events/catalogue.ts';
+import { createWebhook, deleteWebhook, listWebhooks } from '../core/events/webhooks.ts';
 import { resetConnectionFeed } from '../core/polling/poll-store.ts';
 import { createApiKey } from '../core/registry/api-keys.ts';
 import { createConnection, listConnections, updateConnection } from '../core/registry/connections.ts';
@@ -131,4 +133,38 @@ async function seedFleetTelemetry(db: Database, secretKey: Buffer, workspaceId: 
   for (const vehicle of telemetry.fleet.vehicles) {
     await createVehicle(db, workspaceId, { name: vehicle.name, vin: vehicle.vin, devices: [{ connectionId: connection.id, externalId: vehicle.vin }] });
   }
+}
+
+/** The workspace whose events the demo's console receiver prints: the one whose Geotab outage turns vehicles stale. */
+export const demoWebhookWorkspace = 'South depot';
+
+/**
+ * What the console receiver is subscribed to: the turns a person watching wants to see. Not
+ * `fleetwire.vehicle.state.changed`, which every accepted reading of every vehicle causes and would flood the console.
+ */
+export const demoWebhookTypes: readonly EventType[] = [
+  'fleetwire.vehicle.charging.started',
+  'fleetwire.vehicle.charging.stopped',
+  'fleetwire.vehicle.soc.crossed',
+  'fleetwire.vehicle.freshness.changed',
+];
+
+const demoWebhookDescription = 'demo console receiver';
+
+/** Removes the console receiver's subscription an earlier start made, if any. */
+export async function removeDemoWebhook(db: Database, workspaceId: string): Promise<void> {
+  for (const webhook of await listWebhooks(db, workspaceId)) {
+    if (webhook.description === demoWebhookDescription) await deleteWebhook(db, workspaceId, webhook.id);
+  }
+}
+
+/**
+ * Subscribes the console receiver at `url` to the workspace's events, through the same function as the API, and
+ * answers the signing secret. The receiver listens on a new port each start and a secret cannot be read back, so the
+ * subscription an earlier start made is replaced, not updated.
+ */
+export async function seedDemoWebhook(db: Database, secretKey: Buffer, workspaceId: string, url: string, options: { allowPrivate: boolean }): Promise<string> {
+  await removeDemoWebhook(db, workspaceId);
+  const created = await createWebhook(db, secretKey, workspaceId, { url, types: [...demoWebhookTypes], description: demoWebhookDescription }, options);
+  return created.secret;
 }

@@ -58,6 +58,8 @@ export interface DirectoryPage {
 export interface LeaseAnswer {
   granted: StreamConnectionGrant[];
   unreadable: string[];
+  /** Deleted connections among those asked about (absent from a core that predates it). */
+  gone?: string[];
   ttlSeconds: number;
 }
 

@@ -12,7 +12,7 @@ import type { Logger } from '../logging.ts';
 import type { AnyStreamAdapter } from '../providers/stream-adapter.ts';
 import { Coalescer } from './coalescer.ts';
 import { planLeases } from './connection-directory.ts';
-import { CoreAnswerError, createCoreClient, type CoreClient } from './core-client.ts';
+import { CoreAnswerError, createCoreClient, type CoreClient, type LeaseAnswer } from './core-client.ts';
 import { DeliveryPipeline } from './delivery.ts';
 import type { SocketTimings } from './socket-session.ts';
 import { StreamConnection } from './stream-connection.ts';
@@ -82,6 +82,13 @@ export const defaultNotReadyAfterMs = 30_000;
 /** Pages of the directory read per refresh at most (500 connections each). */
 const directoryPagesLimit = 200;
 
+/** Why a held connection was not granted again, as its close is logged. */
+function closeReason(answer: LeaseAnswer, id: string): string {
+  if (answer.unreadable.includes(id)) return 'its credentials cannot be decrypted';
+  if (answer.gone?.includes(id)) return 'it was deleted';
+  return 'removed, disabled or handed over';
+}
+
 export interface StreamRuntimeHooks {
   /** Core refused the service token: nothing this process does can succeed until its configuration is fixed. */
   onFatal?: (error: CoreAnswerError) => void;
@@ -149,7 +156,7 @@ export function startStreamRuntime(
     contacted = true;
     const granted = new Map(answer.granted.filter((g) => options.adapters.has(g.provider)).map((g) => [g.id, g]));
     for (const id of connections.keys()) {
-      if (!granted.has(id)) close(id, answer.unreadable.includes(id) ? 'its credentials cannot be decrypted' : 'removed, disabled or handed over');
+      if (!granted.has(id)) close(id, closeReason(answer, id));
     }
     for (const grant of granted.values()) {
       leaseUntil.set(grant.id, askedAt + answer.ttlSeconds * 1000);

@@ -12,6 +12,7 @@ import { sweepTransitions } from '../../src/core/events/transition-sweeper.ts';
 import { defaultPolicy, putCutover } from '../../src/core/registry/workspaces.ts';
 import { startTestCore, type TestCore } from '../support/core.ts';
 import { createFleet, iso, update, type TestFleet } from '../support/fleet.ts';
+import { until } from '../support/stream.ts';
 
 let core: TestCore;
 beforeAll(async () => {
@@ -182,10 +183,10 @@ async function readStream(url: string, token: string, count: number, headers: Re
   const controller = new AbortController();
   const response = await fetch(url, { headers: { authorization: `Bearer ${token}`, ...headers }, signal: controller.signal });
   const events: { id: string | undefined; event: string | undefined; data: any }[] = [];
-  const answer = { status: response.status, contentType: response.headers.get('content-type'), events, comments: [] as string[], body: '' };
+  const answer = { status: response.status, contentType: response.headers.get('content-type'), events, comments: [] as string[], body: '', startId: undefined as string | undefined };
   if (response.status !== 200) {
     answer.body = await response.text();
-    return { ...answer, done: Promise.resolve(), close: () => controller.abort() };
+    return Object.assign(answer, { done: Promise.resolve(), close: () => controller.abort() });
   }
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
@@ -207,13 +208,14 @@ async function readStream(url: string, token: string, count: number, headers: Re
             if (at > 0) fields.set(line.slice(0, at), line.slice(at + 2));
           }
           if (fields.has('data')) events.push({ id: fields.get('id'), event: fields.get('event'), data: JSON.parse(fields.get('data')!) });
+          else if (fields.has('id')) answer.startId ??= fields.get('id');
         }
       }
     } catch {
       // Aborted.
     }
   })();
-  return { ...answer, done, close: () => controller.abort() };
+  return Object.assign(answer, { done, close: () => controller.abort() });
 }
 
 describe('server-sent events', () => {
@@ -267,6 +269,22 @@ describe('server-sent events', () => {
     await resumed.done;
     resumed.close();
     expect(resumed.events.map((e) => [e.id, e.data.id])).toEqual(live.events.slice(2).map((e) => [e.id, e.data.id]));
+  });
+
+  it('names its start as the last event id, so a client that drops before any event resumes from there', async () => {
+    const fleet = await createFleet(core.db, core.secretKey);
+    const url = `${core.url}/v1/workspaces/${fleet.workspaceId}/events`;
+    const first = await readStream(url, core.adminToken, 1);
+    await until('the opening block', () => first.startId);
+    first.close();
+    expect(first.startId).toBe(String(core.events.head()));
+    const now = core.clock.now();
+    await ingestBatch(core.db, [update(fleet, [{ signal: 'soc_pct', value: 44, observedAt: now - minute }])], { now });
+    await core.events.flush();
+    const resumed = await readStream(url, core.adminToken, 1, { 'last-event-id': first.startId! });
+    await resumed.done;
+    resumed.close();
+    expect(resumed.events.map((e) => e.data.data.signals.soc_pct.value)).toEqual([44]);
   });
 
   it('refuses unknown types and a Last-Event-ID it did not send, and shows one workspace nothing of another', async () => {

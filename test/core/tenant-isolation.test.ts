@@ -27,6 +27,8 @@ beforeAll(async () => {
   keyB = createdB.key;
   keyIdB = createdB.id;
   webhookIdB = (await core.http.admin('POST', `/v1/workspaces/${b.workspaceId}/webhooks`, { url: 'http://127.0.0.1:9/b', types: ['fleetwire.vehicle.state.changed'] })).body.id;
+  // Nothing listens on its target: paused, so the file's ingest does not leave it retrying throughout.
+  await core.http.admin('PATCH', `/v1/workspaces/${b.workspaceId}/webhooks/${webhookIdB}`, { status: 'paused' });
 });
 afterAll(async () => {
   await core.close();

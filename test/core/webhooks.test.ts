@@ -2,14 +2,14 @@
  * Webhooks (DESIGN §10): subscriptions with a secret shown once; deliveries signed as Standard Webhooks says (checked
  * with the `standardwebhooks` package as it is), at least once and in order per vehicle, retried with backoff while
  * the receiver fails, ended by 410, never following a redirect, timing out a receiver that does not answer, paused
- * after failing too long; pause, resume and replay; targets on private addresses refused when subscribing and again
- * when connecting.
+ * after failing too long, and no bad receiver holding up another subscription; pause, resume and replay; targets on
+ * private addresses refused when subscribing and again when connecting.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isSpecialAddress } from '../../src/core/events/webhook-targets.ts';
 import { createWebhook, openSigningSecret } from '../../src/core/events/webhooks.ts';
 import { rotateCredentialKey } from '../../src/core/registry/credential-key.ts';
@@ -23,8 +23,13 @@ interface Received {
   body: string;
 }
 
-/** A receiver on loopback; `answer` decides each response (200 by default). */
-async function startReceiver(answer: (r: Received, n: number) => { status: number; headers?: Record<string, string>; delayMs?: number } = () => ({ status: 200 })) {
+/**
+ * A receiver on loopback; `answer` decides each response (200 by default): after `delayMs` (never, if Infinity), and
+ * with `trickle` its headers and then a byte of body every 100 ms, never ending.
+ */
+async function startReceiver(
+  answer: (r: Received, n: number) => { status: number; headers?: Record<string, string>; delayMs?: number; trickle?: boolean } = () => ({ status: 200 }),
+) {
   const received: Received[] = [];
   let n = 0;
   const server: Server = createServer((request, response) => {
@@ -37,8 +42,14 @@ async function startReceiver(answer: (r: Received, n: number) => { status: numbe
       const send = () => {
         if (response.destroyed) return;
         response.writeHead(a.status, a.headers);
-        response.end('ok');
+        if (!a.trickle) {
+          response.end('ok');
+          return;
+        }
+        const drip = setInterval(() => response.write('.'), 100).unref();
+        response.on('close', () => clearInterval(drip));
       };
+      if (a.delayMs === Infinity) return;
       if (a.delayMs) setTimeout(send, a.delayMs).unref();
       else send();
     });
@@ -56,13 +67,14 @@ async function startReceiver(answer: (r: Received, n: number) => { status: numbe
   };
 }
 
-async function until<T>(what: () => Promise<T> | T, ok: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
+/** Polls `what` until `ok`; every `everyMs`, so a probe that queries the (in-process) database does not crowd it. */
+async function until<T>(what: () => Promise<T> | T, ok: (value: T) => boolean, timeoutMs = 15_000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await what();
     if (ok(value)) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting; last value: ${JSON.stringify(value)?.slice(0, 500)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
 
@@ -128,6 +140,11 @@ describe('webhook subscriptions', () => {
 });
 
 describe('deliveries', () => {
+  // A test's subscriptions whose receivers are gone would keep the shared core retrying them for the rest of the
+  // file; on the in-process database every retry queues behind the next test's statements.
+  afterEach(async () => {
+    await core.db.query("UPDATE webhook_subscriptions SET status = 'paused', status_reason = 'test over', updated_at = clock_timestamp() WHERE status = 'active'");
+  });
   it('delivers signed CloudEvents in order per vehicle, verified by the standardwebhooks library', async () => {
     const receiver = await startReceiver();
     try {
@@ -225,6 +242,70 @@ describe('deliveries', () => {
       for (const r of [gone, target, redirecting, silent, failing]) await r.close();
     }
   });
+
+  it('lets no silent, trickling, slow, redirecting or failing receiver hold up another subscription on the same host', async () => {
+    const timeoutMs = 4000;
+    const host = await startReceiver((r) => {
+      if (r.path.startsWith('/silent')) return { status: 200, delayMs: Infinity };
+      if (r.path === '/trickling') return { status: 200, trickle: true };
+      if (r.path === '/slow') return { status: 200, delayMs: 300 };
+      if (r.path === '/redirecting') return { status: 302, headers: { location: '/healthy' } };
+      if (r.path === '/failing') return { status: 502 };
+      return { status: 200 };
+    });
+    // One delivery at a time per subscription: the five silent ones alone keep five open to the host, more than a cap
+    // of four times the concurrency on one host's connections would allow. Slower retries keep the in-process
+    // database from crowding the event loop on a busy machine.
+    const quick = await startTestCore({ webhooks: { timeoutMs, concurrency: 1, backoffBaseMs: 500, backoffCapMs: 2000 } });
+    try {
+      const fleet = await createFleet(quick.db, quick.secretKey);
+      const make = async (suffix: string) =>
+        (await quick.http.admin('POST', path(fleet), { url: `${host.url}${suffix}`, types: ['fleetwire.vehicle.state.changed'] })).body.id as string;
+      const silentIds = [];
+      for (let i = 1; i <= 5; i += 1) silentIds.push(await make(`/silent/${i}`));
+      const ids = { trickling: await make('/trickling'), slow: await make('/slow'), redirecting: await make('/redirecting'), failing: await make('/failing'), healthy: await make('/healthy') };
+      for (const u of socs(fleet, 0, [40, 41], quick.clock.now() - 60_000)) await ingestBatch(quick.db, [u], { now: quick.clock.now() });
+      const at = (suffix: string) => host.received.filter((r) => r.path === suffix).map((r) => Number((JSON.parse(r.body) as { sequence: string }).sequence));
+      const get = async (id: string) => (await quick.http.admin('GET', path(fleet, `/${id}`))).body;
+      const deliveries = async (id: string) =>
+        ((await quick.http.admin('GET', path(fleet, `/${id}/deliveries`))).body.items as { outcome: string; statusCode: number | null; error: string | null; durationMs: number; latencyMs: number | null }[]).reverse();
+      const poll = <T>(what: () => Promise<T>, ok: (value: T) => boolean) => until(what, ok, 30_000, 500);
+
+      // The healthy one gets both events, in order, with no failed attempt and none waiting out another's timeout.
+      await until(() => at('/healthy'), (got) => got.length >= 2);
+      expect(at('/healthy')).toEqual([1, 2]);
+      const healthy = await poll(() => deliveries(ids.healthy), (d) => d.length >= 2);
+      expect(healthy.map((d) => [d.outcome, d.statusCode])).toEqual([['delivered', 200], ['delivered', 200]]);
+      expect(Math.max(...healthy.map((d) => d.latencyMs!))).toBeLessThan(timeoutMs);
+      expect((await get(ids.healthy)).health).toMatchObject({ backlog: 0, failingSince: null, lastError: null });
+
+      // Slow within the timeout is a success, not a failure.
+      expect((await poll(() => deliveries(ids.slow), (d) => d.length >= 2)).map((d) => d.outcome)).toEqual(['delivered', 'delivered']);
+      // A body that never ends is cut off at the timeout, and the 200 before it counts: the next event follows.
+      await until(() => at('/trickling'), (got) => got.length >= 2, 30_000, 250);
+      expect(at('/trickling')).toEqual([1, 2]);
+      const trickled = await poll(() => deliveries(ids.trickling), (d) => d.length >= 2);
+      expect(trickled.map((d) => [d.outcome, d.statusCode])).toEqual([['delivered', 200], ['delivered', 200]]);
+      expect(Math.max(...trickled.map((d) => d.durationMs))).toBeLessThan(timeoutMs * 2);
+
+      // The silent ones time out and hold the line: only the first event was tried.
+      for (const id of silentIds) {
+        expect((await poll(() => get(id), (w) => w.health.lastError !== null)).health).toMatchObject({ backlog: 2, lastError: { message: `no answer within ${timeoutMs} ms` } });
+      }
+      expect(new Set(host.received.filter((r) => r.path.startsWith('/silent')).map((r) => r.path)).size).toBe(5);
+      expect(new Set(host.received.filter((r) => r.path.startsWith('/silent')).map((r) => Number(JSON.parse(r.body).sequence)))).toEqual(new Set([1]));
+      // A redirect is a failure, not followed (the healthy path got only its own two); a 5xx is a failure.
+      const redirected = (await poll(() => deliveries(ids.redirecting), (d) => d.length >= 1))[0]!;
+      expect([redirected.outcome, redirected.statusCode, redirected.error]).toEqual(['failed', 302, expect.stringMatching(/^HTTP 302: redirects are not followed/)]);
+      const failed = (await poll(() => deliveries(ids.failing), (d) => d.length >= 1))[0]!;
+      expect([failed.outcome, failed.statusCode, failed.error]).toEqual(['failed', 502, 'HTTP 502']);
+      expect([(await get(ids.redirecting)).health.backlog, (await get(ids.failing)).health.backlog]).toEqual([2, 2]);
+      expect(at('/healthy')).toEqual([1, 2]);
+    } finally {
+      await quick.close();
+      await host.close();
+    }
+  }, 120_000);
 
   it('delivers nothing while paused, the backlog on resume, and again what a replay asks for, with the same ids', async () => {
     const receiver = await startReceiver();

@@ -114,6 +114,8 @@ export interface TestCoreOptions {
   eventStream?: Partial<EventStreamTimings>;
   /** Webhook settings; the tests' defaults allow loopback targets and retry within a fraction of a second. */
   webhooks?: CoreAppOptions['webhooks'];
+  /** NATS publishing, as core's runtime gives it with FLEETWIRE_NATS_URL; off when not given. */
+  nats?: CoreAppOptions['nats'];
   polling?: {
     adapters?: ReadonlyMap<string, PollAdapter>;
     runner?: Partial<PollRunnerOptions>;
@@ -165,6 +167,7 @@ export async function startTestCore(options: TestCoreOptions = {}): Promise<Test
     // Tests sweep transitions themselves, at the clock they set.
     transitionSweepMs: false,
     ...(options.eventStream ? { eventStream: options.eventStream } : {}),
+    ...(options.nats ? { nats: options.nats } : {}),
     // No jitter, so a test can tell the backoff's growth from scheduling noise.
     webhooks: { allowPrivate: true, scanMs: 100, backoffBaseMs: 50, backoffCapMs: 400, timeoutMs: 2000, random: () => 0.5, ...options.webhooks },
     db: database.db,

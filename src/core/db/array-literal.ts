@@ -28,7 +28,7 @@ export function boolArray(values: readonly boolean[]): string {
   return `${out}}`;
 }
 
-/** A JSON array of already-serialized JSON values, for `jsonb_array_elements($n::jsonb)`. */
+/** A JSON array of already-serialized JSON values, for `json_array_elements($n::json)` (or its jsonb twin). */
 export function jsonArray(serialized: readonly string[]): string {
   return `[${serialized.join(',')}]`;
 }

@@ -186,6 +186,21 @@ export function sqlErrorIs(error: unknown, name: keyof typeof sqlStates): boolea
 }
 
 /**
+ * Runs `transaction` again when the database chose it as a deadlock's or a serialization failure's victim (at
+ * most `attempts` times in all); each attempt starts clean, the previous one having rolled back.
+ */
+export async function retryTransaction<T>(transaction: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let tries = 1; ; tries += 1) {
+    try {
+      return await transaction();
+    } catch (error) {
+      const retryable = sqlErrorIs(error, 'deadlock_detected') || sqlErrorIs(error, 'serialization_failure');
+      if (!retryable || tries >= attempts) throw error;
+    }
+  }
+}
+
+/**
  * True for an error that means the database cannot be reached or is going away (refused or reset connections,
  * SQLSTATE class 08, an administrator's shutdown, a server starting up): the request may succeed later.
  */

@@ -27,12 +27,17 @@ export interface VehicleChange {
   socThresholdsPct: readonly number[];
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
-
 export function vehicleEvents(change: VehicleChange, newId: () => string = randomUUID): EventDraft[] {
   if (change.accepted.length === 0) return [];
   const { workspaceId, vehicleId } = change;
   const subject = vehicleSubject(vehicleId);
+  // A unit of work's readings mostly share one time, and every event names it again: format each time once.
+  let isoMs = Number.NaN;
+  let isoText = '';
+  const iso = (ms: number) => {
+    if (ms !== isoMs) [isoMs, isoText] = [ms, new Date(ms).toISOString()];
+    return isoText;
+  };
   const timed: { ms: number; rank: number; draft: EventDraft }[] = [];
   const push = (ms: number, rank: number, type: EventDraft['type'], data: object) =>
     timed.push({ ms, rank, draft: { id: newId(), workspaceId, subject, type, time: iso(ms), data: data as Record<string, unknown> } });

@@ -60,11 +60,26 @@ export function createEventHub(db: Database, options: EventHubOptions = {}): Eve
     }
   };
 
+  let queued: Promise<number> | undefined;
+  /**
+   * A round already under way may have read the log before the caller's commit, so a flush during one waits for it
+   * and then runs one more (shared by every caller that asked meanwhile): what committed before `flush()` was called
+   * has its position when it resolves.
+   */
   const flush = (): Promise<number> => {
-    running ??= round().finally(() => {
-      running = undefined;
-    });
-    return running;
+    if (!running) {
+      running = round().finally(() => {
+        running = undefined;
+      });
+      return running;
+    }
+    queued ??= running
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return flush();
+      });
+    return queued;
   };
 
   const schedule = () => {

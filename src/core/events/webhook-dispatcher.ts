@@ -85,7 +85,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const giveUpAfterMs = options.giveUpAfterMs ?? 24 * 3600_000;
   const random = options.random ?? Math.random;
   const { db, logger } = options;
-  const agent = new Agent({ connect: { lookup: guardedLookup(options.allowPrivate) }, keepAliveTimeout: 10_000, connections: concurrency * 4 });
+  // No cap on connections per origin: subscriptions of many workspaces can share a receiving host, and a cap would
+  // let the ones whose receivers hang hold every connection to it while the others' deliveries queue and time out.
+  // Each subscription has at most `concurrency` deliveries in flight, which bounds the sockets instead.
+  const agent = new Agent({ connect: { lookup: guardedLookup(options.allowPrivate) }, keepAliveTimeout: 10_000 });
 
   const running = new Map<string, Promise<void>>();
   /** Per subscription: the events of its current page already delivered (kept across retries of the page). */

@@ -146,7 +146,9 @@ export function connectionHealth(c: ConnectionFacts, nowMs: number): ConnectionH
   return { ...base, status: 'disconnected', nextAttemptAt: s.nextReconnectAt, detail: 'not connected; reconnecting' };
 }
 
-export type WorkspaceStatus = 'ok' | 'degraded' | 'failing';
+/** `disabled`: an operator turned the workspace's telematics off; nothing of it is wrong, and nothing of it runs. */
+export const workspaceStatuses = ['ok', 'degraded', 'failing', 'disabled'] as const;
+export type WorkspaceStatus = (typeof workspaceStatuses)[number];
 
 export interface HealthReason {
   code: string;
@@ -169,16 +171,22 @@ export function freshRatio(counts: Record<VehicleStatus, number>): number | null
 }
 
 /**
- * Rolls vehicle freshness and connection health up: failing when most reporting vehicles are stale or every
- * connection is down; degraded when anything is wrong; ok otherwise. Every reason is spelled out.
+ * Rolls vehicle freshness and connection health up: disabled when its telematics is off (its vehicles going stale
+ * then says nothing); failing when most reporting vehicles are stale or every connection is down; degraded when
+ * anything is wrong; ok otherwise. Every reason is spelled out.
  */
 export function workspaceHealth(facts: WorkspaceFacts): { status: WorkspaceStatus; reasons: HealthReason[] } {
+  if (!facts.enabled) {
+    return {
+      status: 'disabled',
+      reasons: [{ code: 'telematics_disabled', detail: 'telematics is disabled for this workspace: nothing is polled, streamed or accepted' }],
+    };
+  }
   const failing: HealthReason[] = [];
   const degraded: HealthReason[] = [];
   const { counts } = facts;
-  if (!facts.enabled) degraded.push({ code: 'telematics_disabled', detail: 'telematics is disabled for this workspace: nothing is polled or accepted' });
   const live = facts.connections.filter((c) => c.status !== 'disabled');
-  if (facts.enabled && live.length === 0) degraded.push({ code: 'no_connections', detail: 'the workspace has no enabled provider connection' });
+  if (live.length === 0) degraded.push({ code: 'no_connections', detail: 'the workspace has no enabled provider connection' });
   for (const { label, status, detail } of live) {
     if (status === 'ok') continue;
     degraded.push({ code: `connection_${status}`, detail: `${label}: ${detail}` });

@@ -20,7 +20,7 @@ import type { PollJobQueue } from '../polling/job-queue.ts';
 import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
 import { DomainError } from '../errors.ts';
 import { loadWorkspaceHealth } from '../health/health-queries.ts';
-import { httpRequestSeconds, observeHealthFrom, observeWebhooksFrom } from '../metrics.ts';
+import { httpRequestSeconds, observeHealthFrom, observeNatsFrom, observeWebhooksFrom } from '../metrics.ts';
 import { installAuth, type ClientLimits } from './auth.ts';
 import { parseJsonBody } from './json-body.ts';
 import { HttpProblem, problem, problemContentType } from './problem.ts';
@@ -36,6 +36,8 @@ import { createWebhookDispatcher, type WebhookDispatcherOptions } from '../event
 import { webhookStates } from '../events/webhooks.ts';
 import { createTransitionSweeper } from '../events/transition-sweeper.ts';
 import { createEventHub, type EventHub } from '../events/event-hub.ts';
+import { natsBacklog } from '../events/nats-cursor.ts';
+import { createNatsPublisher, type NatsPublisherOptions } from '../events/nats-publisher.ts';
 import { registerRejectionRoutes } from './routes/rejections.ts';
 import { registerStreamRoutes } from './routes/streams.ts';
 import { registerVehicleRoutes } from './routes/vehicles.ts';
@@ -71,6 +73,8 @@ export interface CoreAppOptions {
    * the dispatcher's settings; `deliver: false` serves the routes without delivering from this process.
    */
   webhooks?: { allowPrivate?: boolean; deliver?: boolean; holder?: string } & Partial<Omit<WebhookDispatcherOptions, 'db' | 'secretKey' | 'hub' | 'logger' | 'holder' | 'allowPrivate'>>;
+  /** Publishing every event to NATS JetStream (FLEETWIRE_NATS_URL) from this process; off when not given. */
+  nats?: { holder?: string } & Omit<NatsPublisherOptions, 'db' | 'hub' | 'logger' | 'holder'>;
   /** How often freshness and connection-health transitions are swept into events; `false` leaves it to the caller. */
   transitionSweepMs?: number | false;
 }
@@ -214,7 +218,7 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   observeHealthFrom(() => loadWorkspaceHealth(options.db, 'all', clock()));
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  registerOpsRoutes(typed, { db: options.db, secretKey: options.secretKey });
+  registerOpsRoutes(typed, { db: options.db, secretKey: options.secretKey, ...(options.nats?.subjectPrefix ? { natsSubjectPrefix: options.nats.subjectPrefix } : {}) });
   registerWorkspaceRoutes(typed, { db: options.db });
   registerConnectionRoutes(typed, { db: options.db, secretKey: options.secretKey });
   registerVehicleRoutes(typed, { db: options.db, clock });
@@ -238,6 +242,13 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
     const dispatcher = createWebhookDispatcher({ db: options.db, secretKey: options.secretKey, hub, logger: options.logger, holder, allowPrivate, ...dispatch });
     app.addHook('onReady', async () => dispatcher.start());
     app.addHook('preClose', async () => dispatcher.stop());
+  }
+  if (options.nats) {
+    const { stream } = options.nats;
+    const publisher = createNatsPublisher({ db: options.db, hub, logger: options.logger, ...options.nats, holder: options.nats.holder ?? holder });
+    observeNatsFrom(async () => ({ stream, backlog: await natsBacklog(options.db, stream) }));
+    app.addHook('onReady', async () => publisher.start());
+    app.addHook('preClose', async () => publisher.stop());
   }
   registerHealthRoutes(typed, { db: options.db, clock });
   registerDashboardRoutes(typed);

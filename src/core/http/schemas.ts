@@ -3,8 +3,8 @@
  * validator checks requests against them, and /openapi.json publishes them.
  */
 import { z } from 'zod';
-import { externalDeviceIdSchema, safeText, timestampSchema } from '../../canonical/update.ts';
-import { vehicleStatuses, connectionStatuses } from '../health/rules.ts';
+import { externalDeviceIdSchema, safeName, safeText, timestampSchema } from '../../canonical/update.ts';
+import { vehicleStatuses, connectionStatuses, workspaceStatuses } from '../health/rules.ts';
 import { rejectionReasons, readingStatuses, updateStatuses } from '../ingest/reasons.ts';
 
 export const idParam = z.uuid().describe('A resource id (UUID)');
@@ -37,7 +37,17 @@ export const workspaceSchema = z.object({
   cutover: z.object({ mode: z.enum(['legacy', 'core']), changedAt: z.string() }),
 });
 
-export const newWorkspaceSchema = z.object({ name: safeText(200) }).strict();
+export const newWorkspaceSchema = z.object({ name: safeName(200) }).strict();
+
+export const workspaceChangesSchema = z
+  .object({
+    name: safeName(200).optional(),
+    enabled: z
+      .boolean()
+      .optional()
+      .describe("The policy's `enabled`: a disabled workspace is not polled, its stream connections are not handed out, its updates are refused"),
+  })
+  .strict();
 
 export const cutoverSchema = z.object({ mode: z.enum(['legacy', 'core']) }).strict();
 
@@ -103,14 +113,14 @@ export const newConnectionSchema = z
     baseUrl: safeText(2048).optional(),
     credentials: z.record(z.string(), z.unknown()).describe('Provider-specific; never returned, never logged'),
     options: z.record(z.string(), z.unknown()).optional().describe('Provider-specific settings that are not secret (docs/PROVIDERS.md)'),
-    label: safeText(200).optional(),
+    label: safeName(200).optional(),
     enabled: z.boolean().optional(),
   })
   .strict();
 
 export const connectionChangesSchema = z
   .object({
-    label: safeText(200).optional(),
+    label: safeName(200).optional(),
     enabled: z.boolean().optional(),
     baseUrl: safeText(2048).optional(),
     credentials: z.record(z.string(), z.unknown()).optional(),
@@ -120,17 +130,24 @@ export const connectionChangesSchema = z
 
 export const deviceRefSchema = z.object({ connectionId: z.uuid(), externalId: externalDeviceIdSchema }).strict();
 
+/** Compared, and kept, without case or surrounding spaces: one VIN per vehicle of a workspace. */
+const vinSchema = safeName(64).toUpperCase().describe('Unique in the workspace, whatever its case; stored upper-case and trimmed');
+
 export const newVehicleSchema = z
   .object({
-    name: safeText(200),
-    vin: safeText(64).nullable().optional(),
+    name: safeName(200),
+    vin: vinSchema.nullable().optional(),
     active: z.boolean().optional(),
     devices: z.array(deviceRefSchema).max(50).optional(),
   })
   .strict();
 
 export const vehicleChangesSchema = z
-  .object({ name: safeText(200).optional(), active: z.boolean().optional(), vin: safeText(64).nullable().optional() })
+  .object({ name: safeName(200).optional(), active: z.boolean().optional(), vin: vinSchema.nullable().optional() })
+  .strict();
+
+export const vehicleMoveSchema = z
+  .object({ workspaceId: z.uuid().describe('The workspace the vehicle moves to') })
   .strict();
 
 export const signalStateSchema = z.object({
@@ -239,7 +256,7 @@ export const apiKeySchema = z.object({
   revokedAt: nullableTime,
 });
 
-export const newApiKeySchema = z.object({ name: safeText(200).default('api key') }).strict();
+export const newApiKeySchema = z.object({ name: safeName(200).default('api key') }).strict();
 
 export const ingestResponseSchema = z.object({
   results: z.array(
@@ -308,7 +325,7 @@ export const connectionHealthSchema = z.object({
 export const workspaceHealthSchema = z.object({
   workspaceId: z.string(),
   name: z.string(),
-  status: z.enum(['ok', 'degraded', 'failing']),
+  status: z.enum(workspaceStatuses),
   reasons: z.array(z.object({ code: z.string(), detail: z.string() })),
   freshness: z.object({
     thresholdSeconds: z.number(),

@@ -26,7 +26,7 @@ import { writeEvents } from '../events/event-log.ts';
 import { dayStart, ensureHistoryPartitions, forgetHistoryPartitions, missingHistoryPartitions } from '../db/history-partitions.ts';
 import { recordIngestOutcome } from '../metrics.ts';
 import { unattributedWorkspace } from '../read/rejections.ts';
-import { classifyReadings, snapshotKey, type Candidate } from './classify.ts';
+import { classifyReadings, snapshotKey, type Candidate, type SnapshotPoint } from './classify.ts';
 import {
   futureAllowanceMs,
   type IngestCounts,
@@ -63,6 +63,11 @@ export interface IngestOptions {
    * others are refused `not_lease_holder` (a process cut off from core whose connections were handed on).
    */
   streamHolder?: string;
+  /**
+   * `false` writes no events: exists only so the outbox's cost can be measured against the same unit of work without
+   * it (`npm run bench:events`). Every caller in production leaves it unset.
+   */
+  events?: false;
 }
 
 const dayMs = 86_400_000;
@@ -406,17 +411,26 @@ async function applyUnitOfWork(
     );
     if (sessions.length > 0) await writeChargingSessions(tx, sessions);
     // The events these changes cause, in the same transaction: committed with them or not at all.
-    const events: EventDraft[] = [];
-    for (const [vehicleId, { workspaceId, accepted }] of acceptedByVehicle) {
-      const soc = snapshot.get(snapshotKey(vehicleId, 'soc_pct'))?.value;
-      const charging = snapshot.get(snapshotKey(vehicleId, 'charging_state'))?.value;
-      const before = { ...(typeof soc === 'number' ? { socPct: soc } : {}), ...(typeof charging === 'string' ? { chargingState: charging } : {}) };
-      events.push(...vehicleEvents({ workspaceId, vehicleId, before, accepted, socThresholdsPct: workspaces.get(workspaceId)!.socThresholdsPct }));
-    }
-    await writeEvents(tx, events);
+    if (options.events !== false) await writeEvents(tx, unitOfWorkEvents(acceptedByVehicle, snapshot, workspaces));
     if (options.withinTransaction) await options.withinTransaction(tx);
     return decisions;
   });
+}
+
+/** What each vehicle's accepted readings tell, judged against the snapshot the unit of work found. */
+function unitOfWorkEvents(
+  acceptedByVehicle: ReadonlyMap<string, { workspaceId: string; accepted: AcceptedReading[] }>,
+  snapshot: ReadonlyMap<string, SnapshotPoint>,
+  workspaces: ReadonlyMap<string, WorkspaceState>,
+): EventDraft[] {
+  const events: EventDraft[] = [];
+  for (const [vehicleId, { workspaceId, accepted }] of acceptedByVehicle) {
+    const soc = snapshot.get(snapshotKey(vehicleId, 'soc_pct'))?.value;
+    const charging = snapshot.get(snapshotKey(vehicleId, 'charging_state'))?.value;
+    const before = { ...(typeof soc === 'number' ? { socPct: soc } : {}), ...(typeof charging === 'string' ? { chargingState: charging } : {}) };
+    events.push(...vehicleEvents({ workspaceId, vehicleId, before, accepted, socThresholdsPct: workspaces.get(workspaceId)!.socThresholdsPct }));
+  }
+  return events;
 }
 
 function applyDecisions(decisions: Decisions): void {

@@ -46,6 +46,27 @@ async function dropPartition(session: Sql, name: string, pendingDetach: boolean)
   await session.exec(`DROP TABLE IF EXISTS ${name}`);
 }
 
+/**
+ * Workspaces that rejections are kept under but that do not exist: deleted since (updates still arriving for them
+ * are refused `unknown_workspace` under their id), or never were. No policy names them, so they are kept as long as
+ * the rejections that name no workspace. Found with one index probe per distinct workspace, not a scan.
+ */
+async function workspacesGoneFromRejections(sql: Sql): Promise<string[]> {
+  const { rows } = await sql.query<{ workspace_id: string }>(
+    `WITH RECURSIVE kept AS (
+       (SELECT workspace_id FROM ingest_rejections ORDER BY workspace_id LIMIT 1)
+       UNION ALL
+       SELECT (SELECT r.workspace_id FROM ingest_rejections r WHERE r.workspace_id > kept.workspace_id ORDER BY r.workspace_id LIMIT 1)
+         FROM kept WHERE kept.workspace_id IS NOT NULL
+     )
+     SELECT workspace_id FROM kept
+      WHERE workspace_id IS NOT NULL AND workspace_id <> $1
+        AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = kept.workspace_id)`,
+    [unattributedWorkspace],
+  );
+  return rows.map((row) => row.workspace_id);
+}
+
 /** A run in progress per database handle: PGlite is one session, where the advisory lock cannot tell runs apart. */
 const inProgress = new WeakMap<Database, Promise<RetentionReport>>();
 
@@ -140,12 +161,14 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
           [policy.workspace_id, new Date(cutoff).toISOString()],
         );
       }
-      report.deletedRejections += await deleteInBatches(
-        session,
-        `DELETE FROM ingest_rejections WHERE workspace_id = $1 AND id = ANY(ARRAY(
-           SELECT id FROM ingest_rejections WHERE workspace_id = $1 AND rejected_at < $2::timestamptz - make_interval(days => $3) LIMIT ${batchRows}))`,
-        [unattributedWorkspace, now, unattributedKeepDays],
-      );
+      for (const workspaceId of [unattributedWorkspace, ...(await workspacesGoneFromRejections(session))]) {
+        report.deletedRejections += await deleteInBatches(
+          session,
+          `DELETE FROM ingest_rejections WHERE workspace_id = $1 AND id = ANY(ARRAY(
+             SELECT id FROM ingest_rejections WHERE workspace_id = $1 AND rejected_at < $2::timestamptz - make_interval(days => $3) LIMIT ${batchRows}))`,
+          [workspaceId, now, unattributedKeepDays],
+        );
+      }
       const events = await session.query(
         `DELETE FROM scheduled_events WHERE received_at < $1::timestamptz - make_interval(days => $2)`,
         [now, scheduledEventKeepDays],

@@ -56,8 +56,26 @@ async function bindDevices(sql: Sql, workspaceId: string, vehicleId: string, dev
   );
 }
 
+// The VIN itself stays out of answers and logs, like a credential: it identifies a vehicle, and so its owner.
+export const vinTaken = (detail: string) => new DomainError('conflict', 'vin_taken', detail);
+
+/**
+ * Refuses a VIN another vehicle of the workspace already has, comparing as the unique index does (without case or
+ * surrounding spaces). Asked before writing, so the answer can name that vehicle: a unique violation would abort
+ * the caller's transaction. The index still decides a race between two writers.
+ */
+export async function checkVinFree(sql: Sql, workspaceId: string, vehicleId: string, vin: string | null | undefined): Promise<void> {
+  if (vin === null || vin === undefined) return;
+  const { rows } = await sql.query<{ id: string }>(
+    'SELECT id FROM vehicles WHERE workspace_id = $1 AND vin IS NOT NULL AND upper(btrim(vin)) = upper(btrim($2)) AND id <> $3 LIMIT 1',
+    [workspaceId, vin, vehicleId],
+  );
+  if (rows[0]) throw vinTaken(`vehicle ${rows[0].id} of this workspace already has this VIN`);
+}
+
 export async function createVehicle(sql: Sql, workspaceId: string, input: NewVehicle): Promise<string> {
   const id = randomUUID();
+  await checkVinFree(sql, workspaceId, id, input.vin);
   try {
     const { rowCount } = await sql.query(
       `INSERT INTO vehicles (workspace_id, id, name, vin, active)
@@ -66,9 +84,7 @@ export async function createVehicle(sql: Sql, workspaceId: string, input: NewVeh
     );
     if (rowCount === 0) throw notFound('workspace', workspaceId);
   } catch (error) {
-    if (sqlErrorIs(error, 'unique_violation')) {
-      throw new DomainError('conflict', 'vin_taken', `a vehicle with VIN ${input.vin} already exists in this workspace`);
-    }
+    if (sqlErrorIs(error, 'unique_violation')) throw vinTaken('another vehicle of this workspace already has this VIN');
     throw error;
   }
   await bindDevices(sql, workspaceId, id, input.devices ?? []);
@@ -81,6 +97,12 @@ export async function updateVehicle(
   vehicleId: string,
   changes: { name?: string | undefined; active?: boolean | undefined; vin?: string | null | undefined },
 ): Promise<void> {
+  if (changes.vin !== undefined && changes.vin !== null) {
+    // A vehicle that does not exist is not found, whatever VIN it was asked to take.
+    const { rowCount } = await sql.query('SELECT 1 FROM vehicles WHERE workspace_id = $1 AND id = $2', [workspaceId, vehicleId]);
+    if (rowCount === 0) throw notFound('vehicle', vehicleId);
+    await checkVinFree(sql, workspaceId, vehicleId, changes.vin);
+  }
   try {
     const { rowCount } = await sql.query(
       `UPDATE vehicles
@@ -91,9 +113,7 @@ export async function updateVehicle(
     );
     if (rowCount === 0) throw notFound('vehicle', vehicleId);
   } catch (error) {
-    if (sqlErrorIs(error, 'unique_violation')) {
-      throw new DomainError('conflict', 'vin_taken', `a vehicle with VIN ${changes.vin} already exists in this workspace`);
-    }
+    if (sqlErrorIs(error, 'unique_violation')) throw vinTaken('another vehicle of this workspace already has this VIN');
     throw error;
   }
 }

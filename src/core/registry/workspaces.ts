@@ -145,7 +145,7 @@ function policyParams(workspaceId: string, policy: TelematicsPolicy): unknown[] 
 
 /** Replaces a workspace's policy; the event settings left out take their defaults. */
 export async function putTelematicsPolicy(
-  sql: Sql,
+  db: Database,
   workspaceId: string,
   input: Omit<TelematicsPolicy, 'socThresholdsPct' | 'eventRetentionDays'> & Partial<Pick<TelematicsPolicy, 'socThresholdsPct' | 'eventRetentionDays'>>,
 ): Promise<Workspace> {
@@ -155,21 +155,67 @@ export async function putTelematicsPolicy(
     eventRetentionDays: input.eventRetentionDays ?? defaultPolicy.eventRetentionDays,
   };
   checkPolicy(policy);
-  const { rowCount } = await sql.query(
-    `UPDATE telematics_policies
-        SET enabled = $2, poll_interval_seconds = $3, freshness_threshold_seconds = $4,
-            silent_after_seconds = $5, retention_days = $6, soc_thresholds_pct = $7::float8[], event_retention_days = $8,
-            updated_at = now()
-      WHERE workspace_id = $1`,
-    policyParams(workspaceId, policy),
-  );
+  await db.transaction(async (tx) => {
+    await lockIngestState(tx, ['telematics_policies']);
+    const { rowCount } = await tx.query(
+      `UPDATE telematics_policies
+          SET enabled = $2, poll_interval_seconds = $3, freshness_threshold_seconds = $4,
+              silent_after_seconds = $5, retention_days = $6, soc_thresholds_pct = $7::float8[], event_retention_days = $8,
+              updated_at = now()
+        WHERE workspace_id = $1`,
+      policyParams(workspaceId, policy),
+    );
+    if (rowCount === 0) throw notFound('workspace', workspaceId);
+  });
+  return getWorkspace(db, workspaceId);
+}
+
+/**
+ * Takes tables whose rows every ingest batch locks `FOR SHARE` (the policy and cutover of each workspace it names,
+ * a stream process's leases) in EXCLUSIVE mode until the transaction ends, before changing such rows. A row lock
+ * would starve behind a busy workspace: its batches overlap, and a new `FOR SHARE` joins those already held
+ * without queueing behind the writer that waits for them all to end. The table lock queues every new batch behind
+ * it and waits only for those running, so ingest pauses, for every workspace, as long as the longest batch in
+ * flight and the few statements after this: keep them few.
+ */
+export async function lockIngestState(tx: Sql, tables: readonly ('telematics_policies' | 'cutover_states' | 'stream_leases')[]): Promise<void> {
+  // Named in ingest's order (policy, cutover, leases) and taken one after the other: one order everywhere, no circle.
+  await tx.query(`LOCK TABLE ${tables.join(', ')} IN EXCLUSIVE MODE`);
+}
+
+/**
+ * Renames a workspace and turns its telematics on or off (the policy's `enabled`, the one switch the poll path,
+ * the stream directory, ingest and health all read). Turning it off waits for the ingest batches judged while it
+ * was on: once this returns, nothing of the workspace is accepted.
+ */
+export async function updateWorkspace(db: Database, workspaceId: string, changes: { name?: string | undefined; enabled?: boolean | undefined }): Promise<Workspace> {
+  const { rowCount } = await db.query('UPDATE workspaces SET name = COALESCE($2, name) WHERE id = $1', [workspaceId, changes.name ?? null]);
   if (rowCount === 0) throw notFound('workspace', workspaceId);
-  return getWorkspace(sql, workspaceId);
+  if (changes.enabled !== undefined && !(await setTelematicsEnabled(db, workspaceId, changes.enabled))) throw notFound('workspace', workspaceId);
+  return getWorkspace(db, workspaceId);
+}
+
+/**
+ * Sets the policy's `enabled` in a transaction of its own (committed, it is what every later batch reads); its
+ * `updatedAt` moves only when it changes. False when the workspace does not exist.
+ */
+export async function setTelematicsEnabled(db: Database, workspaceId: string, enabled: boolean): Promise<boolean> {
+  const { rows } = await db.query<{ enabled: boolean }>('SELECT enabled FROM telematics_policies WHERE workspace_id = $1', [workspaceId]);
+  if (!rows[0]) return false;
+  if (rows[0].enabled === enabled) return true;
+  return db.transaction(async (tx) => {
+    await lockIngestState(tx, ['telematics_policies']);
+    const { rowCount } = await tx.query('UPDATE telematics_policies SET enabled = $2, updated_at = now() WHERE workspace_id = $1', [workspaceId, enabled]);
+    return rowCount > 0;
+  });
 }
 
 /** Sets which poller owns a workspace; a change is an event (`fleetwire.workspace.cutover.changed`) in the same transaction. */
 export async function putCutover(db: Database, workspaceId: string, mode: CutoverMode): Promise<Workspace> {
+  const current = await db.query<{ mode: CutoverMode }>('SELECT mode FROM cutover_states WHERE workspace_id = $1', [workspaceId]);
+  if (current.rows[0]?.mode === mode) return getWorkspace(db, workspaceId);
   await db.transaction(async (tx) => {
+    await lockIngestState(tx, ['cutover_states']);
     const { rows } = await tx.query<{ mode: CutoverMode }>('SELECT mode FROM cutover_states WHERE workspace_id = $1 FOR UPDATE', [workspaceId]);
     const previous = rows[0]?.mode;
     if (previous === undefined) throw notFound('workspace', workspaceId);

@@ -130,14 +130,15 @@ export async function acquireStreamLeases(
   secretKey: Buffer,
   request: { holder: string; wanted: readonly string[]; release: readonly string[]; leaving: boolean },
   ttlSeconds: number,
-): Promise<{ granted: StreamConnectionGrant[]; unreadable: string[] }> {
+): Promise<{ granted: StreamConnectionGrant[]; unreadable: string[]; gone: string[] }> {
   const { holder, wanted, release } = request;
   return db.transaction(async (tx) => {
     if (request.leaving) {
       await tx.query('DELETE FROM stream_holders WHERE holder = $1', [holder]);
       await tx.query('DELETE FROM stream_leases WHERE holder = $1', [holder]);
-      return { granted: [], unreadable: [] };
+      return { granted: [], unreadable: [], gone: [] };
     }
+    const gone = await deletedConnections(tx, [...wanted, ...release]);
     await tx.query(
       `INSERT INTO stream_holders (holder, seen_at) VALUES ($1, now())
        ON CONFLICT (holder) DO UPDATE SET seen_at = now()`,
@@ -148,7 +149,7 @@ export async function acquireStreamLeases(
     if (release.length > 0) {
       await tx.query('DELETE FROM stream_leases WHERE holder = $1 AND connection_id = ANY($2::uuid[])', [holder, release]);
     }
-    if (wanted.length === 0) return { granted: [], unreadable: [] };
+    if (wanted.length === 0) return { granted: [], unreadable: [], gone };
     const { rows } = await tx.query<{ connection_id: string }>(
       `INSERT INTO stream_leases AS l (workspace_id, connection_id, holder, expires_at)
        SELECT c.workspace_id, c.id, $1, now() + make_interval(secs => $3)
@@ -161,8 +162,23 @@ export async function acquireStreamLeases(
        RETURNING connection_id`,
       [holder, wanted, ttlSeconds],
     );
-    return grantsOf(tx, secretKey, holder, rows.map((row) => row.connection_id));
+    return { ...(await grantsOf(tx, secretKey, holder, rows.map((row) => row.connection_id))), gone };
   });
+}
+
+/**
+ * Of the connections a stream process asked about, those that no longer exist: deleted, alone or with their
+ * workspace. A process still holding one learns it is gone, not merely handed on or disabled.
+ */
+async function deletedConnections(sql: Sql, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await sql.query<{ id: string }>(
+    `SELECT k.id FROM unnest($1::uuid[]) AS k(id)
+      WHERE NOT EXISTS (SELECT 1 FROM provider_connections c WHERE c.id = k.id)
+      ORDER BY k.id`,
+    [[...new Set(ids)]],
+  );
+  return rows.map((row) => row.id);
 }
 
 /**

@@ -80,7 +80,9 @@ export function registerEventRoutes(app: TypedApp, deps: { db: Database; hub: Ev
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
       });
-      raw.write(`retry: 2000\n: fleetwire events of workspace ${workspaceId} after ${cursor}\n\n`);
+      // The opening block names the start as the last event id (it dispatches nothing), so a client that drops before
+      // any event arrives resumes exactly here rather than at the present.
+      raw.write(`retry: 2000\nid: ${cursor}\n: fleetwire events of workspace ${workspaceId} after ${cursor}\n\n`);
 
       let closed = false;
       let pumping = false;
@@ -99,15 +101,18 @@ export function registerEventRoutes(app: TypedApp, deps: { db: Database; hub: Ev
       /** Waits until the socket took what it holds, or says the client is too slow. */
       const drained = () =>
         new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => resolve(false), timings.slowClientMs);
-          raw.once('drain', () => {
+          // Whichever comes first settles it, and the others are removed: a client slow for hours must not gather listeners.
+          const settle = (taken: boolean) => {
             clearTimeout(timer);
-            resolve(true);
-          });
-          raw.once('close', () => {
-            clearTimeout(timer);
-            resolve(false);
-          });
+            raw.off('drain', onDrain);
+            raw.off('close', onClose);
+            resolve(taken);
+          };
+          const onDrain = () => settle(true);
+          const onClose = () => settle(false);
+          const timer = setTimeout(() => settle(false), timings.slowClientMs);
+          raw.once('drain', onDrain);
+          raw.once('close', onClose);
         });
 
       const pump = async () => {

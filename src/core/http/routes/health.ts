@@ -13,7 +13,7 @@ export function registerHealthRoutes(app: TypedApp, { db, clock }: { db: Databas
     {
       config: { access: 'workspace' },
       schema: {
-        summary: 'Workspace health: ok, degraded or failing, with the reasons, vehicle freshness counts and connection health',
+        summary: 'Workspace health: ok, degraded, failing or disabled, with the reasons, vehicle freshness counts and connection health',
         description: 'Computed at query time: a vehicle turns stale the moment its sync age passes the threshold.',
         tags: ['health'],
         params: wsParams,
@@ -37,8 +37,8 @@ export function registerHealthRoutes(app: TypedApp, { db, clock }: { db: Databas
         tags: ['health'],
         response: {
           200: z.object({
-            status: z.enum(['ok', 'degraded', 'failing']),
-            counts: z.object({ ok: z.number(), degraded: z.number(), failing: z.number() }),
+            status: z.enum(['ok', 'degraded', 'failing']).describe('The worst of the enabled workspaces; a disabled one counts for nothing'),
+            counts: z.object({ ok: z.number(), degraded: z.number(), failing: z.number(), disabled: z.number() }),
             items: z.array(workspaceHealthSchema),
           }),
           ...problemResponses(401, 403),
@@ -47,9 +47,10 @@ export function registerHealthRoutes(app: TypedApp, { db, clock }: { db: Databas
     },
     async (_request, reply) => {
       const items = await loadWorkspaceHealth(db, 'all', clock());
-      const rank = { failing: 0, degraded: 1, ok: 2 } as const;
+      // A disabled workspace was turned off on purpose: last, and no trouble of the fleet's.
+      const rank = { failing: 0, degraded: 1, ok: 2, disabled: 3 } as const;
       items.sort((a, b) => rank[a.status] - rank[b.status] || a.name.localeCompare(b.name));
-      const counts = { ok: 0, degraded: 0, failing: 0 };
+      const counts = { ok: 0, degraded: 0, failing: 0, disabled: 0 };
       for (const item of items) counts[item.status] += 1;
       reply.header('cache-control', 'no-store');
       return { status: counts.failing > 0 ? ('failing' as const) : counts.degraded > 0 ? ('degraded' as const) : ('ok' as const), counts, items };

@@ -1,13 +1,14 @@
-/** Liveness, readiness, metrics and the API description. */
+/** Liveness, readiness, metrics and the API descriptions (OpenAPI for requests, AsyncAPI for events). */
 import { z } from 'zod';
 import type { Database } from '../../db/database.ts';
 import { isSchemaCurrent } from '../../db/migrate.ts';
+import { asyncApiDocument } from '../../events/asyncapi.ts';
 import { metricsRegistry } from '../../metrics.ts';
 import { isCredentialKeyCurrent } from '../../registry/credential-key.ts';
 import { HttpProblem, problemResponses } from '../problem.ts';
 import type { TypedApp } from '../typed-app.ts';
 
-export function registerOpsRoutes(app: TypedApp, deps: { db: Database; secretKey: Buffer }): void {
+export function registerOpsRoutes(app: TypedApp, deps: { db: Database; secretKey: Buffer; natsSubjectPrefix?: string }): void {
   app.get(
     '/healthz',
     {
@@ -61,5 +62,12 @@ export function registerOpsRoutes(app: TypedApp, deps: { db: Database; secretKey
     '/openapi.json',
     { config: { access: 'public' }, schema: { hide: true } },
     async () => app.swagger(),
+  );
+
+  app.get(
+    '/asyncapi.json',
+    { config: { access: 'public' }, schema: { hide: true } },
+    async (request) =>
+      asyncApiDocument({ httpHost: request.host, httpProtocol: request.protocol === 'https' ? 'https' : 'http', natsSubjectPrefix: deps.natsSubjectPrefix ?? 'fleetwire' }),
   );
 }

@@ -6,6 +6,7 @@ import { readHistory } from '../../read/history.ts';
 import { loadConnectionHealth } from '../../health/health-queries.ts';
 import { silentReason, staleReason } from '../../health/rules.ts';
 import { getVehicle, listVehicles, type VehicleView } from '../../read/vehicles.ts';
+import { deleteVehicle, moveVehicle } from '../../registry/vehicle-lifecycle.ts';
 import { addVehicleDevices, createVehicle, removeVehicleDevice, updateVehicle } from '../../registry/vehicles.ts';
 import { getWorkspace } from '../../registry/workspaces.ts';
 import { problemResponses } from '../problem.ts';
@@ -20,6 +21,7 @@ import {
   page,
   vehicleChangesSchema,
   vehicleListQuery,
+  vehicleMoveSchema,
   vehicleParams,
   vehicleSchema,
   wsParams,
@@ -104,7 +106,7 @@ export function registerVehicleRoutes(app: TypedApp, { db, clock }: { db: Databa
     {
       config: { access: 'admin' },
       schema: {
-        summary: 'Rename, (de)activate or re-VIN a vehicle; an inactive vehicle accepts no updates',
+        summary: 'Rename, (de)activate or re-VIN a vehicle; an inactive vehicle accepts no updates; a VIN is unique in the workspace',
         tags: ['vehicles'],
         params: vehicleParams,
         body: vehicleChangesSchema,
@@ -117,6 +119,43 @@ export function registerVehicleRoutes(app: TypedApp, { db, clock }: { db: Databa
         await updateVehicle(tx, ws, vehicleId, request.body);
         return getVehicle(tx, ws, vehicleId);
       });
+    },
+  );
+
+  app.delete(
+    '/v1/workspaces/:ws/vehicles/:vehicleId',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Delete a vehicle with its snapshot, history, charging sessions, device bindings and events',
+        tags: ['vehicles'],
+        params: vehicleParams,
+        response: { 204: z.null(), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      await deleteVehicle(db, request.params.ws, request.params.vehicleId);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/v1/workspaces/:ws/vehicles/:vehicleId/move',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Move an unbound vehicle, with its snapshot, history and charging sessions, to another workspace',
+        description: 'Refused while devices are bound to it (409 vehicle_bound): they belong to connections of its workspace. Answers the vehicle where it is now.',
+        tags: ['vehicles'],
+        params: vehicleParams,
+        body: vehicleMoveSchema,
+        response: { 200: vehicleSchema, ...problemResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { ws, vehicleId } = request.params;
+      await moveVehicle(db, ws, vehicleId, request.body.workspaceId);
+      return getVehicle(db, request.body.workspaceId, vehicleId, clock());
     },
   );
 

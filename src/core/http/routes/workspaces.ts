@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import type { Database } from '../../db/database.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../registry/api-keys.ts';
-import { createWorkspace, getWorkspace, listWorkspaces, putCutover, putTelematicsPolicy } from '../../registry/workspaces.ts';
+import { deleteWorkspace } from '../../registry/workspace-deletion.ts';
+import { createWorkspace, getWorkspace, listWorkspaces, putCutover, putTelematicsPolicy, updateWorkspace } from '../../registry/workspaces.ts';
 import { problemResponses } from '../problem.ts';
 import {
   apiKeySchema,
@@ -11,6 +12,7 @@ import {
   newApiKeySchema,
   newWorkspaceSchema,
   policySchema,
+  workspaceChangesSchema,
   workspaceSchema,
   wsParams,
 } from '../schemas.ts';
@@ -59,6 +61,41 @@ export function registerWorkspaceRoutes(app: TypedApp, { db }: { db: Database })
       },
     },
     async (request) => getWorkspace(db, request.params.ws),
+  );
+
+  app.patch(
+    '/v1/workspaces/:ws',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Rename a workspace, or turn its telematics off or on',
+        description: 'Disabled: not polled, its stream connections not handed out, its updates refused (telematics_disabled), its health `disabled`.',
+        tags: ['workspaces'],
+        params: wsParams,
+        body: workspaceChangesSchema,
+        response: { 200: workspaceSchema, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => updateWorkspace(db, request.params.ws, request.body),
+  );
+
+  app.delete(
+    '/v1/workspaces/:ws',
+    {
+      config: { access: 'admin' },
+      schema: {
+        summary: 'Delete a workspace and everything of it',
+        description:
+          'Vehicles, connections and their credentials, snapshot, history, charging sessions, rejections, poll runs, events, webhooks, API keys, policy and cutover, in one transaction. Nothing is kept.',
+        tags: ['workspaces'],
+        params: wsParams,
+        response: { 204: z.null(), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      await deleteWorkspace(db, request.params.ws);
+      return reply.code(204).send(null);
+    },
   );
 
   app.put(
