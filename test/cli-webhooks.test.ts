@@ -54,11 +54,14 @@ afterAll(async () => {
 
 const webhooks = (args: string[], extra: Record<string, string> = {}) => runFleetwire(['webhooks', ...args], { ...env, ...extra });
 
-/** SoC readings a minute ago, one batch each, so each one moves the snapshot (and may cross 20%). */
+/** The observed time of the last SoC reading sent, so that every later one is newer however fast the test runs. */
+let lastObservedMs = 0;
+
+/** SoC readings about a minute ago, one batch each and each newer than the last, so each one moves the snapshot (and may cross 20%). */
 async function socs(fleet: TestFleet, values: number[]) {
-  const start = core.clock.now() - 60_000;
-  for (const [i, value] of values.entries()) {
-    await ingestBatch(core.db, [update(fleet, [{ signal: 'soc_pct', value, observedAt: start + i * 1000 }])], { now: core.clock.now() });
+  for (const value of values) {
+    lastObservedMs = Math.max(lastObservedMs + 1000, core.clock.now() - 60_000);
+    await ingestBatch(core.db, [update(fleet, [{ signal: 'soc_pct', value, observedAt: lastObservedMs }])], { now: core.clock.now() });
   }
   await core.events.flush();
 }
