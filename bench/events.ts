@@ -1,7 +1,7 @@
 /**
  * `npm run bench:events`: what events out cost and how fast they arrive, in one run on one database.
  *
- * - Latency: a core app on loopback with its own sequencer and webhook dispatcher (production defaults, and the
+ * - Latency: a core app on loopback with its own event hub and webhook dispatcher (production defaults, and the
  *   connection pool and ingest concurrency a core process has by default) and one subscription to every vehicle
  *   event type, delivered to a receiver on loopback (a child process). The ingest API (`POST /internal/v1/ingest`)
  *   is driven open-loop at a steady rate: 10 batches a second, each a slice of the fleet, so every vehicle reports
@@ -14,9 +14,8 @@
  *   the bound from above.
  * - Outbox cost: `ingestBatch` called directly with events written against the same call with `events: false`, on
  *   twin fleets of 1,000 vehicles x 6 signals (the `bench:ingest` mix of new, late and duplicate readings), rounds
- *   alternating, with a sequencer running. After each batch, of either arm, the sequencer is run to completion and
- *   its time counted in that arm: the "with" arm pays for positioning its events, the "without" arm for a round that
- *   finds nothing.
+ *   alternating, with an event hub running. After each batch, of either arm, the hub reads the log's head, and
+ *   that read is counted in the arm (positions are given as events are written, so the insert pays for them).
  *
  * Runs on PGlite (at a quarter of the rate), and on PostgreSQL too when FLEETWIRE_BENCH_DATABASE_URL (or
  * DATABASE_URL) names one. Not part of `npm test`: it reports figures, it asserts nothing.
@@ -43,7 +42,7 @@ const settings = {
 const outboxVehicles = setting('BENCH_VEHICLES', 1000);
 /**
  * Pool and ingest concurrency as a core process sizes them by default (`FLEETWIRE_DB_POOL_SIZE` 10, ingest two under
- * it; two batches at once on PGlite), so the sequencer and the dispatcher find a connection while ingest is busy.
+ * it; two batches at once on PGlite), so the event hub and the dispatcher find a connection while ingest is busy.
  */
 const sizing = { postgres: { poolSize: 10, ingestConcurrency: 8 }, pglite: { ingestConcurrency: 2 } };
 
@@ -337,7 +336,7 @@ interface Arm {
   fleet: BenchFleet;
   options: IngestOptions;
   ingestMs: number;
-  sequencerMs: number;
+  headReadMs: number;
   counts: Record<string, number>;
 }
 
@@ -353,8 +352,8 @@ async function measureOutbox(db: Database, rounds: number): Promise<OutboxResult
   const baseMs = Date.now() - (rounds + 10) * 60_000;
   await ensureHistoryPartitions(db, [baseMs - 3600_000, Date.now()]);
   const arms: Record<Arm['name'], Arm> = {
-    with: { name: 'with', fleet: await createBenchFleet(db, secretKey, 'bench outbox with', outboxVehicles), options: {}, ingestMs: 0, sequencerMs: 0, counts: {} },
-    without: { name: 'without', fleet: await createBenchFleet(db, secretKey, 'bench outbox without', outboxVehicles), options: { events: false }, ingestMs: 0, sequencerMs: 0, counts: {} },
+    with: { name: 'with', fleet: await createBenchFleet(db, secretKey, 'bench outbox with', outboxVehicles), options: {}, ingestMs: 0, headReadMs: 0, counts: {} },
+    without: { name: 'without', fleet: await createBenchFleet(db, secretKey, 'bench outbox without', outboxVehicles), options: { events: false }, ingestMs: 0, headReadMs: 0, counts: {} },
   };
   const hub = createEventHub(db);
   await hub.start();
@@ -370,13 +369,13 @@ async function measureOutbox(db: Database, rounds: number): Promise<OutboxResult
         const t0 = performance.now();
         const outcome = await ingestBatch(db, updates, arm.options);
         const t1 = performance.now();
-        // A round the timer started before the commit may not see the batch's events; the second one does.
+        // A read the timer started before the commit may not see the batch's events; the second one does.
         await hub.flush();
         const after = await hub.flush();
         const t2 = performance.now();
         if (warmup) continue;
         arm.ingestMs += t1 - t0;
-        arm.sequencerMs += t2 - t1;
+        arm.headReadMs += t2 - t1;
         if (arm.name === 'with') eventsMeasured += after - before;
         for (const result of outcome.results) for (const r of result.readings) arm.counts[r.status] = (arm.counts[r.status] ?? 0) + 1;
       }
@@ -389,7 +388,7 @@ async function measureOutbox(db: Database, rounds: number): Promise<OutboxResult
 }
 
 function reportOutbox(backend: string, r: OutboxResult): void {
-  const rate = (arm: Arm, withSequencer: boolean) => (r.readings / (arm.ingestMs + (withSequencer ? arm.sequencerMs : 0))) * 1000;
+  const rate = (arm: Arm, withHeadRead: boolean) => (r.readings / (arm.ingestMs + (withHeadRead ? arm.headReadMs : 0))) * 1000;
   const { with: on, without: off } = r.arms;
   const counts = (arm: Arm) => Object.entries(arm.counts).map(([s, n]) => `${s} ${int(n)}`).join(', ');
   const pad = ' '.repeat(11);
@@ -397,7 +396,7 @@ function reportOutbox(backend: string, r: OutboxResult): void {
     `${backend.padEnd(10)} outbox    with events ${k(rate(on, true))} readings/s, without ${k(rate(off, true))} readings/s: ratio ${((rate(on, true) / rate(off, true)) * 100).toFixed(0)} %  ` +
       `(${r.batches} batches of ${int(outboxVehicles * 6)} readings each arm, ${int(r.eventsPerBatch)} events a batch)\n` +
       `${pad}ingest call alone: ${k(rate(on, false))} against ${k(rate(off, false))} readings/s, ratio ${((rate(on, false) / rate(off, false)) * 100).toFixed(0)} %; ` +
-      `sequencer after each batch ${ms(on.sequencerMs / r.batches)} with events, ${ms(off.sequencerMs / r.batches)} without\n` +
+      `head read after each batch ${ms(on.headReadMs / r.batches)} with events, ${ms(off.headReadMs / r.batches)} without\n` +
       `${pad}outcomes with: ${counts(on)}; without: ${counts(off)}\n`,
   );
 }
@@ -408,7 +407,7 @@ async function main(): Promise<void> {
       `${settings.postgres.seconds} s on PostgreSQL at ${int(settings.postgres.rate)} events/s, ${settings.pglite.seconds} s on PGlite at ${int(settings.pglite.rate)} events/s ` +
       `(the first ${warmupSeconds} s not counted)\n` +
       `              outbox cost: ingestBatch with and without events on twin fleets of ${outboxVehicles} vehicles x 6 signals, ` +
-      `new/late/duplicate 80/10/10, alternating; after each batch the sequencer runs until done, counted in its arm\n`,
+      `new/late/duplicate 80/10/10, alternating; after each batch the head is read, counted in its arm\n`,
   );
   await onBenchDatabases(async (backend, db, jobSchema) => {
     await migrate(db);

@@ -1,7 +1,7 @@
 /**
  * Events out, the store side (DESIGN §10): what a unit of work tells (state changed, charging started and stopped,
  * SoC thresholds crossed), written in its transaction or not at all, numbered per vehicle, given log positions in
- * each vehicle's order by the sequencer even under concurrent batches, served as server-sent events that resume by
+ * commit order and in each vehicle's order even under concurrent batches, served as server-sent events that resume by
  * Last-Event-ID, and kept for the workspace's event retention.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -135,12 +135,12 @@ async function cursorOf(db: Database, names: Names): Promise<{ cursor: number; c
   return rows[0] ? { cursor: Number(rows[0].cursor), claimedBy: rows[0].claimed_by } : undefined;
 }
 
-/** Runs the sequencer until every committed event has its position (a flush may join a round begun before them). */
+/** Reads the head until every committed event is at or below it (a flush may join a read begun before them). */
 async function sequenced(core: TestCore): Promise<number> {
   for (;;) {
     await core.events.flush();
     const { rows } = await core.db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE position IS NULL');
-    // Another process's sequencer may have given the last positions: the head is the log's, not this hub's.
+    // The head is the log's, not this hub's: another process may have committed the last events.
     if (rows[0]!.n === 0) return eventLogHead(core.db);
   }
 }

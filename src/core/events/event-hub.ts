@@ -1,11 +1,12 @@
 /**
- * A core process's view of the event log: it runs the sequencer every `intervalMs` (one process at a time gets to;
- * the others read the head it moved), and tells its listeners (SSE streams, webhook and NATS publishers) when the
- * head advances. Nothing here holds events: listeners read them from the log by position.
+ * A core process's view of the event log: it reads the log's head every `intervalMs` (every event at or below it has
+ * committed: positions are given in commit order as events are written) and tells its listeners (SSE streams,
+ * webhook and NATS publishers) when it advances. Nothing here holds events: listeners read them from the log by
+ * position.
  */
 import type { Logger } from '../../logging.ts';
 import type { Database } from '../db/database.ts';
-import { eventLogHead, sequenceEvents } from './event-log.ts';
+import { eventLogHead } from './event-log.ts';
 
 export interface EventHub {
   /** The last position known to be committed in this process. */
@@ -14,7 +15,7 @@ export interface EventHub {
   onAdvance(listener: (head: number) => void): () => void;
   /** Called when the process stops: long-lived readers (SSE) end their streams. */
   onStop(listener: () => void): () => void;
-  /** Runs the sequencer now rather than at the next interval (a test, or a unit of work that just committed). */
+  /** Reads the head now rather than at the next interval (a test, or a unit of work that just committed). */
   flush(): Promise<number>;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -48,23 +49,15 @@ export function createEventHub(db: Database, options: EventHubOptions = {}): Eve
   };
 
   const round = async (): Promise<number> => {
-    for (;;) {
-      const result = await sequenceEvents(db);
-      if (!result) {
-        publish(await eventLogHead(db));
-        return head;
-      }
-      publish(result.head);
-      // A full round means more may be waiting.
-      if (result.sequenced < 5000 || stopped) return head;
-    }
+    publish(await eventLogHead(db));
+    return head;
   };
 
   let queued: Promise<number> | undefined;
   /**
-   * A round already under way may have read the log before the caller's commit, so a flush during one waits for it
-   * and then runs one more (shared by every caller that asked meanwhile): what committed before `flush()` was called
-   * has its position when it resolves.
+   * A read already under way may have begun before the caller's commit, so a flush during one waits for it and then
+   * reads again (once for every caller that asked meanwhile): what committed before `flush()` was called is at or
+   * below the head when it resolves.
    */
   const flush = (): Promise<number> => {
     if (!running) {
@@ -88,7 +81,7 @@ export function createEventHub(db: Database, options: EventHubOptions = {}): Eve
       flush().then(schedule, (error: unknown) => {
         if (!stopped && Date.now() - lastErrorLogAt > 60_000) {
           lastErrorLogAt = Date.now();
-          options.logger?.warn({ err: error }, 'event sequencer failed; it tries again');
+          options.logger?.warn({ err: error }, 'reading the event log head failed; it tries again');
         }
         schedule();
       });

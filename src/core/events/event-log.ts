@@ -1,17 +1,20 @@
 /**
- * The event log's SQL: events written in the unit of work that causes them (numbered per subject), the sequencer
- * that gives committed events their log position, and reads by position.
+ * The event log's SQL: events written in the unit of work that causes them (numbered per subject and given their
+ * log position), the head, and reads by position.
  */
 import { intArray, jsonArray, textArray } from '../db/array-literal.ts';
-import type { Database, Sql } from '../db/database.ts';
+import type { Sql } from '../db/database.ts';
 import type { EventDraft, EventType, StoredEvent } from './catalogue.ts';
 
 /**
- * Writes events inside the caller's transaction, each numbered after its subject's last: one statement. The subject
- * rows are locked in one order, so two units of work that touch one subject number its events in commit order.
- * Each event's rank among its subject's events here, and their count, are worked out before the statement, so the
- * database only adds them to the subject's last number; columns go as array literals and the payloads as one JSON
- * array (`src/core/db/array-literal.ts`).
+ * Writes events inside the caller's transaction, each numbered after its subject's last and given the next log
+ * positions. Call it once, as the transaction's last write: subject rows are locked first (in one order, so two units
+ * of work that touch one subject number its events in commit order), then the log's head row, which the transaction
+ * holds until it commits. Units of work that write events therefore commit their positions one after the other, in
+ * position order, for only the time of the insert and the commit: positions are dense, in commit order, and never
+ * appear below one a reader has seen, and each event row is written once. Each event's rank among its subject's
+ * events here is worked out before the statements; columns go as array literals and the payloads as one JSON array
+ * (`src/core/db/array-literal.ts`).
  */
 export async function writeEvents(tx: Sql, drafts: readonly EventDraft[]): Promise<void> {
   if (drafts.length === 0) return;
@@ -22,24 +25,30 @@ export async function writeEvents(tx: Sql, drafts: readonly EventDraft[]): Promi
     perSubject.set(key, n);
     return n;
   });
+  const subjects = [...perSubject.keys()].sort();
+  const { rows: bumped } = await tx.query<{ workspace_id: string; subject: string; last_sequence: string }>(
+    `INSERT INTO event_subjects AS s (workspace_id, subject, last_sequence)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[]) ORDER BY 1, 2
+     ON CONFLICT (workspace_id, subject) DO UPDATE SET last_sequence = s.last_sequence + excluded.last_sequence
+     RETURNING s.workspace_id, s.subject, s.last_sequence::text`,
+    [
+      textArray(subjects.map((key) => key.slice(0, key.indexOf(' ')))),
+      textArray(subjects.map((key) => key.slice(key.indexOf(' ') + 1))),
+      intArray(subjects.map((key) => perSubject.get(key)!)),
+    ],
+  );
+  const lastSequence = new Map(bumped.map((r) => [`${r.workspace_id} ${r.subject}`, Number(r.last_sequence)]));
   await tx.query(
-    `WITH input AS (
-       SELECT * FROM ROWS FROM (
-                unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::text[]), unnest($4::text[]), unnest($5::timestamptz[]),
-                json_array_elements($6::json), unnest($7::int[]), unnest($8::int[]))
-         WITH ORDINALITY AS r(id, workspace_id, subject, type, time, data, rank, n, ord)
-     ),
-     bumped AS (
-       INSERT INTO event_subjects AS s (workspace_id, subject, last_sequence)
-       SELECT workspace_id, subject, n FROM input WHERE rank = 1 ORDER BY workspace_id, subject
-       ON CONFLICT (workspace_id, subject) DO UPDATE SET last_sequence = s.last_sequence + excluded.last_sequence
-       RETURNING s.workspace_id, s.subject, s.last_sequence
+    `WITH head AS (
+       UPDATE event_log_head SET last_position = last_position + $7 RETURNING last_position - $7 AS base
      )
-     INSERT INTO events (id, workspace_id, subject, type, sequence, time, data)
-     SELECT i.id, i.workspace_id, i.subject, i.type, b.last_sequence - i.n + i.rank, i.time, i.data
-       FROM input i
-       JOIN bumped b ON b.workspace_id = i.workspace_id AND b.subject = i.subject
-      ORDER BY i.ord`,
+     INSERT INTO events (id, workspace_id, subject, type, sequence, time, data, position)
+     SELECT r.id, r.workspace_id, r.subject, r.type, r.sequence, r.time, r.data, head.base + r.ord
+       FROM head, ROWS FROM (
+              unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::text[]), unnest($4::text[]), unnest($5::timestamptz[]),
+              json_array_elements($6::json), unnest($8::bigint[]))
+            WITH ORDINALITY AS r(id, workspace_id, subject, type, time, data, sequence, ord)
+      ORDER BY r.ord`,
     [
       textArray(drafts.map((d) => d.id)),
       textArray(drafts.map((d) => d.workspaceId)),
@@ -47,53 +56,10 @@ export async function writeEvents(tx: Sql, drafts: readonly EventDraft[]): Promi
       textArray(drafts.map((d) => d.type)),
       textArray(drafts.map((d) => d.time)),
       jsonArray(drafts.map((d) => JSON.stringify(d.data))),
-      intArray(rank),
-      intArray(keys.map((key) => perSubject.get(key)!)),
+      drafts.length,
+      intArray(keys.map((key, i) => lastSequence.get(key)! - perSubject.get(key)! + rank[i]!)),
     ],
   );
-}
-
-/**
- * The sequencer's advisory lock, one per schema: advisory locks are database-wide, and two deployments (or test runs)
- * in schemas of one database each have their own log to sequence, so they must not skip each other's rounds.
- */
-const sequencerLockSql = `SELECT pg_try_advisory_xact_lock(hashtextextended('fleetwire event sequencer:' || current_schema(), 0)) AS ok`;
-
-/**
- * Gives up to `limit` committed events without a position the next positions, in insertion order (which keeps each
- * subject's order), and answers the new head; undefined when another process is sequencing right now. The lock is
- * taken by the transaction's first statement, so the next sees every position the last sequencer gave. The events
- * to position are found first and named to the update as a list, which it finds by primary key: left to the
- * planner's estimates, the update was joined against the whole retained log, or, with statistics taken while
- * nothing waited, looped over the list once per event. A round with nothing to position writes nothing.
- */
-export async function sequenceEvents(db: Database, limit = 5000): Promise<{ head: number; sequenced: number } | undefined> {
-  return db.transaction(async (tx) => {
-    const { rows: lock } = await tx.query<{ ok: boolean }>(sequencerLockSql);
-    if (!lock[0]?.ok) return undefined;
-    const { rows: found } = await tx.query<{ orders: string | null; n: number; head: string }>(
-      `SELECT array_agg(insert_order ORDER BY insert_order)::text AS orders, count(*)::int AS n,
-              (SELECT last_position FROM event_log_head)::text AS head
-         FROM (SELECT insert_order FROM events WHERE position IS NULL ORDER BY insert_order LIMIT $1) unpositioned`,
-      [limit],
-    );
-    const { orders, n, head } = found[0]!;
-    if (n === 0 || orders === null) return { head: Number(head), sequenced: 0 };
-    const { rows } = await tx.query<{ head: string; sequenced: string }>(
-      `WITH head AS (
-         UPDATE event_log_head SET last_position = last_position + $2 RETURNING last_position
-       ),
-       positioned AS (
-         UPDATE events e SET position = (SELECT last_position FROM head) - $2 + u.n
-           FROM unnest($1::bigint[]) WITH ORDINALITY AS u(insert_order, n)
-          WHERE e.insert_order = u.insert_order
-         RETURNING 1
-       )
-       SELECT (SELECT last_position FROM head)::text AS head, (SELECT count(*) FROM positioned)::text AS sequenced`,
-      [orders, n],
-    );
-    return { head: Number(rows[0]!.head), sequenced: Number(rows[0]!.sequenced) };
-  });
 }
 
 /** The last position given. */

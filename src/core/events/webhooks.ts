@@ -202,7 +202,7 @@ export async function replayWebhook(sql: Sql, workspaceId: string, id: string, f
   const { rows } = await sql.query<{ cursor: string }>(
     `UPDATE webhook_subscriptions w
         SET cursor = COALESCE((SELECT min(e.position) - 1 FROM events e
-                                WHERE e.workspace_id = w.workspace_id AND e.created_at >= $3 AND e.position IS NOT NULL),
+                                WHERE e.workspace_id = w.workspace_id AND e.created_at >= $3),
                               (SELECT last_position FROM event_log_head)),
             failing_since = NULL, attempts = 0, next_attempt_at = NULL, updated_at = now()
       WHERE workspace_id = $1 AND id = $2

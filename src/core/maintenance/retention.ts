@@ -146,12 +146,12 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
              SELECT connection_id, external_id FROM charging_sessions WHERE workspace_id = $1 AND started_at < $2 LIMIT ${batchRows})`,
           [policy.workspace_id, new Date(cutoff).toISOString()],
         );
-        // Events are kept for replay for their own, shorter time; one the sequencer has not numbered yet stays.
+        // Events are kept for replay for their own, shorter time.
         report.deletedEvents += await deleteInBatches(
           session,
           `DELETE FROM events WHERE insert_order = ANY(ARRAY(
              SELECT insert_order FROM events
-              WHERE workspace_id = $1 AND created_at < $2 AND position IS NOT NULL LIMIT ${batchRows}))`,
+              WHERE workspace_id = $1 AND created_at < $2 LIMIT ${batchRows}))`,
           [policy.workspace_id, new Date(nowMs - policy.event_retention_days * dayMs).toISOString()],
         );
         report.deletedPollRuns += await deleteInBatches(

@@ -27,7 +27,6 @@ export async function deleteVehicle(db: Database, workspaceId: string, vehicleId
     db.transaction(async (tx) => {
       await lockVehicle(tx, workspaceId, vehicleId);
       await tx.query('DELETE FROM signal_history WHERE workspace_id = $1 AND vehicle_id = $2', [workspaceId, vehicleId]);
-      // Last before the vehicle: the sequencer waits on an unpositioned event this holds, so hold them briefly.
       await tx.query('DELETE FROM events WHERE workspace_id = $1 AND subject = $2', [workspaceId, vehicleSubject(vehicleId)]);
       await tx.query('DELETE FROM event_subjects WHERE workspace_id = $1 AND subject = $2', [workspaceId, vehicleSubject(vehicleId)]);
       // Its snapshot, bindings, charging sessions and freshness state follow by their foreign keys.

@@ -14,10 +14,7 @@ import { retryTransaction, type Database, type Sql } from '../db/database.ts';
 import { notFound } from '../errors.ts';
 import { lockIngestState, setTelematicsEnabled } from './workspaces.ts';
 
-/**
- * What grows with a tenant's history, emptied first; its events too, but only those positioned: the sequencer
- * updates unpositioned events of every workspace under one lock, and must not queue behind this transaction.
- */
+/** What grows with a tenant's history, emptied first (its events follow). */
 const bulkTables = [
   'signal_history',
   'ingest_rejections',
@@ -75,7 +72,7 @@ async function deleteTenantRows(tx: Sql, workspaceId: string): Promise<void> {
   const { rowCount } = await tx.query('SELECT 1 FROM workspaces WHERE id = $1', [workspaceId]);
   if (rowCount === 0) throw notFound('workspace', workspaceId);
   for (const table of bulkTables) await deleteRows(tx, table, workspaceId);
-  await tx.query('DELETE FROM events WHERE workspace_id = $1 AND position IS NOT NULL', [workspaceId]);
+  await tx.query('DELETE FROM events WHERE workspace_id = $1', [workspaceId]);
   for (const table of tenantTables) await deleteRows(tx, table, workspaceId);
   await lockIngestState(tx, ['telematics_policies', 'cutover_states', 'stream_leases']);
   for (const table of lockedTables) await deleteRows(tx, table, workspaceId);
