@@ -177,15 +177,7 @@ async function measureLatency(db: Database, jobSchema: string, rate: number, sec
         expected['fleetwire.vehicle.state.changed']! += 1;
         expected[visit % 2 === 0 ? 'fleetwire.vehicle.charging.started' : 'fleetwire.vehicle.charging.stopped']! += 1;
         if (visitCrossesSoc(v, visit)) expected['fleetwire.vehicle.soc.crossed']! += 1;
-        return {
-          workspaceId: fleet.workspaceId,
-          provider: 'samsara',
-          connectionId: fleet.connectionId,
-          externalDeviceId: `dev-${v}`,
-          source: 'poll',
-          receivedAt,
-          readings: visitReadings(v, visit, observedAt),
-        };
+        return benchUpdate(fleet, v, receivedAt, visitReadings(v, visit, observedAt));
       });
       return JSON.stringify({ updates });
     });
@@ -320,15 +312,12 @@ function reportLatency(backend: string, rate: number, r: LatencyResult): void {
 /** Round r, as `bench:ingest` sends it: 10 % of vehicles repeat the round before (duplicates), 10 % send older data (late). */
 function outboxUpdates(fleet: BenchFleet, vehicles: number, round: number, baseMs: number) {
   const receivedAt = new Date(baseMs + round * 60_000 + 1000).toISOString();
-  return mixedRoundReadings(vehicles, round, baseMs).map((readings, v) => ({
-    workspaceId: fleet.workspaceId,
-    provider: 'samsara',
-    connectionId: fleet.connectionId,
-    externalDeviceId: `dev-${v}`,
-    source: 'poll',
-    receivedAt,
-    readings,
-  }));
+  return mixedRoundReadings(vehicles, round, baseMs).map((readings, v) => benchUpdate(fleet, v, receivedAt, readings));
+}
+
+/** Vehicle `v` of a bench fleet reporting `readings` through the fleet's poll connection. */
+function benchUpdate(fleet: BenchFleet, v: number, receivedAt: string, readings: unknown[]) {
+  return { workspaceId: fleet.workspaceId, provider: 'samsara', connectionId: fleet.connectionId, externalDeviceId: `dev-${v}`, source: 'poll', receivedAt, readings };
 }
 
 interface Arm {

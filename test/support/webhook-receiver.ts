@@ -99,15 +99,8 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   };
 }
 
-export interface CommittedEvent {
-  id: string;
-  subject: string;
-  sequence: number;
-  type: string;
-  time: string;
-  data: unknown;
-  position: number | null;
-}
+/** An event as the log holds it: what a receipt carries, and its log position. */
+export type CommittedEvent = Omit<Receipt, 'n'> & { position: number | null };
 
 /** The workspace's committed events of `types`, per subject in sequence order. */
 export async function committedEvents(sql: Sql, workspaceId: string, types: readonly string[]): Promise<CommittedEvent[]> {
