@@ -2,7 +2,11 @@
  * `npm run bench:read`: read latency on a big workspace. One workspace of 10,000 vehicles, each with a snapshot of
  * every signal and 60 readings of each signal in history (one a minute, the last hour), generated in the database.
  * Then, over HTTP with the admin token: p50 and p99 of a vehicles page (500 vehicles with their snapshot and
- * freshness), of one vehicle's 24 h state-of-charge history, and of the workspace health query.
+ * freshness), of one vehicle's 24 h state-of-charge history, and of the workspace health query. A hundred of the
+ * vehicles (BENCH_WEEK_VEHICLES) also hold a week of state of charge, one reading a minute (10,080 each): the week
+ * chart the dashboard draws, downsampled in the database to 1 h buckets (`history?bucket=1h`), is measured on them.
+ * The workspace's connection also reports 5,000 devices nobody bound (BENCH_DISCOVERED; one in ten ignored), as a
+ * shared provider account does: the onboarding list (`discovered-devices`, pages of 100) is measured on them.
  *
  * Runs on PGlite, and on PostgreSQL too when FLEETWIRE_BENCH_DATABASE_URL (or DATABASE_URL) names one.
  * Not part of `npm test`.
@@ -20,9 +24,12 @@ import { createWorkspace } from '../src/core/registry/workspaces.ts';
 const vehicles = Number(process.env.BENCH_VEHICLES ?? 10_000);
 const readingsPerSignal = Number(process.env.BENCH_READINGS ?? 60);
 const samples = Number(process.env.BENCH_SAMPLES ?? 100);
+const weekVehicles = Math.min(vehicles, Number(process.env.BENCH_WEEK_VEHICLES ?? 100));
+const weekMs = 7 * 86_400_000;
+const discovered = Number(process.env.BENCH_DISCOVERED ?? 5000);
 
 /** A plausible value of each signal, as SQL over the vehicle number `n` and the minute `m`. */
-const valueSql: Record<string, string> = {
+const valueSql: Record<(typeof signalNames)[number], string> = {
   soc_pct: `to_jsonb(round((90 - (m * 0.5) - (n % 30))::numeric, 1))`,
   odometer_km: `to_jsonb(10000 + n + m * 0.8)`,
   location: `jsonb_build_object('lat', 52.4 + (n % 1000) / 10000.0, 'lon', 13.3 + m / 10000.0)`,
@@ -34,6 +41,8 @@ const valueSql: Record<string, string> = {
   battery_temp_c: `to_jsonb(20 + (n % 10))`,
   ignition: `to_jsonb(n % 4 <> 0)`,
   charge_power_kw: `to_jsonb(CASE WHEN n % 4 = 0 THEN 50 ELSE 0 END)`,
+  tracker_battery_pct: `to_jsonb(100 - (n % 60))`,
+  connectivity_state: `to_jsonb(CASE WHEN n % 50 = 0 THEN 'asleep' ELSE 'online' END)`,
 };
 
 async function seed(db: Database, secretKey: Buffer): Promise<{ workspaceId: string; vehicleIds: string[] }> {
@@ -73,6 +82,29 @@ async function seed(db: Database, secretKey: Buffer): Promise<{ workspaceId: str
       [workspace.id, signal],
     );
   }
+  // The week of SoC before the hour above, for the vehicles the week chart is measured on.
+  const weekStart = Date.now() - weekMs;
+  await ensureHistoryPartitions(db, [...Array.from({ length: 8 }, (_, day) => weekStart + day * 86_400_000), Date.now()]);
+  for (let at = 0; at < weekVehicles; at += 10) {
+    await db.query(
+      `INSERT INTO signal_history (workspace_id, vehicle_id, signal, observed_at, value, source, provider, connection_id, received_at)
+       SELECT $1, v.id, 'soc_pct', to_timestamp($3 / 1000.0) + make_interval(mins => m), to_jsonb(round((50 + 40 * sin(m / 600.0))::numeric, 1)), 'poll', 'samsara', $4, now()
+         FROM unnest($2::uuid[]) AS v(id)
+        CROSS JOIN generate_series(0, $5 - 1) AS m
+       ON CONFLICT DO NOTHING`,
+      [workspace.id, ids.slice(at, Math.min(at + 10, weekVehicles)), weekStart, connection.id, Math.floor((weekMs - readingsPerSignal * 60_000) / 60_000)],
+    );
+  }
+  // Devices nobody bound, seen over the last day, each with a sample like the ingest handler keeps.
+  await db.query(
+    `INSERT INTO discovered_devices (workspace_id, connection_id, external_id, provider, status, first_seen_at, last_seen_at, reading_count, sample)
+     SELECT $1, $2, 'foreign-' || n, 'samsara', CASE WHEN n % 10 = 0 THEN 'ignored' ELSE 'pending' END,
+            now() - interval '1 day', now() - make_interval(secs => n * 17 % 86400), 1000 + n,
+            jsonb_build_object('soc_pct', jsonb_build_object('value', n % 100, 'observedAt', now()),
+                               'location', jsonb_build_object('value', jsonb_build_object('lat', 52.4, 'lon', 13.3), 'observedAt', now()))
+       FROM generate_series(1, $3) AS n`,
+    [workspace.id, connection.id, discovered],
+  );
   await db.exec('ANALYZE');
   return { workspaceId: workspace.id, vehicleIds: ids };
 }
@@ -103,6 +135,8 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
   const pages: number[] = [];
   const histories: number[] = [];
   const healths: number[] = [];
+  const weeks: number[] = [];
+  let weekBuckets = 0;
   let pageBytes = 0;
   // Warm-up, then measured rounds; every page of the workspace in turn.
   for (let round = 0; round < 2 + Math.ceil(samples / Math.ceil(vehicles / 500)); round += 1) {
@@ -125,6 +159,21 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
     const health = await get(`/v1/workspaces/${workspaceId}/health`);
     if (i >= 10) healths.push(health.ms);
   }
+  const weekFrom = new Date(Date.now() - weekMs).toISOString();
+  for (let i = 0; i < samples + 10; i += 1) {
+    const vehicleId = vehicleIds[i % weekVehicles]!;
+    const week = await get(`/v1/workspaces/${workspaceId}/vehicles/${vehicleId}/history?signal=soc_pct&bucket=1h&from=${weekFrom}&order=desc&limit=2016`);
+    if (i >= 10) weeks.push(week.ms);
+    weekBuckets = Math.max(weekBuckets, (JSON.parse(week.body) as { items: unknown[] }).items.length);
+  }
+  // The onboarding list: its first page, and each page after it by cursor, in turn.
+  const discoveredPages: number[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < samples + 10; i += 1) {
+    const answer = await get(`/v1/workspaces/${workspaceId}/discovered-devices?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+    cursor = (JSON.parse(answer.body) as { nextCursor: string | null }).nextCursor;
+    if (i >= 10) discoveredPages.push(answer.ms);
+  }
   await bench.close();
   const line = (name: string, values: number[], goal: string) =>
     `${backend.padEnd(9)} ${name.padEnd(34)} p50 ${percentile(values, 50).toFixed(1).padStart(6)} ms   p99 ${percentile(values, 99).toFixed(1).padStart(6)} ms   (${values.length} requests${goal})`;
@@ -134,6 +183,8 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
       line('vehicles page (500, with snapshot)', pages, `; ${(pageBytes / 1024).toFixed(0)} KiB each${backend === 'postgres' ? '; goal p99 <= 50 ms' : ''}`),
       line("one vehicle's 24 h soc history", histories, ''),
       line('workspace health', healths, backend === 'postgres' ? '; goal p99 <= 100 ms' : ''),
+      line("one vehicle's week chart, 1 h", weeks, `; ${weekBuckets} buckets from ${Math.floor(weekMs / 60_000)} readings${backend === 'postgres' ? '; goal p99 <= 50 ms' : ''}`),
+      line('discovered devices page (100)', discoveredPages, `; ${discovered} discovered, pages in turn`),
       '',
     ].join('\n'),
   );

@@ -343,7 +343,7 @@ async function run({ schema, jobSchema }: { schema: string; jobSchema: string })
       `SELECT provider, error_class, count(*)::int AS n FROM poll_runs WHERE status = 'failed' GROUP BY provider, error_class ORDER BY provider, error_class`,
     );
     const { rows: unfinished } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM poll_runs WHERE status = 'running'`);
-    const { rows: reasons } = await db.query<{ reason: string; n: number }>('SELECT reason, count(*)::int AS n FROM ingest_rejections GROUP BY reason ORDER BY reason');
+    const { rows: reasons } = await db.query<{ reason: string; n: number }>('SELECT reason, sum(count)::int AS n FROM ingest_rejections GROUP BY reason ORDER BY reason');
     const answered = stream.pipeline.answered;
     const p = polls[0]!;
     const s = streamTotals(stream);

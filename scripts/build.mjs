@@ -1,6 +1,6 @@
 // `npm run build`: compiles src/ (not the dashboard, not the tests) with tsc into dist/, and bundles the dashboard
-// (src/dashboard: its script with esbuild, its page and stylesheet copied) into dist/dashboard/. Production runs
-// dist/ (bin/fleetwire.js) and serves dist/dashboard/.
+// (src/dashboard: its script with esbuild, the map library included; its page copied; its stylesheet after the map
+// library's) into dist/dashboard/. Production runs dist/ (bin/fleetwire.js) and serves dist/dashboard/.
 //
 // dist/.build-stamp.json holds a hash of what the build was made from (every file under src/, the tsconfigs,
 // package-lock.json and this script). `ensureBuild()` (before `npm start` and `npm test`, and vitest's global
@@ -103,7 +103,11 @@ export async function build({ typeCheck = true } = {}) {
       target: 'es2022',
       logLevel: 'warning',
     });
-    for (const file of ['index.html', 'dashboard.css']) copyFileSync(join(root, 'src/dashboard', file), join(dashboardOut, file));
+    copyFileSync(join(root, 'src/dashboard/index.html'), join(dashboardOut, 'index.html'));
+    // The map's stylesheet goes first, so ours can adjust it; one file keeps the page's style-src to this origin.
+    // Vehicles are circle markers (SVG), so none of the stylesheet's marker images is ever fetched or shipped.
+    const leafletCss = readFileSync(createRequire(import.meta.url).resolve('leaflet/dist/leaflet.css'), 'utf8');
+    writeFileSync(join(dashboardOut, 'dashboard.css'), `${leafletCss}\n${readFileSync(join(root, 'src/dashboard/dashboard.css'), 'utf8')}`);
 
     writeFileSync(join(next, '.build-stamp.json'), `${JSON.stringify({ inputs, typeChecked: typeCheck, builtAt: new Date().toISOString() }, null, 2)}\n`);
     swapIn(next);

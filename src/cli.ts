@@ -5,6 +5,7 @@
 import { adminGroups, adminUsage, runAdminCommand, UsageError } from './cli/admin-commands.ts';
 import { simulatorUsage } from './cli/simulator-usage.ts';
 import { runWebhookCommand, webhookUsage } from './cli/webhook-commands.ts';
+import { deviceUsage, runDeviceCommand, runVehicleImport } from './cli/device-commands.ts';
 import { ConfigError, configFor, environmentVariables } from './config.ts';
 import type { CoreConfig } from './core/runtime.ts';
 // Each command loads only what it runs (dynamic imports below): `stream` never loads core or the database
@@ -22,7 +23,7 @@ const usage = `usage: fleetwire <command>
   maintain    run retention once (history past each workspace's retention, old rejections and runs), make the
               coming days' history partitions, and exit
   rotate-key  re-encrypt every connection's credentials from FLEETWIRE_SECRET_KEY to FLEETWIRE_NEW_SECRET_KEY
-${adminUsage}${webhookUsage}
+${adminUsage}${webhookUsage}${deviceUsage}
 
 Configuration comes from the environment: ${environmentVariables.join(', ')}.`;
 
@@ -190,7 +191,15 @@ async function main(argv: string[]): Promise<number> {
       if (text) process.stdout.write(`${text}\n`);
       return 0;
     }
+    case 'devices': {
+      process.stdout.write(`${await runDeviceCommand(configFor('admin'), rest)}\n`);
+      return 0;
+    }
     default: {
+      if (command === 'vehicles' && rest[0] === 'import') {
+        process.stdout.write(`${await runVehicleImport(configFor('admin'), rest.slice(1))}\n`);
+        return 0;
+      }
       if (!adminGroups.has(command)) throw new UsageError(`unknown command: ${command}`);
       const answer = await runAdminCommand(configFor('admin'), command, rest);
       if (answer !== null && answer !== undefined) process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);

@@ -100,6 +100,31 @@ const natsServers = z.string().transform((text, ctx): NatsConnectionSettings => 
   return Object.freeze({ servers: Object.freeze(servers), user: token === undefined ? user : undefined, password, token });
 });
 
+/**
+ * A map tile URL template as Leaflet takes it: http(s), `{z}`, `{x}` and `{y}` in it, and `{s}` (a subdomain) at
+ * most as the host's first label. The dashboard's content security policy lets images come from its origin only.
+ */
+const tileUrlTemplate = z.string().refine(
+  (text) => {
+    if (!['{z}', '{x}', '{y}'].every((part) => text.includes(part))) return false;
+    const host = text.replace(/^https?:\/\//, '').split('/')[0] ?? '';
+    if (/[{}]/.test(host.replace(/^\{s\}\./, ''))) return false;
+    try {
+      const url = new URL(text.replace(/^(https?:\/\/)\{s\}\./, '$1s.').replace(/\{[a-z]+\}/g, '0'));
+      return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '' && url.password === '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an http(s) tile URL template with {z}, {x} and {y}, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png ({s} only as the first label of the host)' },
+);
+
+/**
+ * How far before a device's binding its backfill reaches (FLEETWIRE_BACKFILL_LOOKBACK_HOURS); code that binds
+ * devices without a configuration at hand (the demo's seed, tests) uses this too.
+ */
+export const defaultBackfillLookbackHours = 24;
+
 /** Letters, digits, `_` and `-`: safe in a NATS subject token and a JetStream stream name alike. */
 const natsName = /^[A-Za-z0-9_-]+$/;
 
@@ -122,6 +147,8 @@ const environmentSchema = z.object({
   FLEETWIRE_POLL_WORKERS: z.coerce.number().int().min(1).max(64).default(4),
   FLEETWIRE_POLL_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   FLEETWIRE_MAINTENANCE_MINUTES: z.coerce.number().int().min(0).max(1440).default(60),
+  FLEETWIRE_BACKFILL_LOOKBACK_HOURS: z.coerce.number().int('must be a whole number of hours').min(0).max(720).default(defaultBackfillLookbackHours),
+  FLEETWIRE_BACKFILL_MAX_DAYS: z.coerce.number().int('must be a whole number of days').min(1).max(366).default(31),
   FLEETWIRE_STREAM_COALESCE_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   FLEETWIRE_STREAM_BUFFER_READINGS: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
   FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
@@ -135,6 +162,8 @@ const environmentSchema = z.object({
       message: 'must be NATS subject tokens (letters, digits, _ or -) joined by dots, without wildcards, e.g. fleetwire',
     })
     .default('fleetwire'),
+  FLEETWIRE_MAP_TILE_URL: tileUrlTemplate.optional(),
+  FLEETWIRE_MAP_TILE_ATTRIBUTION: z.string().max(300, 'must be at most 300 characters').optional(),
   FLEETWIRE_JOB_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
@@ -204,6 +233,12 @@ export interface Config<P extends Purpose = 'core'> {
   };
   /** How often retention runs in this process; 0 leaves it to `fleetwire maintain` (cron, say). */
   readonly maintenanceMinutes: number;
+  readonly backfill: {
+    /** A newly bound device is backfilled from this many hours before its binding; 0 turns that off. */
+    readonly lookbackHours: number;
+    /** The longest period one backfill request may cover. */
+    readonly maxRangeDays: number;
+  };
   readonly webhooks: {
     /**
      * Whether webhooks may target private, loopback and link-local addresses (FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE):
@@ -220,6 +255,12 @@ export interface Config<P extends Purpose = 'core'> {
     readonly stream: string;
     /** Subjects are `<prefix>.<workspace id>.<event type>`. */
     readonly subjectPrefix: string;
+  };
+  readonly dashboard: {
+    /** The map's tile URL template (FLEETWIRE_MAP_TILE_URL); undefined: the map draws vehicles on a plain background. */
+    readonly tileUrl: string | undefined;
+    /** The credit the tile provider asks for (FLEETWIRE_MAP_TILE_ATTRIBUTION), shown on the map as text. */
+    readonly tileAttribution: string | undefined;
   };
   readonly stream: {
     /** Per-vehicle coalescing window; 0 passes every reading on as it comes. */
@@ -369,6 +410,7 @@ export function loadConfig<P extends Purpose = 'core'>(env: NodeJS.ProcessEnv = 
       jobSchema: e.FLEETWIRE_JOB_SCHEMA,
     }),
     maintenanceMinutes: e.FLEETWIRE_MAINTENANCE_MINUTES,
+    backfill: Object.freeze({ lookbackHours: e.FLEETWIRE_BACKFILL_LOOKBACK_HOURS, maxRangeDays: e.FLEETWIRE_BACKFILL_MAX_DAYS }),
     webhooks: Object.freeze({
       allowPrivate: e.FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE === undefined ? purpose === 'demo' : e.FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE === 'true',
       timeoutMs: e.FLEETWIRE_WEBHOOK_TIMEOUT_MS,
@@ -378,6 +420,7 @@ export function loadConfig<P extends Purpose = 'core'>(env: NodeJS.ProcessEnv = 
       stream: e.FLEETWIRE_NATS_STREAM,
       subjectPrefix: e.FLEETWIRE_NATS_SUBJECT_PREFIX,
     }),
+    dashboard: Object.freeze({ tileUrl: e.FLEETWIRE_MAP_TILE_URL, tileAttribution: e.FLEETWIRE_MAP_TILE_ATTRIBUTION }),
     stream: Object.freeze({
       coalesceMs: e.FLEETWIRE_STREAM_COALESCE_MS,
       bufferReadings: e.FLEETWIRE_STREAM_BUFFER_READINGS,

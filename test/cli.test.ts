@@ -68,9 +68,15 @@ describe('fleetwire', () => {
 
       const credentialsFile = join(env.FLEETWIRE_DATA_DIR!, 'samsara.json');
       writeFileSync(credentialsFile, JSON.stringify({ apiToken: 'cli-secret-token-123' }));
-      const connection = await runFleetwire(['connections', 'add', workspace.id, '--provider', 'samsara', '--transport', 'poll', '--credentials-file', credentialsFile], runEnv);
+      const optionsFile = join(env.FLEETWIRE_DATA_DIR!, 'samsara-options.json');
+      writeFileSync(optionsFile, JSON.stringify({ restartOverlapMinutes: 30 }));
+      const connection = await runFleetwire(
+        ['connections', 'add', workspace.id, '--provider', 'samsara', '--transport', 'poll', '--credentials-file', credentialsFile, '--options-file', optionsFile],
+        runEnv,
+      );
       expect(connection.code).toBe(0);
       expect(connection.output).not.toContain('cli-secret-token-123');
+      expect(JSON.parse(connection.output)).toMatchObject({ provider: 'samsara', options: { restartOverlapMinutes: 30 } });
       const connectionId = (JSON.parse(connection.output) as { id: string }).id;
 
       const vehicle = await runFleetwire(['vehicles', 'add', workspace.id, '--name', 'Van 1', '--device', `${connectionId}:sam-1`], runEnv);
@@ -86,6 +92,43 @@ describe('fleetwire', () => {
       expect(JSON.parse(cutover.output).cutover.mode).toBe('legacy');
       const key = await runFleetwire(['api-keys', 'create', workspace.id, '--name', 'board'], runEnv);
       expect(JSON.parse(key.output).key).toMatch(/^fwk_/);
+
+      // Health with its reasons, the rejections by cause, and a backfill of the connection's history as a job.
+      const health = await runFleetwire(['health', workspace.id], runEnv);
+      expect(JSON.parse(health.output)).toMatchObject({ workspaceId: workspace.id, connections: [{ id: connectionId }] });
+      expect(JSON.parse((await runFleetwire(['health'], runEnv)).output).items.map((w: { workspaceId: string }) => w.workspaceId)).toContain(workspace.id);
+      expect(JSON.parse((await runFleetwire(['rejections', 'list', workspace.id], runEnv)).output)).toMatchObject({ items: expect.any(Array) });
+      const from = new Date(Date.now() - 3600_000).toISOString();
+      const backfill = await runFleetwire(['connections', 'backfill', workspace.id, connectionId, '--from', from, '--device', 'sam-1'], runEnv);
+      expect(backfill.code).toBe(0);
+      const job = JSON.parse(backfill.output) as { id: string; devices: string[]; from: string };
+      expect(job).toMatchObject({ connectionId, devices: ['sam-1'], trigger: 'request' });
+      expect(Date.parse(job.from)).toBe(Date.parse(from));
+      const jobs = JSON.parse((await runFleetwire(['backfills', 'list', workspace.id, '--connection', connectionId], runEnv)).output) as { items: { id: string }[] };
+      expect(jobs.items.map((j) => j.id)).toContain(job.id);
+      expect(JSON.parse((await runFleetwire(['backfills', 'show', workspace.id, job.id], runEnv)).output)).toMatchObject({ id: job.id });
+      const noFrom = await runFleetwire(['connections', 'backfill', workspace.id, connectionId], runEnv);
+      expect(noFrom.code).toBe(2);
+      expect(noFrom.output).toMatch(/missing --from/);
+
+      // The lifecycle: rename and disable, move an unbound vehicle, delete only when told it is meant.
+      const renamed = await runFleetwire(['workspaces', 'update', workspace.id, '--name', 'CLI depot north', '--enabled', 'false'], runEnv);
+      expect(JSON.parse(renamed.output)).toMatchObject({ id: workspace.id, name: 'CLI depot north', policy: { enabled: false } });
+      const other = JSON.parse((await runFleetwire(['workspaces', 'create', '--name', 'CLI depot south'], runEnv)).output) as { id: string };
+      const spare = JSON.parse((await runFleetwire(['vehicles', 'add', workspace.id, '--name', 'Spare van'], runEnv)).output) as { id: string };
+      const moved = await runFleetwire(['vehicles', 'move', workspace.id, spare.id, '--to', other.id], runEnv);
+      expect(JSON.parse(moved.output)).toMatchObject({ id: spare.id, name: 'Spare van' });
+      const bound = await runFleetwire(['vehicles', 'move', workspace.id, (JSON.parse(vehicle.output) as { id: string }).id, '--to', other.id], runEnv);
+      expect(bound.code).toBe(1);
+      expect(bound.output).toMatch(/409 vehicle_bound/);
+      const unsure = await runFleetwire(['workspaces', 'delete', other.id], runEnv);
+      expect(unsure.code).toBe(2);
+      expect(unsure.output).toMatch(/add --yes/);
+      expect((await runFleetwire(['vehicles', 'delete', other.id, spare.id, '--yes'], runEnv)).code).toBe(0);
+      expect((await runFleetwire(['workspaces', 'delete', other.id, '--yes'], runEnv)).code).toBe(0);
+      const gone = await fetch(`${url}/v1/workspaces/${other.id}`, { headers: { authorization: `Bearer ${adminToken}` } });
+      expect(gone.status).toBe(404);
+      await runFleetwire(['workspaces', 'update', workspace.id, '--enabled', 'true'], runEnv);
 
       const wrong = await runFleetwire(['cutover', 'set', workspace.id, 'sideways'], runEnv);
       expect(wrong.code).toBe(1);

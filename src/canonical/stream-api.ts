@@ -98,6 +98,11 @@ export const streamStatusSchema = z.object({
   lastError: z.string().max(1000).nullable(),
   lastErrorAt: time,
   nextReconnectAt: time,
+  /**
+   * The sockets that carry one device each (one per VIN) and are not open, by the device's external id, with the
+   * class of their last error (null while first connecting): those devices, not the connection, are down.
+   */
+  devicesDown: z.record(z.string().max(256), z.string().max(64).nullable()).default({}),
 });
 
 export type StreamStatus = z.infer<typeof streamStatusSchema>;

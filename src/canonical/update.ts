@@ -214,3 +214,36 @@ export const updateEnvelopeSchema = z.object({
 });
 
 export type UpdateEnvelope = z.infer<typeof updateEnvelopeSchema>;
+
+/**
+ * Updates cut into ingest batches within `ingestLimits`: an update with more readings than one may hold goes as
+ * several (its charging sessions with the first), and batches close before they would pass either batch limit.
+ * No empty batch.
+ */
+export function batchesWithinLimits(updates: readonly CanonicalUpdate[]): CanonicalUpdate[][] {
+  const batches: CanonicalUpdate[][] = [];
+  let current: CanonicalUpdate[] = [];
+  let readings = 0;
+  const add = (update: CanonicalUpdate) => {
+    if (current.length > 0 && (current.length >= ingestLimits.updatesPerBatch || readings + update.readings.length > ingestLimits.readingsPerBatch)) {
+      batches.push(current);
+      current = [];
+      readings = 0;
+    }
+    current.push(update);
+    readings += update.readings.length;
+  };
+  for (const update of updates) {
+    if (update.readings.length <= ingestLimits.readingsPerUpdate) {
+      add(update);
+      continue;
+    }
+    const { chargingSessions, ...rest } = update;
+    for (let i = 0; i < update.readings.length; i += ingestLimits.readingsPerUpdate) {
+      const part: CanonicalUpdate = { ...rest, readings: update.readings.slice(i, i + ingestLimits.readingsPerUpdate) };
+      add(i === 0 && chargingSessions ? { ...part, chargingSessions } : part);
+    }
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}

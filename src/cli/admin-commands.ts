@@ -54,6 +54,20 @@ export async function callCore(config: AdminConfig, method: string, path: string
   return parsed;
 }
 
+/** `--options-file`: the connection's provider options (docs/PROVIDERS.md), a JSON object; not secret. */
+function readOptions(values: { 'options-file'?: string | undefined }): unknown {
+  const file = values['options-file'];
+  if (file === undefined) return undefined;
+  const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed;
+  } catch {
+    throw new UsageError('the options must be a JSON object');
+  }
+}
+
 function readCredentials(values: { 'credentials-file'?: string | undefined }): unknown {
   const file = values['credentials-file'];
   if (file === undefined) throw new UsageError('give the credentials with --credentials-file <path>, or - for standard input');
@@ -86,17 +100,26 @@ export function need<T>(value: T | undefined, what: string): T {
 export const adminUsage = `
   workspaces list
   workspaces create --name <name>
+  workspaces update <workspace> [--name <name>] [--enabled <bool>]
+  workspaces delete <workspace> --yes       (everything of the workspace: nothing is kept)
   policy set <workspace> --enabled <bool> --poll-interval <s> --freshness <s> --silent-after <s> --retention-days <d>
   cutover set <workspace> legacy|core
   connections list <workspace>
   connections add <workspace> --provider <name> --transport poll|stream [--base-url <url>] [--label <text>]
-                  --credentials-file <path|->
+                  --credentials-file <path|-> [--options-file <path>]
   connections update <workspace> <connection> [--label <text>] [--enabled <bool>] [--base-url <url>]
-                  [--credentials-file <path|->]
+                  [--credentials-file <path|->] [--options-file <path>]
   connections remove <workspace> <connection>
+  connections backfill <workspace> <connection> --from <RFC 3339 time> [--to <time>] [--device <external id>]...
+  backfills list <workspace> [--connection <connection>]
+  backfills show <workspace> <job>
   vehicles list <workspace>
   vehicles add <workspace> --name <name> [--vin <vin>] [--device <connection>:<externalId>]...
   vehicles update <workspace> <vehicle> [--name <name>] [--active <bool>]
+  vehicles move <workspace> <vehicle> --to <workspace>   (an unbound vehicle, with its history)
+  vehicles delete <workspace> <vehicle> --yes            (with its snapshot, history and events)
+  health [<workspace>]                      (one workspace's vehicles and connections with their reasons, or every workspace)
+  rejections list <workspace>               (each cause with its count and latest example)
   api-keys create <workspace> [--name <name>]
   api-keys list <workspace>
   api-keys revoke <workspace> <key>`;
@@ -118,20 +141,40 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
       'base-url': { type: 'string' },
       label: { type: 'string' },
       'credentials-file': { type: 'string' },
+      'options-file': { type: 'string' },
       vin: { type: 'string' },
       device: { type: 'string', multiple: true },
       active: { type: 'string' },
+      to: { type: 'string' },
+      from: { type: 'string' },
+      connection: { type: 'string' },
+      yes: { type: 'boolean' },
     },
   });
   const [action, ws, id, extra] = positionals;
   const workspace = () => encodeURIComponent(need(ws, '<workspace>'));
   const target = () => encodeURIComponent(need(id, 'the resource id'));
+  /** A deletion keeps nothing and cannot be undone: the command says so unless told it is meant. */
+  const confirmed = (what: string) => {
+    if (values.yes !== true) throw new UsageError(`deleting ${what} keeps nothing of it and cannot be undone: add --yes to do it`);
+  };
 
+  // `health <workspace>`: the one command whose first word is the workspace.
+  if (group === 'health' && action !== undefined) return callCore(config, 'GET', `/v1/workspaces/${encodeURIComponent(action)}/health`);
   switch (`${group} ${action ?? ''}`) {
     case 'workspaces list':
       return callCore(config, 'GET', '/v1/workspaces');
     case 'workspaces create':
       return callCore(config, 'POST', '/v1/workspaces', { name: need(values.name, '--name') });
+    case 'workspaces update':
+      return callCore(config, 'PATCH', `/v1/workspaces/${workspace()}`, {
+        name: values.name,
+        enabled: bool(values.enabled, 'enabled'),
+      });
+    case 'workspaces delete':
+      confirmed(`workspace ${need(ws, '<workspace>')}`);
+      await callCore(config, 'DELETE', `/v1/workspaces/${workspace()}`);
+      return { deleted: ws };
     case 'policy set':
       return callCore(config, 'PUT', `/v1/workspaces/${workspace()}/telematics-policy`, {
         enabled: need(bool(values.enabled, 'enabled'), '--enabled'),
@@ -151,6 +194,7 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
         baseUrl: values['base-url'],
         label: values.label,
         credentials: readCredentials(values),
+        options: readOptions(values),
       });
     case 'connections update':
       return callCore(config, 'PATCH', `/v1/workspaces/${workspace()}/connections/${target()}`, {
@@ -158,9 +202,20 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
         enabled: bool(values.enabled, 'enabled'),
         baseUrl: values['base-url'],
         credentials: values['credentials-file'] === undefined ? undefined : readCredentials(values),
+        options: readOptions(values),
       });
     case 'connections remove':
       return callCore(config, 'DELETE', `/v1/workspaces/${workspace()}/connections/${target()}`);
+    case 'connections backfill':
+      return callCore(config, 'POST', `/v1/workspaces/${workspace()}/connections/${target()}/backfill`, {
+        from: need(values.from, '--from <RFC 3339 time>'),
+        to: values.to,
+        devices: values.device,
+      });
+    case 'backfills list':
+      return callCore(config, 'GET', `/v1/workspaces/${workspace()}/backfills${values.connection ? `?connectionId=${encodeURIComponent(values.connection)}` : ''}`);
+    case 'backfills show':
+      return callCore(config, 'GET', `/v1/workspaces/${workspace()}/backfills/${target()}`);
     case 'vehicles list':
       return callCore(config, 'GET', `/v1/workspaces/${workspace()}/vehicles?limit=1000`);
     case 'vehicles add':
@@ -178,6 +233,16 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
         name: values.name,
         active: bool(values.active, 'active'),
       });
+    case 'vehicles move':
+      return callCore(config, 'POST', `/v1/workspaces/${workspace()}/vehicles/${target()}/move`, { workspaceId: need(values.to, '--to <workspace>') });
+    case 'vehicles delete':
+      confirmed(`vehicle ${need(id, '<vehicle>')}`);
+      await callCore(config, 'DELETE', `/v1/workspaces/${workspace()}/vehicles/${target()}`);
+      return { deleted: id };
+    case 'health ':
+      return callCore(config, 'GET', '/v1/health');
+    case 'rejections list':
+      return callCore(config, 'GET', `/v1/workspaces/${workspace()}/rejections`);
     case 'api-keys create':
       return callCore(config, 'POST', `/v1/workspaces/${workspace()}/api-keys`, { name: values.name ?? 'api key' });
     case 'api-keys list':
@@ -190,4 +255,4 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
   }
 }
 
-export const adminGroups = new Set(['workspaces', 'policy', 'cutover', 'connections', 'vehicles', 'api-keys']);
+export const adminGroups = new Set(['workspaces', 'policy', 'cutover', 'connections', 'backfills', 'vehicles', 'health', 'rejections', 'api-keys']);

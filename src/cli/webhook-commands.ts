@@ -9,6 +9,7 @@ import { eventTypes } from '../core/events/catalogue.ts';
 // The shape core's webhook routes answer (a type only: nothing of core is loaded).
 import type { Webhook } from '../core/events/webhooks.ts';
 import { callCore, CoreProblem, need, UsageError, type AdminConfig } from './admin-commands.ts';
+import { cell, second, table } from './text-table.ts';
 
 export const webhookUsage = `
   webhooks add --workspace <ws> --url <url> --types <type>,<type>... [--description <text>]
@@ -20,25 +21,14 @@ export const webhookUsage = `
 /** `--from start`: before any event, so the replay starts at the oldest one still kept. */
 const beforeEveryEvent = '1970-01-01T00:00:00Z';
 
-/** A cell as one line without terminal control characters: a receiver's error text can hold anything. */
-const cell = (text: string, max = 200) => {
-  const flat = text.replace(/[\p{Cc}]+/gu, ' ');
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-};
-
-/** An ISO time to the second: the table is read by a person. */
-const second = (iso: string | null) => (iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
+/** A time to the second, or `-` for none. */
+const secondOrNone = (iso: string | null) => (iso === null ? '-' : second(iso));
 
 const events = (n: number) => `${n} ${n === 1 ? 'event' : 'events'}`;
 
 /** `fleetwire.vehicle.soc.crossed` as `vehicle.soc.crossed`: every type starts the same. */
 const shortType = (type: string) => type.replace(/^fleetwire\./, '');
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  return [line(header), ...rows.map(line)].join('\n');
-}
 
 function stateOf(w: Webhook): string {
   return w.status === 'active' && w.health.failingSince !== null ? 'active (failing)' : w.status;
@@ -50,8 +40,8 @@ function listText(workspace: string, items: Webhook[]): string {
     w.id,
     stateOf(w),
     String(w.health.backlog),
-    second(w.health.lastSuccessAt),
-    w.health.lastError ? `${second(w.health.lastError.at)} ${cell(w.health.lastError.message, 60)}` : '-',
+    secondOrNone(w.health.lastSuccessAt),
+    w.health.lastError ? `${secondOrNone(w.health.lastError.at)} ${cell(w.health.lastError.message, 60)}` : '-',
     cell(w.url),
     w.types.map(shortType).join(','),
   ]);

@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Config, Purpose } from '../config.ts';
 import type { Logger } from '../logging.ts';
 import type { PollAdapter } from '../providers/poll-adapter.ts';
-import { pollAdapters } from '../providers/registry.ts';
+import { historyAdapters, pollAdapters } from '../providers/registry.ts';
+import { createBackfillRunner } from './backfill/backfill-runner.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { ensureHistoryPartitions, upcomingDays } from './db/history-partitions.ts';
 import { migrate } from './db/migrate.ts';
@@ -101,6 +102,7 @@ export async function startCore(config: CoreConfig, logger: Logger, extras: Core
     { db, ingestGate, secretKey: config.secrets.secretKey, logger: logger.child({ component: 'poll-runner' }), adapters: extras.adapters ?? pollAdapters },
     { connectionConcurrency: config.polling.connectionConcurrency, runDeadlineMs: pollJobTimings.runDeadlineMs, maxInlineRetryAfterMs: 5000, transientRetries: 2 },
   );
+  const backfills = createBackfillRunner({ db, ingestGate, secretKey: config.secrets.secretKey, logger, adapters: historyAdapters });
   const maintenance = createMaintenanceLoop({
     intervalMs: config.maintenanceMinutes * 60_000,
     run: async () => {
@@ -135,6 +137,8 @@ export async function startCore(config: CoreConfig, logger: Logger, extras: Core
       trustedProxies: config.trustedProxies,
       streamLeaseTtlSeconds: config.stream.leaseSeconds,
       webhooks: { allowPrivate: config.webhooks.allowPrivate, timeoutMs: config.webhooks.timeoutMs },
+      dashboard: config.dashboard,
+      backfill: { lookbackHours: config.backfill.lookbackHours, maxRangeDays: config.backfill.maxRangeDays },
       ...(config.nats.connection ? { nats: { ...config.nats.connection, stream: config.nats.stream, subjectPrefix: config.nats.subjectPrefix } } : {}),
     });
     await app.listen({ port: config.port, host: config.host });
@@ -147,7 +151,9 @@ export async function startCore(config: CoreConfig, logger: Logger, extras: Core
     });
     if (config.polling.scheduler === 'embedded') ticker.start();
     maintenance.start();
+    backfills.start();
   } catch (error) {
+    await backfills.stop().catch(() => undefined);
     await jobs.stop().catch(() => undefined);
     await db.close();
     throw error;
@@ -171,6 +177,8 @@ export async function startCore(config: CoreConfig, logger: Logger, extras: Core
       (stopping ??= (async () => {
         await ticker.stop();
         await maintenance.stop();
+        // The job in hand stops at its last committed page; another process (or the next start) resumes it.
+        await backfills.stop();
         await app.close();
         await jobs.stop();
         await db.close();

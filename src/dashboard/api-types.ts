@@ -22,7 +22,22 @@ export interface Vehicle {
   lastSyncedAt: string | null;
   lastObservedAt: string | null;
   signals: Record<string, SignalState | undefined>;
-  freshness: { status: VehicleStatus; syncAgeSeconds: number | null; observedAgeSeconds: number | null; reason: Reason | null };
+  freshness: {
+    status: VehicleStatus;
+    syncAgeSeconds: number | null;
+    observedAgeSeconds: number | null;
+    reason: Reason | null;
+    /** Why a vehicle that is not fresh is behind, from the closed set of docs/API.md ("Vehicle status reasons"). */
+    statusReason?: StatusReason | null;
+  };
+}
+
+/** A vehicle's status reason: `code` from a closed set (scheduler_silent, vehicle_asleep, ...). */
+export interface StatusReason {
+  code: string;
+  detail: string;
+  connectionId: string | null;
+  errorClass: string | null;
 }
 
 export interface ConnectionHealth {
@@ -35,13 +50,19 @@ export interface ConnectionHealth {
   lastSuccessAt: string | null;
   lastError: { class: string; message: string; at: string | null } | null;
   nextAttemptAt: string | null;
+  /** `legacy_poller` while the workspace's cutover is legacy: `lastSuccessAt` is then its last accepted update. */
+  owner?: 'core' | 'legacy_poller';
+  /** A stream connection's sockets, open of needed (status `degraded` when some are open). */
+  sockets?: { connected: number; expected: number } | null;
+  lastScheduledAt?: string | null;
 }
 
 export interface Health {
   name: string;
   status: 'ok' | 'degraded' | 'failing' | 'disabled';
   reasons: Reason[];
-  freshness: { thresholdSeconds: number; counts: Record<VehicleStatus, number>; freshRatio: number | null };
+  freshness: { thresholdSeconds: number; counts: Record<VehicleStatus, number>; freshRatio: number | null; byReason?: Partial<Record<string, number>> };
+  scheduler?: { status: 'ok' | 'scheduler_silent' | 'not_used' | 'disabled'; lastScheduledAt: string | null; silentAfterSeconds: number };
   connections: ConnectionHealth[];
 }
 
@@ -59,4 +80,93 @@ export interface FleetEvent {
   subject: string;
   time: string;
   data: Record<string, unknown>;
+}
+
+/** `GET /v1/workspaces/{ws}`, as far as the dashboard reads it: the upper SoC threshold is the charge target. */
+export interface Workspace {
+  id: string;
+  name: string;
+  policy: {
+    enabled: boolean;
+    pollIntervalSeconds: number;
+    freshnessThresholdSeconds: number;
+    silentAfterSeconds: number;
+    retentionDays: number;
+    socThresholdsPct: number[];
+    eventRetentionDays: number;
+  };
+  cutover: { mode: 'legacy' | 'core'; changedAt: string };
+}
+
+/** `GET /v1/workspaces/{ws}/api-keys`: never the key itself, which only the answer that made it holds. */
+export interface ApiKey {
+  id: string;
+  name: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+/** `GET /v1/providers` (admin): what a connection form offers. */
+export interface Provider {
+  name: string;
+  title: string;
+  transports: ('poll' | 'stream')[];
+  baseUrl: { required: boolean; default: string | null; schemes: string[] };
+  credentials: { fields: string[]; required: string[] };
+  options: string[];
+}
+
+/** `GET /v1/health` (admin): every workspace's health, worst first. */
+export interface FleetHealth {
+  status: 'ok' | 'degraded' | 'failing';
+  counts: Record<'ok' | 'degraded' | 'failing' | 'disabled', number>;
+  items: (Health & { workspaceId: string })[];
+}
+
+/** `GET /v1/workspaces/{ws}/connections`: never the credentials. */
+export interface Connection {
+  id: string;
+  provider: string;
+  transport: string;
+  label: string;
+  enabled: boolean;
+  baseUrl: string;
+  options: Record<string, unknown>;
+}
+
+/** `GET /v1/workspaces/{ws}/discovered-devices` (the discovered-devices contract). */
+export interface DiscoveredDevice {
+  connectionId: string;
+  provider: string;
+  externalId: string;
+  status: 'pending' | 'ignored' | 'bound';
+  firstSeenAt: string;
+  lastSeenAt: string;
+  readingCount: number;
+  sample: Record<string, { value: unknown; observedAt: string } | undefined>;
+  vehicleId: string | null;
+}
+
+/** One bucket of a downsampled history (`history?bucket=`). */
+export interface HistoryBucket {
+  signal: string;
+  bucketStart: string;
+  bucketEnd: string;
+  count: number;
+  firstObservedAt: string;
+  lastObservedAt: string;
+  min: number | null;
+  max: number | null;
+  avg: number | null;
+  last: unknown;
+}
+
+/** `GET .../charging-sessions`: what a session tells of the battery's size. */
+export interface ChargingSession {
+  startedAt: string;
+  endedAt: string | null;
+  startSocPct: number | null;
+  endSocPct: number | null;
+  energyKwh: number | null;
 }

@@ -7,19 +7,33 @@
  * starts at the log head the server had when it answered (or after the last event this tab saw), so the load holds
  * everything before that and the stream brings everything after it. Events that arrive during a load wait for it
  * and are applied on top, where observed times keep them from undoing anything newer.
+ *
+ * Four views: the fleet overview (every workspace's health, and "New workspace"; the admin token's first view), a
+ * workspace (summary, map, vehicles with their charge readiness, the vehicle panel, connections, rejections), its
+ * onboarding (discovered devices to bind or ignore; connections added, changed, removed) and, for the admin, its
+ * settings (name, policy, cutover, API keys).
  */
-import type { FleetEvent, Health, Rejection, Vehicle, VehicleStatus } from './api-types.ts';
+import type { FleetEvent, Health, Rejection, Vehicle, VehicleStatus, Workspace } from './api-types.ts';
+import { createApi, loadVehicles, Unauthorized, workspaceOfKey } from './api.ts';
 import { applyEvent } from './apply-event.ts';
-import { addPoint, chart, chartSpanMs, type Point } from './chart.ts';
-import { learnServerClock, serverNow, since } from './clock.ts';
-import { $, el, setText } from './dom.ts';
-import { followEventStream, type EventStream, type StreamStatus } from './event-stream.ts';
+import { learnServerClock } from './clock.ts';
+import { $ } from './dom.ts';
+import { followEventStream, showStreamStatus, type EventStream } from './event-stream.ts';
+import { createFleetMap, type FleetMap, type MapConfig } from './fleet-map.ts';
 import { createHealthPanel } from './health-panel.ts';
+import { createOnboarding } from './onboarding.ts';
+import { createOverview } from './overview.ts';
+import { chargeTarget } from './readiness.ts';
+import { createReadinessBook } from './readiness-book.ts';
+import { createRejectionsPanel } from './rejections-panel.ts';
 import type { SseMessage } from './sse-parser.ts';
+import { createVehiclePanel } from './vehicle-panel.ts';
+import { markVehicleControls, wireVehicleControls } from './vehicle-controls.ts';
 import { createVehicleTable } from './vehicle-table.ts';
+import { createWorkspacePicker } from './workspace-picker.ts';
+import { createSettings } from './workspace-settings.ts';
 
 const tokenKey = 'fleetwire.token';
-const workspaceKey = 'fleetwire.workspace';
 /** What the view shows of the catalogue: SoC crossings and cutovers change nothing in it. */
 const streamTypes = [
   'fleetwire.vehicle.state.changed',
@@ -39,81 +53,89 @@ const ageTickMs = 5000;
 /** The summary (status, reasons, counts) is the server's judgement: asked again once a burst of turns is over. */
 const healthAfterEventMs = 1000;
 
-interface ChartData {
-  vehicleId: string;
-  soc: Point[];
-  speed: Point[];
-}
+type View = 'overview' | 'workspace' | 'onboarding' | 'settings';
 
-const state: {
-  token: string | null;
-  workspaceId: string | null;
-  vehicles: Map<string, Vehicle>;
-  filter: VehicleStatus | 'all';
-  search: string;
-  sort: { key: string; dir: 1 | -1 };
-  selected: string | null;
-  chart: ChartData | null;
-  stream: EventStream | undefined;
-  timers: number[];
-  healthTimer: number | undefined;
-  /** Numbers of the last full load and of the last health request started: an older answer is not shown. */
-  lastLoad: number;
-  lastHealth: number;
-  /** Full loads in flight, and the events that wait for them. */
-  loading: number;
-  held: FleetEvent[];
-  loaded: boolean;
-  dirty: Set<string>;
-  renderQueued: boolean;
-} = {
-  token: null,
-  workspaceId: null,
-  vehicles: new Map(),
-  filter: 'all',
+const state = {
+  token: null as string | null,
+  admin: false,
+  view: 'workspace' as View,
+  workspaceId: null as string | null,
+  vehicles: new Map<string, Vehicle>(),
+  filter: 'all' as VehicleStatus | 'all',
   search: '',
-  sort: { key: 'name', dir: 1 },
-  selected: null,
-  chart: null,
-  stream: undefined,
-  timers: [],
-  healthTimer: undefined,
+  sort: { key: 'name', dir: 1 as 1 | -1 },
+  stream: undefined as EventStream | undefined,
+  timers: [] as number[],
+  healthTimer: undefined as number | undefined,
+  /** Numbers of the last full load and of the last health request started: an older answer is not shown. */
   lastLoad: 0,
   lastHealth: 0,
+  /** Full loads in flight, and the events that wait for them. */
   loading: 0,
-  held: [],
+  held: [] as FleetEvent[],
   loaded: false,
-  dirty: new Set(),
+  dirty: new Set<string>(),
   renderQueued: false,
 };
 
-const table = createVehicleTable($('vehicle-rows'), (id) => void selectVehicle(id));
+const api = createApi(() => state.token);
+const signedOut = () => showSignin('The key was revoked or the token changed; sign in again.');
+
+const readinessBook = createReadinessBook();
+const table = createVehicleTable($('vehicle-rows'), (id) => void selectVehicle(id), readinessBook.of);
 const healthPanel = createHealthPanel();
-let rejectionTexts: { text: Text; rejection: Rejection }[] = [];
-
-class Unauthorized extends Error {}
-
-async function api<T>(path: string): Promise<T> {
-  // An answer that takes this long is not coming: the load fails and is tried again rather than hanging the view.
-  const response = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal: AbortSignal.timeout(30_000) });
-  if (response.status === 401) throw new Unauthorized('the key or token was not accepted');
-  if (!response.ok) {
-    const problem = (await response.json().catch(() => ({}))) as { detail?: string };
-    throw new Error(problem.detail ?? `${response.status} ${response.statusText}`);
-  }
-  return (await response.json()) as T;
-}
-
-/** The workspace a key belongs to (its id is part of the key), or null for the admin token. */
-function workspaceOfKey(token: string): string | null {
-  const match = /^fwk_([0-9a-f]{32})[0-9a-f]{32}_/.exec(token);
-  if (!match) return null;
-  const h = match[1]!;
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
+const panel = createVehiclePanel({
+  api,
+  workspaceId: () => state.workspaceId,
+  vehicle: (id) => state.vehicles.get(id),
+  target: () => readinessBook.targetPct,
+  readiness: (v) => readinessBook.of(v).readiness,
+  capacities: readinessBook.capacities,
+  onHistory: (id, points) => {
+    readinessBook.add(id, points);
+    table.refresh(id);
+  },
+  onUnauthorized: signedOut,
+  onLearned: (id) => table.refresh(id),
+});
+const onboarding = createOnboarding({
+  api,
+  workspaceId: () => state.workspaceId,
+  admin: () => state.admin,
+  vehicles: () => [...state.vehicles.values()].sort((a, b) => a.name.localeCompare(b.name)),
+  onBound: () => void reload().catch(() => undefined),
+  onUnauthorized: signedOut,
+});
+let fleetMap: FleetMap | undefined;
+const mapConfig: Promise<MapConfig> = fetch('/dashboard-config.json')
+  .then(async (answer) => ((await answer.json()) as { map: MapConfig }).map)
+  .catch(() => ({ tileUrl: null, attribution: null }));
+const rejectionsPanel = createRejectionsPanel();
+const overview = createOverview({
+  api,
+  onOpen: (id) => showWorkspace(id, 'workspace'),
+  onCreated: (workspace) => {
+    picker.list(workspace);
+    showWorkspace(workspace.id, 'settings');
+  },
+  onUnauthorized: signedOut,
+});
+const settings = createSettings({
+  api,
+  workspaceId: () => state.workspaceId,
+  onChanged: (workspace) => {
+    picker.list(workspace);
+    void reload().catch(() => undefined);
+  },
+  onUnauthorized: signedOut,
+});
+const picker = createWorkspacePicker((id) => (id ? showWorkspace(id, state.view === 'overview' ? 'workspace' : state.view) : void showOverview()));
 
 function showSignin(message = ''): void {
   stopLive();
+  // Nothing typed or shown once (credentials, a new key) stays in the page of a signed-out tab.
+  onboarding.leave();
+  settings.leave();
   state.token = null;
   sessionStorage.removeItem(tokenKey);
   $('app').hidden = true;
@@ -125,21 +147,16 @@ function showSignin(message = ''): void {
 async function signIn(token: string): Promise<void> {
   state.token = token;
   const keyWorkspace = workspaceOfKey(token);
-  const picker = $<HTMLSelectElement>('workspace-picker');
-  picker.replaceChildren();
+  picker.fill(null);
   try {
     if (keyWorkspace) {
+      await api.get(`/v1/workspaces/${keyWorkspace}`);
+      state.admin = false;
       state.workspaceId = keyWorkspace;
-      picker.hidden = true;
-      await api(`/v1/workspaces/${keyWorkspace}`);
     } else {
-      const { items } = await api<{ items: { id: string; name: string }[] }>('/v1/workspaces');
-      if (items.length === 0) throw new Error('there is no workspace yet');
-      for (const w of items) picker.append(el('option', { value: w.id }, w.name));
-      const remembered = sessionStorage.getItem(workspaceKey);
-      state.workspaceId = items.some((w) => w.id === remembered) ? remembered : items[0]!.id;
-      picker.value = state.workspaceId!;
-      picker.hidden = items.length < 2;
+      const { items } = await api.get<{ items: { id: string; name: string }[] }>('/v1/workspaces');
+      state.admin = true;
+      picker.fill(items);
     }
   } catch (error) {
     showSignin(error instanceof Unauthorized ? 'That key or token was not accepted.' : (error as Error).message);
@@ -148,7 +165,50 @@ async function signIn(token: string): Promise<void> {
   sessionStorage.setItem(tokenKey, token);
   $('signin').hidden = true;
   $('app').hidden = false;
-  startLive();
+  $('nav-overview').hidden = !state.admin;
+  // The admin token sees every workspace: its first view is all of them, not one picked for it.
+  if (state.admin) void showOverview();
+  else showWorkspace(keyWorkspace!, 'workspace');
+}
+
+function setView(view: View): void {
+  if (state.view === 'onboarding' && view !== 'onboarding') onboarding.leave();
+  if (state.view === 'settings' && view !== 'settings') settings.leave();
+  state.view = view;
+  for (const page of ['overview', 'workspace', 'onboarding', 'settings'] as const) $(page).hidden = view !== page;
+  for (const tab of document.querySelectorAll<HTMLElement>('[data-view]')) tab.setAttribute('aria-current', String(tab.dataset.view === view));
+  for (const tab of document.querySelectorAll<HTMLElement>('[data-view=workspace], [data-view=onboarding]')) tab.hidden = state.workspaceId === null;
+  $('nav-settings').hidden = state.workspaceId === null || !state.admin;
+  $('workspace-heading').hidden = view === 'overview';
+  $('live').hidden = view === 'overview';
+  if (view === 'workspace') fleetMap?.resize();
+}
+
+async function showOverview(): Promise<void> {
+  stopLive();
+  state.workspaceId = null;
+  picker.select(null);
+  setView('overview');
+  await overview.show();
+}
+
+function showWorkspace(workspaceId: string, view: Exclude<View, 'overview'>): void {
+  const changed = workspaceId !== state.workspaceId || !state.stream;
+  state.workspaceId = workspaceId;
+  picker.select(workspaceId);
+  if (changed) {
+    onboarding.leave();
+    settings.leave();
+    panel.close();
+    state.vehicles = new Map();
+    readinessBook.clear();
+    table.load([]);
+    fleetMap?.load([]);
+    startLive();
+  }
+  setView(view);
+  if (view === 'onboarding') void onboarding.load();
+  if (view === 'settings') void settings.load();
 }
 
 const refusedMessages: Record<number, string> = {
@@ -181,6 +241,7 @@ function startLive(): void {
 }
 
 function stopLive(): void {
+  overview.stop();
   state.stream?.close();
   state.stream = undefined;
   for (const timer of state.timers) window.clearInterval(timer);
@@ -190,25 +251,10 @@ function stopLive(): void {
   state.loaded = false;
 }
 
-function showStreamStatus(status: StreamStatus): void {
-  const badge = $('live');
-  badge.dataset.state = status.state;
-  if (status.state === 'live') {
-    setText(badge, 'Live');
-    badge.title = 'Following the event stream: rows change as events arrive.';
-  } else if (status.state === 'connecting') {
-    setText(badge, 'Connecting…');
-    badge.title = '';
-  } else {
-    setText(badge, `Reconnecting… since ${new Date(status.since).toLocaleTimeString()}`);
-    badge.title = `${status.reason}; next attempt at ${new Date(status.retryAt).toLocaleTimeString()}`;
-  }
-}
-
 /**
- * Loads the summary, every vehicle and the rejections. Events that arrive meanwhile wait and are applied after it,
- * whether it succeeds or not, so none the stream delivered is lost. Rejects when it fails (the stream, which
- * reloads on open, then drops and tries again).
+ * Loads the summary, the policy, every vehicle and the rejections. Events that arrive meanwhile wait and are applied
+ * after it, whether it succeeds or not, so none the stream delivered is lost. Rejects when it fails (the stream,
+ * which reloads on open, then drops and tries again).
  */
 async function reload(): Promise<void> {
   const ws = state.workspaceId;
@@ -217,24 +263,35 @@ async function reload(): Promise<void> {
   const healthAsked = (state.lastHealth += 1);
   state.loading += 1;
   try {
-    const [answer, vehicles, rejections] = await Promise.all([
-      api<Health>(`/v1/workspaces/${ws}/health`),
-      loadVehicles(ws),
-      api<{ items: Rejection[] }>(`/v1/workspaces/${ws}/rejections?limit=50`),
+    const [answer, workspace, vehicles, rejections] = await Promise.all([
+      api.get<Health>(`/v1/workspaces/${ws}/health`),
+      api.get<Workspace>(`/v1/workspaces/${ws}`),
+      loadVehicles(api, ws),
+      api.get<{ items: Rejection[] }>(`/v1/workspaces/${ws}/rejections?limit=50`),
     ]);
     // A later load, or another workspace, supersedes this one: its answer may predate what events told since.
     if (load !== state.lastLoad || ws !== state.workspaceId) return;
     learnServerClock(vehicles);
+    readinessBook.targetPct = chargeTarget(workspace.policy.socThresholdsPct);
     state.vehicles = new Map(vehicles.map((v) => [v.id, v]));
+    for (const vehicle of vehicles) readinessBook.track(vehicle);
     table.load(vehicles);
+    (fleetMap ??= createFleetMap($('map'), await mapConfig, (id) => void selectVehicle(id))).load(vehicles);
     state.loaded = true;
     if (healthAsked === state.lastHealth) healthPanel.render(answer);
-    renderRejections(rejections.items);
+    rejectionsPanel.render(rejections.items);
     renderVehicles();
-    if (state.selected) void renderChart(state.selected);
+    panel.reload();
+    void readinessBook
+      .prime(api, ws, vehicles, (id) => {
+        if (ws !== state.workspaceId) return false;
+        table.refresh(id);
+        return true;
+      })
+      .catch(() => undefined);
     $('refreshed').textContent = '';
   } catch (error) {
-    if (error instanceof Unauthorized) showSignin('The key was revoked or the token changed; sign in again.');
+    if (error instanceof Unauthorized) signedOut();
     else if (ws === state.workspaceId) $('refreshed').textContent = `refresh failed: ${(error as Error).message}`;
     throw error;
   } finally {
@@ -245,19 +302,6 @@ async function reload(): Promise<void> {
       for (const event of held) apply(event);
     }
   }
-}
-
-async function loadVehicles(ws: string): Promise<Vehicle[]> {
-  const all: Vehicle[] = [];
-  let cursor: string | null = null;
-  // A depot's fleet fits in a few pages; stop at 5,000 vehicles, which no table reads well anyway.
-  for (let page = 0; page < 5; page += 1) {
-    const answer: { items: Vehicle[]; nextCursor: string | null } = await api(`/v1/workspaces/${ws}/vehicles?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
-    all.push(...answer.items);
-    cursor = answer.nextCursor;
-    if (!cursor) break;
-  }
-  return all;
 }
 
 function receive(message: SseMessage): void {
@@ -281,15 +325,21 @@ function apply(event: FleetEvent): void {
     healthSoon();
     return;
   }
+  const vehicle = state.vehicles.get(effect.vehicleId);
+  if (vehicle && effect.signals.includes('soc_pct')) readinessBook.track(vehicle);
   state.dirty.add(effect.vehicleId);
   if (effect.freshness) healthSoon();
-  if (state.chart?.vehicleId === effect.vehicleId) addToChart(state.chart, effect.signals);
+  panel.refresh(effect.vehicleId, effect.signals);
   if (!state.renderQueued) {
     state.renderQueued = true;
     // One render per frame however many events a chunk of the stream held.
     window.requestAnimationFrame(() => {
       state.renderQueued = false;
-      for (const id of state.dirty) table.refresh(id);
+      for (const id of state.dirty) {
+        table.refresh(id);
+        const changed = state.vehicles.get(id);
+        if (changed) fleetMap?.refresh(changed);
+      }
       state.dirty.clear();
       renderVehicles();
     });
@@ -306,90 +356,38 @@ async function reloadHealth(): Promise<void> {
   if (!ws || !state.token) return;
   const asked = (state.lastHealth += 1);
   try {
-    const answer = await api<Health>(`/v1/workspaces/${ws}/health`);
+    const answer = await api.get<Health>(`/v1/workspaces/${ws}/health`);
     if (asked === state.lastHealth && ws === state.workspaceId) healthPanel.render(answer);
   } catch (error) {
-    if (error instanceof Unauthorized) showSignin('The key was revoked or the token changed; sign in again.');
+    if (error instanceof Unauthorized) signedOut();
   }
 }
 
 function renderVehicles(): void {
-  const shown = table.place(state);
+  const shown = table.place({ ...state, selected: panel.selected });
   $('vehicles-empty').hidden = shown > 0;
-  for (const th of document.querySelectorAll<HTMLElement>('th[data-sort]')) {
-    if (th.dataset.sort === state.sort.key) th.setAttribute('aria-sort', state.sort.dir === 1 ? 'ascending' : 'descending');
-    else th.removeAttribute('aria-sort');
-  }
-  for (const chip of document.querySelectorAll<HTMLElement>('[data-filter]')) chip.setAttribute('aria-pressed', String(chip.dataset.filter === state.filter));
-  for (const card of document.querySelectorAll<HTMLElement>('.count[data-status]')) card.setAttribute('aria-pressed', String(card.dataset.status === state.filter));
-}
-
-const rejectionText = (r: Rejection) => ` ${since(r.rejectedAt)} — ${r.externalDeviceId ?? 'unknown device'}${r.signal ? ` ${r.signal}` : ''}: ${r.detail}`;
-
-function renderRejections(items: Rejection[]): void {
-  const counts = new Map<string, number>();
-  for (const r of items) counts.set(r.reason, (counts.get(r.reason) ?? 0) + 1);
-  $('rejection-reasons').replaceChildren(
-    ...(counts.size === 0 ? [el('li', {}, 'none lately')] : [...counts].sort((a, b) => b[1] - a[1]).map(([reason, n]) => el('li', { 'data-testid': 'rejection-reason' }, `${reason} ${n}`))),
-  );
-  rejectionTexts = items.slice(0, 8).map((rejection) => ({ text: document.createTextNode(rejectionText(rejection)), rejection }));
-  $('rejections').replaceChildren(...rejectionTexts.map(({ text, rejection }) => el('li', {}, el('code', {}, rejection.reason), text)));
+  markVehicleControls(state);
 }
 
 function tickAges(): void {
   table.tick();
   healthPanel.tick();
-  for (const { text, rejection } of rejectionTexts) setText(text, rejectionText(rejection));
+  rejectionsPanel.tick();
 }
 
 async function selectVehicle(id: string): Promise<void> {
-  state.selected = id;
+  const opened = panel.open(id);
+  fleetMap?.select(id);
   renderVehicles();
-  $('chart-panel').hidden = false;
-  await renderChart(id);
+  // In one column the panel is below the list: bring it into view.
+  if (window.matchMedia('(max-width: 1200px)').matches) $('vehicle-panel').scrollIntoView({ block: 'start' });
+  await opened;
 }
 
-async function loadHistory(vehicleId: string, signal: string, fromIso: string): Promise<Point[]> {
-  const answer = await api<{ items: { value: unknown; observedAt: string }[] }>(
-    `/v1/workspaces/${state.workspaceId}/vehicles/${vehicleId}/history?signal=${signal}&from=${encodeURIComponent(fromIso)}&limit=5000`,
-  );
-  return answer.items.filter((i) => typeof i.value === 'number').map((i) => ({ t: Date.parse(i.observedAt), v: i.value as number }));
-}
-
-async function renderChart(vehicleId: string): Promise<void> {
-  const vehicle = state.vehicles.get(vehicleId);
-  $('chart-title').textContent = vehicle ? `${vehicle.name}: last 24 h` : 'History';
-  const from = new Date(serverNow() - chartSpanMs).toISOString();
-  try {
-    const [soc, speed] = await Promise.all([loadHistory(vehicleId, 'soc_pct', from), loadHistory(vehicleId, 'speed_kph', from)]);
-    if (state.selected !== vehicleId) return;
-    state.chart = { vehicleId, soc, speed };
-    $('chart').replaceChildren(chart(soc, speed));
-  } catch (error) {
-    if (error instanceof Unauthorized) showSignin('The key was revoked or the token changed; sign in again.');
-    else $('chart').replaceChildren(el('p', { class: 'muted' }, `history failed: ${(error as Error).message}`));
-  }
-}
-
-/** Readings that arrived by event join the selected vehicle's chart, without asking for its history again. */
-function addToChart(data: ChartData, signals: readonly string[]): void {
-  const vehicle = state.vehicles.get(data.vehicleId);
-  if (!vehicle) return;
-  let changed = false;
-  for (const [signal, points] of [
-    ['soc_pct', data.soc],
-    ['speed_kph', data.speed],
-  ] as const) {
-    const reading = signals.includes(signal) ? vehicle.signals[signal] : undefined;
-    if (reading && typeof reading.value === 'number') changed = addPoint(points, { t: Date.parse(reading.observedAt), v: reading.value }, serverNow()) || changed;
-  }
-  if (changed) $('chart').replaceChildren(chart(data.soc, data.speed));
-}
-
-function closeChart(): void {
-  state.selected = null;
-  state.chart = null;
-  $('chart-panel').hidden = true;
+function closePanel(): void {
+  panel.close();
+  fleetMap?.select(null);
+  renderVehicles();
 }
 
 function wire(): void {
@@ -399,48 +397,25 @@ function wire(): void {
     if (token) void signIn(token);
   });
   $('signout').addEventListener('click', () => showSignin());
-  $<HTMLSelectElement>('workspace-picker').addEventListener('change', (event) => {
-    state.workspaceId = (event.target as HTMLSelectElement).value;
-    sessionStorage.setItem(workspaceKey, state.workspaceId);
-    closeChart();
-    startLive();
-  });
-  for (const chip of document.querySelectorAll<HTMLElement>('[data-filter], .count[data-status]')) {
-    chip.addEventListener('click', () => {
-      const wanted = (chip.dataset.filter ?? chip.dataset.status) as VehicleStatus | 'all';
-      state.filter = state.filter === wanted && chip.dataset.status ? 'all' : wanted;
-      renderVehicles();
+  for (const tab of document.querySelectorAll<HTMLElement>('[data-view]')) {
+    tab.addEventListener('click', () => {
+      const view = tab.dataset.view as View;
+      if (view === 'overview') void showOverview();
+      else if (state.workspaceId) showWorkspace(state.workspaceId, view);
     });
   }
-  $<HTMLInputElement>('search').addEventListener('input', (event) => {
-    state.search = (event.target as HTMLInputElement).value;
-    renderVehicles();
-  });
-  for (const th of document.querySelectorAll<HTMLElement>('th[data-sort]')) {
-    th.addEventListener('click', () => {
-      const key = th.dataset.sort!;
-      state.sort = { key, dir: state.sort.key === key ? (state.sort.dir === 1 ? -1 : 1) : 1 };
-      renderVehicles();
-    });
-  }
-  $('chart-close').addEventListener('click', () => {
-    closeChart();
-    renderVehicles();
-  });
+  wireVehicleControls(state, renderVehicles);
+  $('panel-close').addEventListener('click', closePanel);
 }
 
 function start(): void {
   wire();
   // A sign-in link (#key=...) signs in at once; the key leaves the address bar and the history right away.
   const fromLink = new URLSearchParams(window.location.hash.slice(1)).get('key');
-  if (fromLink) forgetSignInLink();
+  if (fromLink) window.history.replaceState(null, '', window.location.pathname);
   const token = fromLink ?? sessionStorage.getItem(tokenKey);
   if (token) void signIn(token);
   else showSignin();
-}
-
-function forgetSignInLink(): void {
-  window.history.replaceState(null, '', window.location.pathname);
 }
 
 start();

@@ -5,6 +5,7 @@
  * (Last-Event-ID); one that stays silent past three heartbeats is taken for dead and opened again; 401, 403 and 404
  * are final.
  */
+import { $, setText } from './dom.ts';
 import { createSseParser, type SseMessage } from './sse-parser.ts';
 
 /** The server writes a comment every 15 s on an idle stream: three missed is a dead stream, not a slow proxy. */
@@ -188,4 +189,20 @@ export function followEventStream(options: EventStreamOptions): EventStream {
       current?.abort();
     },
   };
+}
+
+/** The header's live indicator: live, connecting, or reconnecting since when, with the reason in its title. */
+export function showStreamStatus(status: StreamStatus): void {
+  const badge = $('live');
+  badge.dataset.state = status.state;
+  if (status.state === 'live') {
+    setText(badge, 'Live');
+    badge.title = 'Following the event stream: rows change as events arrive.';
+  } else if (status.state === 'connecting') {
+    setText(badge, 'Connecting…');
+    badge.title = '';
+  } else {
+    setText(badge, `Reconnecting… since ${new Date(status.since).toLocaleTimeString()}`);
+    badge.title = `${status.reason}; next attempt at ${new Date(status.retryAt).toLocaleTimeString()}`;
+  }
 }

@@ -25,6 +25,11 @@ export interface SocketPlan {
   key: string;
   url: string;
   headers: Record<string, string>;
+  /**
+   * The one bound device (external id) this socket carries, when the provider opens a socket per device (Tessie: per
+   * VIN). Its socket being down is then that device's trouble, reported as such, not the whole connection's.
+   */
+  device?: string;
 }
 
 /**

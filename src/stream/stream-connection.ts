@@ -204,7 +204,7 @@ export class StreamConnection {
     this.closeAll();
   }
 
-  /** The connection's state for core: connected when every planned socket (or the subscription) is open. */
+  /** The connection's state for core: connected when every planned socket (or the subscription) is open; which devices' own sockets are down. */
   status(pipeline: { delivered: number; coalesced: number; dropped: number; deadLettered: number; buffered: number }): StreamStatus {
     const states = [...this.sockets.values()].map((s) => s.state);
     const extreme = (pick: (s: SocketState) => number | null, which: (...values: number[]) => number) => {
@@ -215,6 +215,16 @@ export class StreamConnection {
     const oldest = (pick: (s: SocketState) => number | null) => extreme(pick, Math.min);
     const open = states.filter((s) => s.open);
     const connected = states.length > 0 && open.length === states.length;
+    const devicesDown: Record<string, string | null> = {};
+    for (const session of this.sockets.values()) {
+      const device = 'device' in session.plan ? session.plan.device : undefined;
+      if (device !== undefined && !session.state.open) devicesDown[device] = session.state.lastErrorClass;
+    }
+    // The heartbeat of the sockets that are open: a connection with some sockets open is alive for their devices.
+    const live = (pick: (s: SocketState) => number | null) => {
+      const values = open.map(pick).filter((v): v is number => v !== null);
+      return values.length > 0 ? new Date(Math.min(...values)).toISOString() : newest(pick);
+    };
     const errored = states.filter((s) => s.lastErrorAt !== null).sort((a, b) => b.lastErrorAt! - a.lastErrorAt!)[0];
     return {
       connectionId: this.grant.id,
@@ -222,8 +232,8 @@ export class StreamConnection {
       sockets: states.length,
       socketsOpen: open.length,
       lastMessageAt: newest((s) => s.lastMessageAt),
-      // The oldest heartbeat among the sockets: the connection is only as alive as its least alive socket.
-      lastHeartbeatAt: connected ? oldest((s) => s.lastHeartbeatAt) : newest((s) => s.lastHeartbeatAt),
+      // The oldest heartbeat among the open sockets: they are only as alive as the least alive of them.
+      lastHeartbeatAt: live((s) => s.lastHeartbeatAt),
       connectedSince: connected ? oldest((s) => s.connectedSince) : null,
       reconnects: this.closedReconnects + states.reduce((n, s) => n + s.reconnects, 0),
       readingsIn: this.counters.readingsIn,
@@ -237,6 +247,7 @@ export class StreamConnection {
       lastError: errored?.lastError ?? null,
       lastErrorAt: errored?.lastErrorAt ? new Date(errored.lastErrorAt).toISOString() : null,
       nextReconnectAt: newest((s) => s.nextReconnectAt),
+      devicesDown,
     };
   }
 }

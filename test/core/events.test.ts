@@ -96,7 +96,7 @@ interface EventRow {
 
 async function eventsOf(fleet: TestFleet): Promise<EventRow[]> {
   const { rows } = await core.db.query<EventRow>(
-    'SELECT subject, type, sequence::text, position::text, data FROM events WHERE workspace_id = $1 ORDER BY insert_order',
+    'SELECT subject, type, sequence::text, position::text, data::json AS data FROM events WHERE workspace_id = $1 ORDER BY position',
     [fleet.workspaceId],
   );
   return rows;
@@ -333,11 +333,12 @@ describe('transitions over time', () => {
     await sweepTransitions(core.db, now + 1000);
     await sweepTransitions(core.db, now + 2000);
     expect(await freshness()).toEqual([['never', 'fresh', null]]);
-    // Nothing confirms it for more than the threshold: stale, because nothing synced it.
+    // Nothing confirms it for more than the threshold: stale, because nothing polls it (no scheduled event has come
+    // for two poll intervals either).
     await sweepTransitions(core.db, now + 302_000);
     expect(await freshness()).toEqual([
       ['never', 'fresh', null],
-      ['fresh', 'stale', 'not_synced'],
+      ['fresh', 'stale', 'connection_scheduler_silent'],
     ]);
     const rows = await eventsOf(fleet);
     expect(rows.filter((r) => r.subject === `vehicles/${vehicleId}`).map((r) => Number(r.sequence))).toEqual(rows.filter((r) => r.subject === `vehicles/${vehicleId}`).map((_, i) => i + 1));

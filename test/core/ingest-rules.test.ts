@@ -26,18 +26,32 @@ async function fleet(options: Parameters<typeof createFleet>[2] = {}): Promise<T
   return createFleet(database.db, key, { vehicles: 2, ...options });
 }
 
+/**
+ * The stored rejection rows of a reason. Rejections of one cause (reason, connection, device, signal) within an
+ * hour are one row with a count and the latest example (migration 0016), so a test counts rows per cause.
+ */
 async function rejectionsFor(workspaceId: string, reason: string) {
-  const { rows } = await database.db.query<{ reason: string; detail: string; signal: string | null; vehicle_id: string | null; update_body: unknown }>(
-    'SELECT reason, detail, signal, vehicle_id, update_body FROM ingest_rejections WHERE workspace_id = $1 AND reason = $2 ORDER BY id',
+  const { rows } = await database.db.query<{ reason: string; detail: string; signal: string | null; vehicle_id: string | null; update_body: unknown; count: number; reading_count: number }>(
+    'SELECT reason, detail, signal, vehicle_id, update_body, count, reading_count FROM ingest_rejections WHERE workspace_id = $1 AND reason = $2 ORDER BY id',
     [workspaceId, reason],
   );
   return rows;
+}
+
+/** Every rejection stored, however they were folded into rows: the sum of the rows' counts. */
+async function storedRejections(workspaceId?: string): Promise<number> {
+  const { rows } = await database.db.query<{ n: number }>(
+    'SELECT coalesce(sum(count), 0)::int AS n FROM ingest_rejections WHERE $1::uuid IS NULL OR workspace_id = $1',
+    [workspaceId ?? null],
+  );
+  return rows[0]!.n;
 }
 
 describe('shape', () => {
   it('rejects an update that is not a canonical update as malformed and stores it', async () => {
     const f = await fleet();
     const good = update(f, [{ signal: 'soc_pct', value: 50, observedAt: at(-10) }]);
+    const nilBefore = await storedRejections('00000000-0000-0000-0000-000000000000');
     const outcome = await ingestBatch(
       database.db,
       [
@@ -56,15 +70,19 @@ describe('shape', () => {
       ['rejected', 'malformed'],
       ['rejected', 'malformed'],
     ]);
+    // One cause (malformed, no connection or device) three times in the hour: one row of count 3, whose example is
+    // the last of them (the impossible receivedAt).
     const stored = await rejectionsFor(f.workspaceId, 'malformed');
-    expect(stored).toHaveLength(3);
-    expect(stored[0]!.detail).toMatch(/source/);
-    expect((stored[0]!.update_body as { source: string }).source).toBe('carrier-pigeon');
-    // Updates that name no usable workspace are kept under the nil workspace.
-    const { rows } = await database.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM ingest_rejections WHERE workspace_id = '00000000-0000-0000-0000-000000000000' AND update_body = '"not an object"'::jsonb`,
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.count).toBe(3);
+    expect(stored[0]!.detail).toMatch(/receivedAt/);
+    expect((stored[0]!.update_body as { receivedAt: string }).receivedAt).toBe('2026-02-30T00:00:00Z');
+    // Updates that name no usable workspace are kept under the nil workspace, the last one as the example.
+    expect(await storedRejections('00000000-0000-0000-0000-000000000000')).toBe(nilBefore + 2);
+    const { rows } = await database.db.query<{ update_body: unknown }>(
+      `SELECT update_body FROM ingest_rejections WHERE workspace_id = '00000000-0000-0000-0000-000000000000' ORDER BY rejected_at DESC, id DESC LIMIT 1`,
     );
-    expect(rows[0]!.n).toBe(1);
+    expect(rows[0]!.update_body).toBeNull();
     expect(await historyOf(database.db, f.vehicles[0]!.id)).toEqual([]);
   });
 
@@ -212,12 +230,14 @@ describe('readings', () => {
     expect(Object.keys(snapshot).sort()).toEqual(['charging_state', 'location', 'soc_pct']);
     expect(snapshot.location!.value).toEqual({ lat: 52.52, lon: 13.405 });
     const invalid = await rejectionsFor(f.workspaceId, 'invalid_value');
+    // Seven signals, seven causes: a row each.
     expect(invalid).toHaveLength(7);
-    expect(invalid[0]!.signal).toBe('soc_pct');
+    const soc = invalid.find((r) => r.signal === 'soc_pct')!;
+    expect(soc.count).toBe(1);
     // Found before the device was looked up, stored with the vehicle it belongs to.
     expect(new Set(invalid.map((r) => r.vehicle_id))).toEqual(new Set([f.vehicles[0]!.id]));
     // The stored update carries just the offending reading.
-    expect((invalid[0]!.update_body as { readings: unknown[] }).readings).toEqual([{ signal: 'soc_pct', value: 101, observedAt: new Date(at(-9)).toISOString() }]);
+    expect((soc.update_body as { readings: unknown[] }).readings).toEqual([{ signal: 'soc_pct', value: 101, observedAt: new Date(at(-9)).toISOString() }]);
   });
 
   it('allows 120 s of clock skew and no more (future_timestamp)', async () => {
@@ -277,8 +297,10 @@ describe('readings', () => {
     const snapshot = await snapshotOf(database.db, f.vehicles[0]!.id);
     expect(snapshot.odometer_km).toEqual({ value: 999, observedAt: new Date(at(-80)).toISOString() });
     const stored = await rejectionsFor(f.workspaceId, 'implausible_value');
-    expect(stored).toHaveLength(2);
-    expect(stored[0]!.detail).toMatch(/998\.9 is below 1000/);
+    // Both refusals are of one cause (the vehicle's odometer): one row counting two, the later one its example.
+    expect(stored).toHaveLength(1);
+    expect([stored[0]!.count, stored[0]!.reading_count]).toEqual([2, 2]);
+    expect(stored[0]!.detail).toMatch(/1001\.5 is above 1000/);
   });
 });
 
@@ -383,7 +405,7 @@ describe('unit of work', () => {
       { broken: true },
     ];
     const historyBefore = await countRows(database.db, 'signal_history');
-    const rejectionsBefore = await countRows(database.db, 'ingest_rejections');
+    const rejectionsBefore = await storedRejections();
     await expect(
       ingestBatch(database.db, batch, {
         now,
@@ -393,14 +415,15 @@ describe('unit of work', () => {
       }),
     ).rejects.toThrow('commit failed');
     expect(await countRows(database.db, 'signal_history')).toBe(historyBefore);
-    expect(await countRows(database.db, 'ingest_rejections')).toBe(rejectionsBefore);
+    expect(await storedRejections()).toBe(rejectionsBefore);
     expect(await snapshotOf(database.db, f.vehicles[0]!.id)).toEqual({});
     const { rows } = await database.db.query<{ last_synced_at: Date | null }>('SELECT last_synced_at FROM vehicles WHERE id = $1', [f.vehicles[0]!.id]);
     expect(rows[0]!.last_synced_at).toBeNull();
 
     const retried = await ingestBatch(database.db, batch, { now });
     expect(retried.results.map((r) => r.readings[0]?.status ?? r.reason)).toEqual(['accepted', 'rejected', 'malformed']);
-    expect(await countRows(database.db, 'ingest_rejections')).toBe(rejectionsBefore + 2);
+    // Two rejections stored, one of them added to the count of the nil workspace's malformed row of this hour.
+    expect(await storedRejections()).toBe(rejectionsBefore + 2);
   });
 
   it('runs the caller’s writes in the same transaction (a poll’s cursor)', async () => {

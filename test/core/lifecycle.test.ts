@@ -116,9 +116,12 @@ async function populatedTenant(name: string): Promise<Tenant> {
           { externalId: `cs-${name}`, startedAt: new Date(at - 3_600_000).toISOString(), endedAt: new Date(at).toISOString(), startSocPct: 20, endSocPct: 64, energyKwh: 30, peakPowerKw: 50, location: null },
         ],
       },
+      // A device nobody bound: a discovered device of the tenant.
+      update(fleet, [{ signal: 'soc_pct', value: 12, observedAt: at }], { externalDeviceId: `stranger-${name}` }),
     ],
   });
   expect(ingested.body.results[0].status).toBe('processed');
+  expect(ingested.body.results[1].reason).toBe('unknown_device');
   await core.runner.runWorkspace({ workspaceId: ws, eventId: `poll-${name}` });
   expect((await core.http.service('POST', '/internal/v1/scheduled-events', scheduledEvent(ws))).status).toBe(202);
 
@@ -126,6 +129,9 @@ async function populatedTenant(name: string): Promise<Tenant> {
   const leased = await core.http.service('POST', '/internal/v1/stream-leases', { holder, wanted: [stream.id] });
   expect(leased.body.granted.map((g: { id: string }) => g.id)).toEqual([stream.id]);
   expect((await core.http.service('POST', '/internal/v1/stream-status', streamStatus(holder, stream.id))).body).toEqual({ recorded: 1 });
+
+  // A cutover there and back: events of the workspace's own subject, with its counter row (event_subjects).
+  for (const mode of ['legacy', 'core']) expect((await core.http.admin('PUT', `/v1/workspaces/${ws}/cutover`, { mode })).status).toBe(200);
 
   await sweepTransitions(core.db, Date.now());
   await core.events.flush();
@@ -451,10 +457,9 @@ describe('vehicles', { timeout: underLoad }, () => {
       const { rows } = await core.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${table === 'vehicles' ? 'id' : 'vehicle_id'} = $1`, [tenant.vehicleId]);
       expect(rows[0]!.n, table).toBe(0);
     }
-    for (const table of ['events', 'event_subjects']) {
-      const { rows } = await core.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE subject = $1`, [`vehicles/${tenant.vehicleId}`]);
-      expect(rows[0]!.n, table).toBe(0);
-    }
+    // Its event counter was its row's; its events go with it.
+    const { rows: events } = await core.db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE subject = $1', [`vehicles/${tenant.vehicleId}`]);
+    expect(events[0]!.n).toBe(0);
     const late = await core.http.service('POST', '/internal/v1/ingest', { updates: [update(tenant.fleet, [{ signal: 'soc_pct', value: 10, observedAt: Date.now() - 1000 }])] });
     expect(late.body.results[0]).toMatchObject({ status: 'rejected', reason: 'unknown_device' });
     // The workspace and its connections stay.

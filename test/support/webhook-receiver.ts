@@ -106,7 +106,7 @@ export type CommittedEvent = Omit<Receipt, 'n'> & { position: number | null };
 export async function committedEvents(sql: Sql, workspaceId: string, types: readonly string[]): Promise<CommittedEvent[]> {
   // Ordered by the column, not by the text it is selected as (which would put 10 before 2).
   const { rows } = await sql.query<{ id: string; subject: string; sequence: string; type: string; time: Date; data: unknown; position: string | null }>(
-    `SELECT id, subject, sequence::text, type, time, data, position::text FROM events
+    `SELECT id, subject, sequence::text, type, time, data::json AS data, position::text FROM events
       WHERE workspace_id = $1 AND type = ANY($2::text[]) ORDER BY subject, events.sequence`,
     [workspaceId, [...types]],
   );

@@ -28,6 +28,18 @@ export function boolArray(values: readonly boolean[]): string {
   return `${out}}`;
 }
 
+/**
+ * Serialized JSON values separated by U+001E (the record separator), for `string_to_table($n, E'\x1e')`:
+ * splitting on a character costs the server a fifth of `json_array_elements`, which parses the whole array and then
+ * copies each element out. JSON.stringify never writes the character (control
+ * characters inside strings come out escaped, and it adds no whitespace). At least one value: an empty text would
+ * still be one (empty) row.
+ */
+export function jsonRecords(serialized: readonly string[]): string {
+  if (serialized.length === 0) throw new Error('jsonRecords takes at least one value');
+  return serialized.join('\x1e');
+}
+
 /** A JSON array of already-serialized JSON values, for `json_array_elements($n::json)` (or its jsonb twin). */
 export function jsonArray(serialized: readonly string[]): string {
   return `[${serialized.join(',')}]`;

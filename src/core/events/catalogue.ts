@@ -53,7 +53,7 @@ export interface VehicleSocCrossed {
   observedAt: string;
 }
 
-/** An event before it is stored: its subject's sequence and its log position are given when it is written. */
+/** An event before it is stored: its log position is given when it is written, and its sequence too unless it has one. */
 export interface EventDraft {
   id: string;
   workspaceId: string;
@@ -62,6 +62,8 @@ export interface EventDraft {
   type: EventType;
   time: string;
   data: Record<string, unknown>;
+  /** Its subject's sequence, when the writer holds the subject's counter and has advanced it (`writeEvents`). */
+  sequence?: number;
 }
 
 /** A stored event, as the log holds it. */

@@ -4,7 +4,7 @@
  * The sweeper evaluates both every `intervalMs` (10 s, so a threshold passed is told within 30 s), compares them with
  * what it told last, and writes each change to the event log with the reason, in one transaction under an advisory
  * lock (one process at a time). A vehicle or connection seen for the first time is recorded without an event: there
- * is no earlier state for it to change from.
+ * is no earlier state for it to change from. Workspaces with telematics disabled are skipped.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../logging.ts';
@@ -74,7 +74,7 @@ export async function sweepTransitions(db: Database, nowMs: number): Promise<Swe
            FROM vehicles v
            JOIN telematics_policies p ON p.workspace_id = v.workspace_id
            ${vehicleSyncFromConfirmations}
-          WHERE v.active
+          WHERE v.active AND p.enabled
        )
        SELECT c.workspace_id, c.vehicle_id, c.status, s.status AS previous
          FROM current c
@@ -85,6 +85,10 @@ export async function sweepTransitions(db: Database, nowMs: number): Promise<Swe
       [now],
     );
     const health = await loadConnectionHealth(tx, 'all', nowMs);
+    // A disabled workspace was turned off on purpose: nothing of it runs, so nothing of it turns (its vehicles going
+    // stale, its connections `disabled`) until it is turned on again; then the sweep goes on from what it told last.
+    const { rows: off } = await tx.query<{ workspace_id: string }>('SELECT workspace_id FROM telematics_policies WHERE NOT enabled');
+    for (const { workspace_id } of off) health.delete(workspace_id);
     const { rows: told } = await tx.query<{ workspace_id: string; connection_id: string; status: string }>('SELECT workspace_id, connection_id, status FROM connection_health_states');
     const toldHealth = new Map(told.map((t) => [`${t.workspace_id}/${t.connection_id}`, t.status]));
     const healthChanges: { workspaceId: string; connection: ConnectionHealthView; previous: string | undefined }[] = [];

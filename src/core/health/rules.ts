@@ -10,9 +10,15 @@
 export const vehicleStatuses = ['fresh', 'stale', 'silent', 'never'] as const;
 export type VehicleStatus = (typeof vehicleStatuses)[number];
 
-/** The confirmations of a binding's connection that count for its vehicle: those made after the binding. */
+/**
+ * The confirmations of a binding's connection that count for its vehicle: those made after the binding, unless the
+ * connection's stream process reports the device's own socket down (one socket per VIN): a connection with some
+ * sockets open confirms only the devices on them.
+ */
 const confirmationsOfBinding = `JOIN connection_sync_marks m
-      ON m.workspace_id = d.workspace_id AND m.connection_id = d.connection_id AND m.confirmed_at >= d.created_at`;
+      ON m.workspace_id = d.workspace_id AND m.connection_id = d.connection_id AND m.confirmed_at >= d.created_at
+     AND NOT EXISTS (SELECT 1 FROM stream_connection_states dd
+                      WHERE dd.workspace_id = d.workspace_id AND dd.connection_id = d.connection_id AND dd.devices_down ? d.external_id)`;
 
 /**
  * A vehicle's `lastSyncedAt`, derived when it is read, for a query over a vehicles row `v`: the later of its own
@@ -55,7 +61,24 @@ export function vehicleStatusSql(now: string): string {
     ELSE 'fresh' END`;
 }
 
-export const connectionStatuses = ['ok', 'rate_limited', 'failing', 'auth_failed', 'credentials_unreadable', 'disconnected', 'disabled'] as const;
+/**
+ * `degraded`: a stream connection with some of its sockets open (counts in `sockets`); `scheduler_silent`: a poll
+ * connection no scheduled event has reached for two poll intervals, so nothing starts its polls;
+ * `legacy_poller_behind`: a poll connection of a workspace in `legacy` cutover whose legacy poller has had no update
+ * accepted within the freshness threshold.
+ */
+export const connectionStatuses = [
+  'ok',
+  'degraded',
+  'rate_limited',
+  'failing',
+  'auth_failed',
+  'credentials_unreadable',
+  'disconnected',
+  'scheduler_silent',
+  'legacy_poller_behind',
+  'disabled',
+] as const;
 export type ConnectionStatus = (typeof connectionStatuses)[number];
 
 /** A poll connection fails after this many failed polls in a row. */
@@ -63,8 +86,38 @@ export const failingAfterFailures = 3;
 /** A stream connection whose holder has not reported for this long has no live stream process. */
 export const streamReportStaleSeconds = 60;
 
+/** When a workspace's scheduler counts as silent: no scheduled event for this many poll intervals. */
+export const schedulerSilentAfterIntervals = 2;
+
+export interface SchedulerState {
+  /** The last scheduled event that reached the workspace, or null if none ever did. */
+  lastEventAt: number | null;
+  silent: boolean;
+  silentAfterSeconds: number;
+}
+
+/**
+ * Whether the scheduler has gone silent for a workspace: no scheduled event for two poll intervals, counted from the
+ * last event or, when it is later, from `since` (the workspace's creation or its last policy or cutover change), so a
+ * workspace just created or turned on is not called silent before a scheduler could have reached it.
+ */
+export function schedulerState(lastEventAt: number | null, since: number, pollIntervalSeconds: number, nowMs: number): SchedulerState {
+  const silentAfterSeconds = pollIntervalSeconds * schedulerSilentAfterIntervals;
+  const from = Math.max(lastEventAt ?? Number.NEGATIVE_INFINITY, since);
+  return { lastEventAt, silent: nowMs - from > silentAfterSeconds * 1000, silentAfterSeconds };
+}
+
 export interface ConnectionFacts {
   enabled: boolean;
+  /** False when the workspace's telematics is off: its connections are then `disabled`, whatever their own flag. */
+  workspaceEnabled?: boolean;
+  /** Who polls a poll connection: core, or the legacy poller while the workspace's cutover is `legacy`. */
+  owner?: 'core' | 'legacy_poller';
+  /** For a legacy-owned connection: when an update of the legacy poller was last accepted, or null. */
+  legacyLastAcceptedAt?: number | null;
+  freshnessThresholdSeconds?: number;
+  /** The workspace's scheduler, for a core-owned poll connection. */
+  scheduler?: SchedulerState;
   transport: 'poll' | 'stream';
   /** When the stored credentials were found unreadable under this deployment's key, or null. */
   credentialsUnreadableAt: number | null;
@@ -87,6 +140,8 @@ export interface ConnectionFacts {
     lastErrorAt: number | null;
     nextReconnectAt: number | null;
     reportedAt: number;
+    sockets?: number;
+    socketsOpen?: number;
   } | null;
   pollIntervalSeconds: number;
 }
@@ -98,12 +153,39 @@ export interface ConnectionHealth {
   /** When the next poll (or reconnect) is due. */
   nextAttemptAt: number | null;
   detail: string;
+  /** Who polls it: core, or the legacy poller (cutover `legacy`; `lastSuccessAt` is then its last accepted update). */
+  owner: 'core' | 'legacy_poller';
+  /** A stream connection's sockets: how many are open of those it needs (one per VIN for some providers). */
+  sockets: { connected: number; expected: number } | null;
+  /** A core-owned poll connection's last scheduled event (of its workspace). */
+  lastScheduledAt: number | null;
 }
 
 const unreadableDetail =
   "the stored credentials cannot be decrypted with this deployment's FLEETWIRE_SECRET_KEY; enter them again (PATCH the connection's credentials)";
 
+const isoAt = (ms: number) => new Date(ms).toISOString();
+
 export function connectionHealth(c: ConnectionFacts, nowMs: number): ConnectionHealth {
+  const owner = c.transport === 'poll' ? (c.owner ?? 'core') : 'core';
+  const scheduler = c.transport === 'poll' && owner === 'core' ? c.scheduler : undefined;
+  const extra = {
+    owner,
+    sockets: c.transport === 'stream' && c.stream?.sockets !== undefined ? { connected: c.stream.socketsOpen ?? 0, expected: c.stream.sockets } : null,
+    lastScheduledAt: scheduler?.lastEventAt ?? null,
+  };
+  return { ...connectionState(c, owner, scheduler, nowMs), ...extra };
+}
+
+function connectionState(
+  c: ConnectionFacts,
+  owner: 'core' | 'legacy_poller',
+  scheduler: SchedulerState | undefined,
+  nowMs: number,
+): Omit<ConnectionHealth, 'owner' | 'sockets' | 'lastScheduledAt'> {
+  if (c.workspaceEnabled === false) {
+    return { status: 'disabled', lastSuccessAt: null, lastError: null, nextAttemptAt: null, detail: "the workspace's telematics is disabled" };
+  }
   if (c.enabled && c.credentialsUnreadableAt !== null) {
     return { status: 'credentials_unreadable', lastSuccessAt: null, lastError: { class: 'credentials_unreadable', message: unreadableDetail, at: c.credentialsUnreadableAt }, nextAttemptAt: null, detail: unreadableDetail };
   }
@@ -113,8 +195,25 @@ export function connectionHealth(c: ConnectionFacts, nowMs: number): ConnectionH
     const base = { lastSuccessAt: p?.lastSuccessAt ?? null, lastError };
     const scheduled = p?.lastAttemptAt ? p.lastAttemptAt + c.pollIntervalSeconds * 1000 : null;
     if (!c.enabled) return { ...base, status: 'disabled', nextAttemptAt: null, detail: 'the connection is disabled' };
+    if (owner === 'legacy_poller') {
+      // Core does not poll it: what its health can say is how current the legacy poller keeps it.
+      const last = c.legacyLastAcceptedAt ?? null;
+      const behind = last === null || nowMs - last > (c.freshnessThresholdSeconds ?? 300) * 1000;
+      const said = last === null ? 'no update of it has been accepted yet' : `its last update was accepted at ${isoAt(last)}`;
+      return {
+        lastSuccessAt: last,
+        lastError: null,
+        nextAttemptAt: null,
+        status: behind ? 'legacy_poller_behind' : 'ok',
+        detail: `owned by the legacy poller (cutover legacy); ${said}`,
+      };
+    }
     if (p?.authFailedAt) {
       return { ...base, status: 'auth_failed', nextAttemptAt: null, detail: 'the provider refused the credentials; polling stopped until they change' };
+    }
+    if (scheduler?.silent) {
+      const since = scheduler.lastEventAt === null ? 'no scheduled event has ever arrived' : `no scheduled event since ${isoAt(scheduler.lastEventAt)}`;
+      return { ...base, status: 'scheduler_silent', nextAttemptAt: null, detail: `${since} (over ${scheduler.silentAfterSeconds} s, two poll intervals): nothing starts its polls` };
     }
     if (p?.rateLimitedUntil && p.rateLimitedUntil > nowMs) {
       return { ...base, status: 'rate_limited', nextAttemptAt: p.rateLimitedUntil, detail: 'the provider is rate limiting; waiting out Retry-After' };
@@ -137,6 +236,16 @@ export function connectionHealth(c: ConnectionFacts, nowMs: number): ConnectionH
     return { ...base, status: 'disconnected', nextAttemptAt: null, detail: 'no stream process has reported on this connection lately' };
   }
   if (s.connected) return { ...base, status: 'ok', nextAttemptAt: null, detail: 'connected' };
+  // Some sockets open (one per VIN): the refused or dropped ones are their vehicles' trouble, not the connection's.
+  if ((s.socketsOpen ?? 0) > 0) {
+    const down = (s.sockets ?? 0) - (s.socketsOpen ?? 0);
+    return {
+      ...base,
+      status: 'degraded',
+      nextAttemptAt: s.nextReconnectAt,
+      detail: `${s.socketsOpen} of ${s.sockets} sockets connected; ${down} reconnecting${lastError ? ` (last: ${lastError.class})` : ''}`,
+    };
+  }
   if (s.lastErrorClass === 'auth') {
     return { ...base, status: 'auth_failed', nextAttemptAt: s.nextReconnectAt, detail: 'the provider refused the credentials' };
   }
@@ -159,6 +268,8 @@ export interface WorkspaceFacts {
   enabled: boolean;
   counts: Record<VehicleStatus, number>;
   connections: { label: string; status: ConnectionStatus; detail: string }[];
+  /** The workspace's scheduler, when core polls it (cutover core, an enabled poll connection); absent otherwise. */
+  scheduler?: SchedulerState | null;
 }
 
 /**
@@ -187,11 +298,18 @@ export function workspaceHealth(facts: WorkspaceFacts): { status: WorkspaceStatu
   const { counts } = facts;
   const live = facts.connections.filter((c) => c.status !== 'disabled');
   if (live.length === 0) degraded.push({ code: 'no_connections', detail: 'the workspace has no enabled provider connection' });
+  const scheduler = facts.scheduler;
+  if (scheduler?.silent) {
+    const since = scheduler.lastEventAt === null ? 'no scheduled event has ever arrived' : `the last scheduled event arrived at ${isoAt(scheduler.lastEventAt)}`;
+    degraded.push({ code: 'scheduler_silent', detail: `${since}, over ${scheduler.silentAfterSeconds} s (two poll intervals) ago: nothing starts the workspace's polls` });
+  }
   for (const { label, status, detail } of live) {
     if (status === 'ok') continue;
+    // The workspace's own reason says it once for all its poll connections.
+    if (status === 'scheduler_silent' && scheduler?.silent) continue;
     degraded.push({ code: `connection_${status}`, detail: `${label}: ${detail}` });
   }
-  const down = live.filter((c) => ['failing', 'auth_failed', 'credentials_unreadable', 'disconnected'].includes(c.status));
+  const down = live.filter((c) => ['failing', 'auth_failed', 'credentials_unreadable', 'disconnected', 'scheduler_silent', 'legacy_poller_behind'].includes(c.status));
   if (live.length > 0 && down.length === live.length) failing.push({ code: 'all_connections_down', detail: 'no provider connection of the workspace is working' });
   const reporting = counts.fresh + counts.silent + counts.stale;
   if (counts.stale > 0) {
@@ -210,7 +328,17 @@ export function workspaceHealth(facts: WorkspaceFacts): { status: WorkspaceStatu
   return { status: failing.length > 0 ? 'failing' : degraded.length > 0 ? 'degraded' : 'ok', reasons };
 }
 
-const troubleOrder: ConnectionStatus[] = ['auth_failed', 'credentials_unreadable', 'failing', 'disconnected', 'rate_limited', 'disabled'];
+const troubleOrder: ConnectionStatus[] = [
+  'auth_failed',
+  'credentials_unreadable',
+  'failing',
+  'disconnected',
+  'scheduler_silent',
+  'legacy_poller_behind',
+  'rate_limited',
+  'degraded',
+  'disabled',
+];
 
 /**
  * Why a stale vehicle is stale: the worst trouble among the connections its devices report through, or, when they

@@ -14,7 +14,10 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { ingestLimits } from '../../canonical/update.ts';
+import { defaultBackfillLookbackHours } from '../../config.ts';
 import type { Logger } from '../../logging.ts';
+import type { HistoryAdapter } from '../../providers/history-adapter.ts';
+import { historyAdapters } from '../../providers/registry.ts';
 import { isDatabaseUnavailable, type Database } from '../db/database.ts';
 import type { PollJobQueue } from '../polling/job-queue.ts';
 import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
@@ -24,12 +27,15 @@ import { httpRequestSeconds, observeHealthFrom, observeNatsFrom, observeWebhooks
 import { installAuth, type ClientLimits } from './auth.ts';
 import { parseJsonBody } from './json-body.ts';
 import { HttpProblem, problem, problemContentType } from './problem.ts';
+import { registerBackfillRoutes } from './routes/backfills.ts';
 import { registerConnectionRoutes } from './routes/connections.ts';
 import { registerDashboardRoutes } from './routes/dashboard.ts';
+import { registerDiscoveredDeviceRoutes } from './routes/discovered-devices.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerIngestRoutes } from './routes/ingest.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerPollingRoutes } from './routes/polling.ts';
+import { registerProviderRoutes } from './routes/providers.ts';
 import { registerEventRoutes, type EventStreamTimings } from './routes/events.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
 import { createWebhookDispatcher, type WebhookDispatcherOptions } from '../events/webhook-dispatcher.ts';
@@ -75,8 +81,15 @@ export interface CoreAppOptions {
   webhooks?: { allowPrivate?: boolean; deliver?: boolean; holder?: string } & Partial<Omit<WebhookDispatcherOptions, 'db' | 'secretKey' | 'hub' | 'logger' | 'holder' | 'allowPrivate'>>;
   /** Publishing every event to NATS JetStream (FLEETWIRE_NATS_URL) from this process; off when not given. */
   nats?: { holder?: string } & Omit<NatsPublisherOptions, 'db' | 'hub' | 'logger' | 'holder'>;
+  /** What the dashboard page is told: the map's tile URL template and its credit (none: a plain background). */
+  dashboard?: { tileUrl?: string | undefined; tileAttribution?: string | undefined };
   /** How often freshness and connection-health transitions are swept into events; `false` leaves it to the caller. */
   transitionSweepMs?: number | false;
+  /**
+   * Backfill: how far before a binding a new device is backfilled, the longest period one request may cover, and
+   * the providers' history paths (the registry's by default).
+   */
+  backfill?: { lookbackHours?: number; maxRangeDays?: number; adapters?: ReadonlyMap<string, HistoryAdapter> };
 }
 
 /** A stream lease lives this long unless renewed; stream processes renew it every third of it. */
@@ -221,8 +234,12 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
   registerOpsRoutes(typed, { db: options.db, secretKey: options.secretKey, ...(options.nats?.subjectPrefix ? { natsSubjectPrefix: options.nats.subjectPrefix } : {}) });
   registerWorkspaceRoutes(typed, { db: options.db });
   registerConnectionRoutes(typed, { db: options.db, secretKey: options.secretKey });
-  registerVehicleRoutes(typed, { db: options.db, clock });
+  registerProviderRoutes(typed);
+  const backfill = options.backfill ?? {};
+  registerVehicleRoutes(typed, { db: options.db, clock, backfillLookbackMs: (backfill.lookbackHours ?? defaultBackfillLookbackHours) * 3600_000 });
+  registerBackfillRoutes(typed, { db: options.db, clock, adapters: backfill.adapters ?? historyAdapters, maxRangeDays: backfill.maxRangeDays ?? 31 });
   registerRejectionRoutes(typed, { db: options.db });
+  registerDiscoveredDeviceRoutes(typed, { db: options.db, binding: { backfillLookbackMs: (backfill.lookbackHours ?? defaultBackfillLookbackHours) * 3600_000 } });
   const hub = options.events ?? createEventHub(options.db, { logger: options.logger });
   if (!options.events) {
     app.addHook('onReady', async () => hub.start());
@@ -251,9 +268,9 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
     app.addHook('preClose', async () => publisher.stop());
   }
   registerHealthRoutes(typed, { db: options.db, clock });
-  registerDashboardRoutes(typed);
+  registerDashboardRoutes(typed, options.dashboard ?? {});
   registerIngestRoutes(typed, { db: options.db, gate: options.ingestGate, bodyLimit: ingestLimits.bodyBytes, clock });
-  registerPollingRoutes(typed, { db: options.db, jobs: options.jobs });
+  registerPollingRoutes(typed, { db: options.db, jobs: options.jobs, clock });
   registerStreamRoutes(typed, { db: options.db, secretKey: options.secretKey, leaseTtlSeconds: options.streamLeaseTtlSeconds ?? defaultStreamLeaseTtlSeconds });
 
   await app.ready();

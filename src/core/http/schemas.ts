@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { externalDeviceIdSchema, safeName, safeText, timestampSchema } from '../../canonical/update.ts';
 import { vehicleStatuses, connectionStatuses, workspaceStatuses } from '../health/rules.ts';
+import { vehicleReasonCodes } from '../health/vehicle-reasons.ts';
 import { rejectionReasons, readingStatuses, updateStatuses } from '../ingest/reasons.ts';
 
 export const idParam = z.uuid().describe('A resource id (UUID)');
@@ -128,6 +129,20 @@ export const connectionChangesSchema = z
   })
   .strict();
 
+/** `GET /v1/providers`: one provider of the registry, as a connection form needs it. */
+export const providerSchema = z.object({
+  name: z.string().describe('The `provider` of a connection'),
+  title: z.string(),
+  transports: z.array(z.enum(['poll', 'stream'])),
+  baseUrl: z.object({
+    required: z.boolean().describe('No default: a connection must give its base URL'),
+    default: z.string().nullable(),
+    schemes: z.array(z.string()).describe('The URL schemes a base URL may have, as `URL.protocol` writes them (`https:`)'),
+  }),
+  credentials: z.object({ fields: z.array(z.string()), required: z.array(z.string()) }).describe('The fields of the credentials object, never any value'),
+  options: z.array(z.string()).describe('The option fields the provider takes (docs/PROVIDERS.md)'),
+});
+
 export const deviceRefSchema = z.object({ connectionId: z.uuid(), externalId: externalDeviceIdSchema }).strict();
 
 /** Compared, and kept, without case or surrounding spaces: one VIN per vehicle of a workspace. */
@@ -157,6 +172,13 @@ export const signalStateSchema = z.object({
   provider: z.string(),
 });
 
+export const vehicleStatusReasonSchema = z.object({
+  code: z.enum(vehicleReasonCodes),
+  detail: z.string(),
+  connectionId: z.string().nullable().describe('The connection the cause lies with, when it lies with one'),
+  errorClass: z.string().nullable().describe('The provider error class behind the cause (connection_failing, a down socket), when there is one'),
+});
+
 export const vehicleSchema = z.object({
   id: z.uuid(),
   workspaceId: z.uuid(),
@@ -173,6 +195,7 @@ export const vehicleSchema = z.object({
     syncAgeSeconds: z.number().nullable(),
     observedAgeSeconds: z.number().nullable(),
     reason: z.object({ code: z.string(), detail: z.string(), connectionId: z.string().nullable() }).nullable(),
+    statusReason: vehicleStatusReasonSchema.nullable().describe('Why a vehicle that is not fresh is behind, from a closed set; null when fresh'),
   }),
 });
 
@@ -193,6 +216,24 @@ export const historyQuery = z.object({
   limit: limit(10_000, 1000),
   cursor,
   order: z.enum(['asc', 'desc']).default('asc'),
+  bucket: z
+    .enum(['5m', '15m', '1h'])
+    .optional()
+    .describe('Downsample into buckets of this width (aligned to the Unix epoch): one item per signal and bucket; needs `from`'),
+});
+
+/** One bucket of one signal in a downsampled history (`bucket=`). */
+export const historyBucketItemSchema = z.object({
+  signal: z.string(),
+  bucketStart: z.string(),
+  bucketEnd: z.string(),
+  count: z.number().int(),
+  firstObservedAt: z.string(),
+  lastObservedAt: z.string(),
+  min: z.number().nullable().describe('Numbers only; null for other values'),
+  max: z.number().nullable(),
+  avg: z.number().nullable(),
+  last: z.unknown().describe('The value of the bucket\'s newest reading'),
 });
 
 export const historyItemSchema = z.object({
@@ -244,7 +285,11 @@ export const rejectionSchema = z.object({
   externalDeviceId: z.string().nullable(),
   vehicleId: z.string().nullable(),
   signal: z.string().nullable(),
-  update: z.unknown(),
+  update: z.unknown().describe('The latest example of the cause: the offending update (or, for a reading, its envelope and that reading)'),
+  count: z.number().int().describe('Rejections of this cause (reason, connection, device, signal) within the hour of this row'),
+  readingCount: z.number().int().describe('Readings they refused'),
+  firstRejectedAt: z.string(),
+  lastRejectedAt: z.string().describe('The same as rejectedAt'),
 });
 
 export const apiKeySchema = z.object({
@@ -320,6 +365,9 @@ export const connectionHealthSchema = z.object({
   lastSuccessAt: nullableTime,
   lastError: z.object({ class: z.string(), message: z.string(), at: nullableTime }).nullable(),
   nextAttemptAt: nullableTime,
+  owner: z.enum(['core', 'legacy_poller']).describe('legacy_poller: a poll connection of a workspace in legacy cutover; lastSuccessAt is then its last accepted legacy_poll update'),
+  sockets: z.object({ connected: z.number().int(), expected: z.number().int() }).nullable().describe("A stream connection's sockets: open, of those it needs"),
+  lastScheduledAt: nullableTime.describe("A core-owned poll connection's last scheduled event (its workspace's)"),
 });
 
 export const workspaceHealthSchema = z.object({
@@ -332,8 +380,18 @@ export const workspaceHealthSchema = z.object({
     silentAfterSeconds: z.number(),
     counts: z.object({ fresh: z.number(), stale: z.number(), silent: z.number(), never: z.number() }),
     freshRatio: z.number().nullable().describe('Reporting vehicles synced within the threshold (fresh or silent), as a share'),
+    byReason: z.partialRecord(z.enum(vehicleReasonCodes), z.number().int()).describe('Vehicles that are not fresh, by the reason they are behind'),
+  }),
+  scheduler: z.object({
+    status: z.enum(['ok', 'scheduler_silent', 'not_used', 'disabled']),
+    lastScheduledAt: nullableTime,
+    silentAfterSeconds: z.number().describe('Two poll intervals: silent when no scheduled event came for this long'),
   }),
   connections: z.array(connectionHealthSchema),
   cutover: z.object({ mode: z.enum(['legacy', 'core']), changedAt: z.string() }),
   checkedAt: z.string(),
+  ingest: z
+    .object({ windowSeconds: z.number().int(), readings: z.number(), rejected: z.number() })
+    .describe('Readings the ingest handler took over the last hour, and of them rejected: past 5 % the workspace says rejections_high'),
+  discoveredDevices: z.object({ pending: z.number().int() }).describe('Devices providers report that wait to be bound or ignored'),
 });

@@ -4,14 +4,17 @@
  * `POST /internal/v1/ingest`. Steps:
  *
  *  1. shape: each update against the envelope schema (`malformed`);
- *  2. identity: workspace exists, telematics enabled, device bound to this connection and active;
+ *  2. identity: workspace exists, telematics enabled, device bound to this connection and active; a device bound to
+ *     nothing is discovered on its connection (`unknown_device`), or dropped and only counted if an operator ignores
+ *     it (`device_ignored`, never stored);
  *  3. ownership: the workspace's cutover decides whether `poll` or `legacy_poll` owns it; `stream` always may, but
  *     a stream process may only send for the connections it holds a live lease on;
  *  4. each reading: catalogue (`unknown_signal`, `invalid_value`), clock (`future_timestamp`, `too_old`),
  *     counters against the snapshot (`implausible_value`);
  *  5. classify: `accepted`, `late`, `duplicate`;
- *  6. one transaction writes history, snapshot, rejections, sync marks and whatever the caller adds (a poll's
- *     feed cursor). If it fails nothing is written, and nothing of it shows in the results.
+ *  6. one transaction writes history, snapshot, rejections (folded by cause and hour), discovered devices, reading
+ *     counts, sync marks and whatever the caller adds (a poll's feed cursor). If it fails nothing is written, and
+ *     nothing of it shows in the results.
  *
  * Everything after the shape is decided inside the transaction, against rows it locks: the workspace's policy and
  * cutover (`FOR SHARE`, so a cutover waits for the batches that read the old mode, and the batches after it see
@@ -35,6 +38,7 @@ import {
   type RejectionReason,
   type UpdateResult,
 } from './reasons.ts';
+import { aggregateReadingCounts, aggregateRejections, aggregateSightings, type Sighting } from './rejection-aggregation.ts';
 import { storableJson } from './storable-json.ts';
 import {
   deviceKey,
@@ -44,8 +48,10 @@ import {
   lockHeldLeases,
   writeChargingSessions,
   writeUnitOfWork,
+  loadUnboundDevices,
   type BoundDevice,
   type DeviceKey,
+  type UnboundDevice,
   type HistoryRow,
   type RejectionRow,
   type SyncMark,
@@ -93,7 +99,11 @@ interface UpdateWork {
   result: UpdateResult;
 }
 
-type Problem = { reason: RejectionReason; detail: string };
+/**
+ * `aboutConnection`: the cause is the connection's rather than the device's (it reports devices nobody bound here),
+ * so the rejections of all such devices of a connection are counted on one row; discovered_devices lists them.
+ */
+type Problem = { reason: RejectionReason; detail: string; aboutConnection?: boolean };
 
 function firstIssue(error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): string {
   const issue = error.issues[0];
@@ -118,9 +128,11 @@ function updateRejection(work: UpdateWork, problem: Problem): RejectionRow {
     provider: e?.provider ?? null,
     connectionId: e?.connectionId ?? null,
     externalDeviceId: e?.externalDeviceId ?? null,
+    causeDeviceId: problem.aboutConnection ? null : (e?.externalDeviceId ?? null),
     vehicleId: null,
     signal: null,
     updateJson: storableJson(work.raw),
+    readings: e?.readings.length ?? 0,
   };
 }
 
@@ -136,9 +148,11 @@ function readingRejection(work: UpdateWork, readingIndex: number, problem: Probl
     provider: envelope.provider,
     connectionId: envelope.connectionId,
     externalDeviceId: envelope.externalDeviceId,
+    causeDeviceId: envelope.externalDeviceId,
     vehicleId,
     signal: reading.signal,
     updateJson: storableJson({ ...envelope, readings: [reading] }),
+    readings: 1,
   };
 }
 
@@ -329,18 +343,32 @@ async function applyUnitOfWork(
     const keyOf = (e: UpdateEnvelope): DeviceKey => ({ workspaceId: e.workspaceId, connectionId: e.connectionId, externalId: e.externalDeviceId });
     const keys = new Map(judged.map(({ work }) => [deviceKey(keyOf(work.envelope!)), keyOf(work.envelope!)]));
     const devices = await lockBoundDevices(tx, [...keys.values()]);
+    // Devices no vehicle is bound to: discovered on their connection, or dropped when an operator ignores them.
+    const unbound = await loadUnboundDevices(tx, [...keys].filter(([key]) => !devices.has(key)).map(([, key]) => key));
+    const sightings: Sighting[] = [];
+    const ignored = new Set<UpdateWork>();
 
-    const processed: (Judged & { vehicleId: string })[] = [];
+    const processed: (Judged & { vehicleId: string; lastEventSequence: number })[] = [];
     for (const entry of judged) {
       const { work } = entry;
-      const device = devices.get(deviceKey(keyOf(work.envelope!)));
+      const key = deviceKey(keyOf(work.envelope!));
+      const device = devices.get(key);
+      if (!device) {
+        const { problem, sighting } = judgeUnbound(entry, unbound.get(key));
+        if (sighting) sightings.push(sighting);
+        decisions.rejectedUpdates.push({ work, reason: problem.reason });
+        // An ignored device's updates are dropped here: counted on its discovered row, never stored as rejections.
+        if (sighting?.ignored) ignored.add(work);
+        else rejections.push(updateRejection(work, problem));
+        continue;
+      }
       const problem = deviceProblem(device, work.envelope!);
       if (problem) {
         decisions.rejectedUpdates.push({ work, reason: problem.reason });
         rejections.push(updateRejection(work, problem));
         continue;
       }
-      processed.push({ ...entry, vehicleId: device!.vehicleId });
+      processed.push({ ...entry, vehicleId: device!.vehicleId, lastEventSequence: device!.lastEventSequence });
       // Found before the vehicle was known; stored with it, so an operator can filter one vehicle's rejections.
       for (const { readingIndex, problem: refusal } of entry.refused) {
         decisions.readings.push({ work, readingIndex, status: 'rejected', reason: refusal.reason });
@@ -349,8 +377,8 @@ async function applyUnitOfWork(
     }
 
     const vehicles = new Map<string, SyncMark & { newestMs: number }>();
-    for (const { work, vehicleId } of processed) {
-      vehicles.set(vehicleId, { workspaceId: work.envelope!.workspaceId, vehicleId, newestObservedAt: null, newestMs: Number.NEGATIVE_INFINITY });
+    for (const { work, vehicleId, lastEventSequence } of processed) {
+      vehicles.set(vehicleId, { workspaceId: work.envelope!.workspaceId, vehicleId, newestObservedAt: null, newestMs: Number.NEGATIVE_INFINITY, lastEventSequence });
     }
     const snapshot = await loadSnapshot(tx, [...vehicles.values()], snapshotValueSignals);
 
@@ -399,38 +427,127 @@ async function applyUnitOfWork(
       }
     });
 
-    const synced = [...vehicles.values()].map(({ workspaceId, vehicleId, newestMs }) => ({
+    // The events these changes cause, numbered on the counters of the vehicles this transaction locked: the sync
+    // marks advance the counters, and the events are written last, in the same transaction (committed with the
+    // changes or not at all).
+    const events = options.events === false ? [] : unitOfWorkEvents(acceptedByVehicle, snapshot, workspaces, vehicles);
+    const synced = [...vehicles.values()].map(({ workspaceId, vehicleId, newestMs, lastEventSequence }) => ({
       workspaceId,
       vehicleId,
       newestObservedAt: Number.isFinite(newestMs) ? new Date(newestMs).toISOString() : null,
+      lastEventSequence,
     }));
-    const alreadyStored = await writeUnitOfWork(tx, { history, synced, rejections });
+    const alreadyStored = await writeUnitOfWork(tx, {
+      history,
+      synced,
+      rejections: aggregateRejections(rejections, now),
+      discovered: aggregateSightings(sightings, now),
+      readingCounts: aggregateReadingCounts(readingCounts(shaped, workspaces, decisions, ignored), now),
+    });
     for (const position of alreadyStored) decisions.readings[position]!.status = 'duplicate';
     const sessions = processed.flatMap(({ work, vehicleId }) =>
       (work.envelope!.chargingSessions ?? []).map((session) => ({ ...session, workspaceId: work.envelope!.workspaceId, connectionId: work.envelope!.connectionId, vehicleId, provider: work.envelope!.provider, receivedAt: work.receivedAt! })),
     );
     if (sessions.length > 0) await writeChargingSessions(tx, sessions);
-    // The events these changes cause, in the same transaction: committed with them or not at all.
-    if (options.events !== false) await writeEvents(tx, unitOfWorkEvents(acceptedByVehicle, snapshot, workspaces));
+    await writeEvents(tx, events);
     if (options.withinTransaction) await options.withinTransaction(tx);
     return decisions;
   });
 }
 
-/** What each vehicle's accepted readings tell, judged against the snapshot the unit of work found. */
+/**
+ * What each vehicle's accepted readings tell, judged against the snapshot the unit of work found, numbered after
+ * each vehicle's event counter; the counters in `vehicles` are advanced past them.
+ */
 function unitOfWorkEvents(
   acceptedByVehicle: ReadonlyMap<string, { workspaceId: string; accepted: AcceptedReading[] }>,
   snapshot: ReadonlyMap<string, SnapshotPoint>,
   workspaces: ReadonlyMap<string, WorkspaceState>,
+  vehicles: ReadonlyMap<string, { lastEventSequence: number }>,
 ): EventDraft[] {
   const events: EventDraft[] = [];
   for (const [vehicleId, { workspaceId, accepted }] of acceptedByVehicle) {
     const soc = snapshot.get(snapshotKey(vehicleId, 'soc_pct'))?.value;
     const charging = snapshot.get(snapshotKey(vehicleId, 'charging_state'))?.value;
     const before = { ...(typeof soc === 'number' ? { socPct: soc } : {}), ...(typeof charging === 'string' ? { chargingState: charging } : {}) };
-    events.push(...vehicleEvents({ workspaceId, vehicleId, before, accepted, socThresholdsPct: workspaces.get(workspaceId)!.socThresholdsPct }));
+    const counter = vehicles.get(vehicleId)!;
+    for (const draft of vehicleEvents({ workspaceId, vehicleId, before, accepted, socThresholdsPct: workspaces.get(workspaceId)!.socThresholdsPct })) {
+      counter.lastEventSequence += 1;
+      draft.sequence = counter.lastEventSequence;
+      events.push(draft);
+    }
   }
   return events;
+}
+
+/** The sample a discovered device is shown with: the newest catalogue-valid reading of each signal of the update. */
+function sampleOf(pending: readonly PendingReading[]): Sighting['sample'] {
+  const newest = new Map<string, PendingReading>();
+  for (const reading of pending) {
+    const kept = newest.get(reading.signal);
+    if (!kept || reading.observedMs >= kept.observedMs) newest.set(reading.signal, reading);
+  }
+  return Object.fromEntries([...newest].map(([signal, r]) => [signal, { value: r.value, observedAt: new Date(r.observedMs).toISOString() }]));
+}
+
+/**
+ * An update from a device bound to no vehicle of the workspace. On a connection of the workspace, of the provider it
+ * says, the device is discovered there (seen, counted, sampled): refused `unknown_device`, or, when an operator
+ * ignores it, `device_ignored` and not stored. Naming a connection the workspace does not have, or one of another
+ * provider, it is refused and not discovered.
+ */
+function judgeUnbound(entry: Judged, known: UnboundDevice | undefined): { problem: Problem; sighting?: Sighting } {
+  const e = entry.work.envelope!;
+  if (!known) {
+    return {
+      problem: { reason: 'unknown_device', aboutConnection: true, detail: `device ${e.externalDeviceId} is not bound to any vehicle on connection ${e.connectionId}, which this workspace does not have` },
+    };
+  }
+  if (known.provider !== e.provider) {
+    return { problem: { reason: 'unknown_device', aboutConnection: true, detail: `connection ${e.connectionId} is a ${known.provider} connection, not ${e.provider}` } };
+  }
+  const sighting: Sighting = {
+    workspaceId: e.workspaceId,
+    connectionId: e.connectionId,
+    externalId: e.externalDeviceId,
+    provider: e.provider,
+    readings: e.readings.length,
+    ignored: known.status === 'ignored',
+    sample: sampleOf(entry.pending),
+  };
+  if (sighting.ignored) {
+    return { problem: { reason: 'device_ignored', detail: `device ${e.externalDeviceId} on connection ${e.connectionId} is ignored in this workspace` }, sighting };
+  }
+  return {
+    problem: {
+      reason: 'unknown_device',
+      aboutConnection: true,
+      detail: `device ${e.externalDeviceId} is not bound to any vehicle on connection ${e.connectionId} in this workspace; it is listed in the discovered devices`,
+    },
+    sighting,
+  };
+}
+
+/**
+ * Readings taken and rejected per connection, for the updates of workspaces that exist: what health compares. An
+ * ignored device's readings never reached ingest and are not counted.
+ */
+function readingCounts(
+  shaped: readonly UpdateWork[],
+  workspaces: ReadonlyMap<string, WorkspaceState>,
+  decisions: Decisions,
+  ignored: ReadonlySet<UpdateWork>,
+): { workspaceId: string; connectionId: string; readings: number; rejected: number }[] {
+  const rejectedWhole = new Set(decisions.rejectedUpdates.map((r) => r.work));
+  const rejectedReadings = new Map<UpdateWork, number>();
+  for (const r of decisions.readings) if (r.status === 'rejected') rejectedReadings.set(r.work, (rejectedReadings.get(r.work) ?? 0) + 1);
+  return shaped
+    .filter((w) => workspaces.has(w.envelope!.workspaceId) && !ignored.has(w))
+    .map((w) => {
+      const e = w.envelope!;
+      const readings = e.readings.length;
+      return { workspaceId: e.workspaceId, connectionId: e.connectionId, readings, rejected: rejectedWhole.has(w) ? readings : (rejectedReadings.get(w) ?? 0) };
+    });
 }
 
 function applyDecisions(decisions: Decisions): void {

@@ -7,6 +7,8 @@ export const rejectionReasons = [
   'unknown_workspace',
   'telematics_disabled',
   'unknown_device',
+  // A device an operator ignores (discovered devices): answered, counted on its discovered row, never stored.
+  'device_ignored',
   'device_inactive',
   'source_not_owner',
   'not_lease_holder',

@@ -67,6 +67,8 @@ export interface BoundDevice {
   vehicleActive: boolean;
   provider: string;
   connectionEnabled: boolean;
+  /** The vehicle's event counter as this transaction, which has locked the vehicle, found it. */
+  lastEventSequence: number;
 }
 
 export const deviceKey = (k: DeviceKey) => `${k.workspaceId}|${k.connectionId}|${k.externalId}`;
@@ -87,8 +89,9 @@ export async function lockBoundDevices(tx: Sql, keys: readonly DeviceKey[]): Pro
     active: boolean;
     provider: string;
     enabled: boolean;
+    last_event_sequence: string;
   }>(
-    `SELECT d.workspace_id, d.connection_id, d.external_id, d.vehicle_id, v.active, c.provider, c.enabled
+    `SELECT d.workspace_id, d.connection_id, d.external_id, d.vehicle_id, v.active, c.provider, c.enabled, v.last_event_sequence::text
        FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(workspace_id, connection_id, external_id)
        JOIN device_bindings d
          ON d.workspace_id = k.workspace_id AND d.connection_id = k.connection_id AND d.external_id = k.external_id
@@ -104,7 +107,36 @@ export async function lockBoundDevices(tx: Sql, keys: readonly DeviceKey[]): Pro
       vehicleActive: row.active,
       provider: row.provider,
       connectionEnabled: row.enabled,
+      lastEventSequence: Number(row.last_event_sequence),
     });
+  }
+  return devices;
+}
+
+export interface UnboundDevice {
+  /** The provider of the connection the update names. */
+  provider: string;
+  /** What an operator decided about the device in the discovered-devices list, if it is there. */
+  status: 'pending' | 'ignored' | 'bound' | null;
+}
+
+/**
+ * For devices that are bound to no vehicle: whether the connection they name exists in the workspace (only then is
+ * the device discovered there) and what an operator decided about it. One statement for the batch's unbound devices.
+ */
+export async function loadUnboundDevices(tx: Sql, keys: readonly DeviceKey[]): Promise<Map<string, UnboundDevice>> {
+  const devices = new Map<string, UnboundDevice>();
+  if (keys.length === 0) return devices;
+  const { rows } = await tx.query<{ workspace_id: string; connection_id: string; external_id: string; provider: string; status: UnboundDevice['status'] }>(
+    `SELECT k.workspace_id, k.connection_id, k.external_id, c.provider, d.status
+       FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(workspace_id, connection_id, external_id)
+       JOIN provider_connections c ON c.workspace_id = k.workspace_id AND c.id = k.connection_id
+       LEFT JOIN discovered_devices d
+         ON d.workspace_id = k.workspace_id AND d.connection_id = k.connection_id AND d.external_id = k.external_id`,
+    [textArray(keys.map((k) => k.workspaceId)), textArray(keys.map((k) => k.connectionId)), textArray(keys.map((k) => k.externalId))],
+  );
+  for (const row of rows) {
+    devices.set(deviceKey({ workspaceId: row.workspace_id, connectionId: row.connection_id, externalId: row.external_id }), { provider: row.provider, status: row.status });
   }
   return devices;
 }
@@ -154,9 +186,44 @@ export interface RejectionRow {
   provider: string | null;
   connectionId: string | null;
   externalDeviceId: string | null;
+  /** The device the cause is about, or null when it is the connection's (devices nobody bound: see discovered_devices). */
+  causeDeviceId: string | null;
   vehicleId: string | null;
   signal: string | null;
   updateJson: string;
+  /** The readings it refused: the update's for a rejected update, 1 for a rejected reading. */
+  readings: number;
+}
+
+/** One stored rejection row: a cause, its counts in this batch, and the latest example of it (aggregateRejections). */
+export interface AggregatedRejection extends RejectionRow {
+  bucketStart: string;
+  count: number;
+  readingCount: number;
+  rejectedAt: string;
+}
+
+/** A device nobody bound, as a batch saw it (folded per device by aggregateSightings). */
+export interface DiscoveredRow {
+  workspaceId: string;
+  connectionId: string;
+  externalId: string;
+  provider: string;
+  seenAt: string;
+  readings: number;
+  /** Of `readings`, those dropped because an operator ignores the device. */
+  ignored: number;
+  sample: Record<string, { value: unknown; observedAt: string }>;
+}
+
+export interface ReadingCountRow {
+  workspaceId: string;
+  connectionId: string;
+  bucketStart: string;
+  /** Which of the connection's counter rows of the bucket this batch adds to (rejection-aggregation.ts). */
+  slot: number;
+  readings: number;
+  rejected: number;
 }
 
 export interface SyncMark {
@@ -164,20 +231,27 @@ export interface SyncMark {
   vehicleId: string;
   /** The newest observed time among the vehicle's rows in this batch, or null when it had none. */
   newestObservedAt: string | null;
+  /** The vehicle's event counter after the events this unit of work tells of it (`writeEvents`). */
+  lastEventSequence: number;
 }
 
 export interface UnitOfWork {
   history: readonly HistoryRow[];
   /** Vehicles whose updates were processed: their sync mark moves to now. */
   synced: readonly SyncMark[];
-  rejections: readonly RejectionRow[];
+  /** Folded by cause (aggregateRejections). */
+  rejections: readonly AggregatedRejection[];
+  /** Folded by device (aggregateSightings). */
+  discovered: readonly DiscoveredRow[];
+  readingCounts: readonly ReadingCountRow[];
 }
 
 const pluck = <T, K extends keyof T>(rows: readonly T[], key: K): T[K][] => rows.map((row) => row[key]);
 
 /**
  * The unit of work's writes, one statement: history rows (a reading already stored is skipped), the snapshot
- * moved forward by the rows that advance it, the vehicles' sync marks, and the rejections. Answers the positions
+ * moved forward by the rows that advance it, the vehicles' sync marks and event counters, the rejections added to
+ * their causes' rows, the devices nobody bound and the readings counted per connection. Answers the positions
  * of the non-advancing rows that were already in history (duplicates). A row that advances the snapshot is newer
  * than every stored reading of its signal (the snapshot is the newest history row, and the vehicle is locked), so
  * only the others are looked up, one index probe each (LIMIT 1 in the lateral keeps the planner from scanning a
@@ -185,7 +259,7 @@ const pluck = <T, K extends keyof T>(rows: readonly T[], key: K): T[K][] => rows
  * exactly the readings stored by earlier batches.
  */
 export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<number>> {
-  const { history, synced, rejections } = work;
+  const { history, synced, rejections, discovered, readingCounts } = work;
   const { rows } = await tx.query<{ position: number }>(
     `WITH input AS (
        SELECT * FROM ROWS FROM (
@@ -214,15 +288,53 @@ export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<nu
      ),
      marks AS (
        UPDATE vehicles v
-          SET last_synced_at = now(), last_observed_at = GREATEST(v.last_observed_at, m.newest)
-         FROM unnest($12::uuid[], $13::uuid[], $14::timestamptz[]) AS m(workspace_id, vehicle_id, newest)
+          SET last_synced_at = now(), last_observed_at = GREATEST(v.last_observed_at, m.newest),
+              last_event_sequence = m.last_event_sequence
+         FROM unnest($12::uuid[], $13::uuid[], $14::timestamptz[], $43::bigint[]) AS m(workspace_id, vehicle_id, newest, last_event_sequence)
         WHERE v.workspace_id = m.workspace_id AND v.id = m.vehicle_id
      ),
      rejected AS (
-       INSERT INTO ingest_rejections
-              (workspace_id, reason, detail, source, provider, connection_id, external_device_id, vehicle_id, signal, update_body)
-       SELECT * FROM unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::text[], $20::uuid[], $21::text[],
-                            $22::uuid[], $23::text[], $24::text[]::jsonb[])
+       INSERT INTO ingest_rejections AS r
+              (workspace_id, reason, detail, source, provider, connection_id, external_device_id, vehicle_id, signal, update_body,
+               cause_device_id, bucket_start, count, reading_count, first_rejected_at, rejected_at)
+       SELECT k.*, k.rejected_at FROM unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::text[], $20::uuid[], $21::text[],
+                            $22::uuid[], $23::text[], $24::text[]::jsonb[], $25::text[], $26::timestamptz[], $27::bigint[],
+                            $28::bigint[], $29::timestamptz[])
+         AS k(workspace_id, reason, detail, source, provider, connection_id, external_device_id, vehicle_id, signal, update_body,
+              cause_device_id, bucket_start, count, reading_count, rejected_at)
+       ON CONFLICT (workspace_id, bucket_start, reason, connection_id, cause_device_id, signal) WHERE bucket_start IS NOT NULL
+       DO UPDATE SET count = r.count + excluded.count, reading_count = r.reading_count + excluded.reading_count,
+              first_rejected_at = LEAST(r.first_rejected_at, excluded.first_rejected_at),
+              rejected_at = GREATEST(r.rejected_at, excluded.rejected_at),
+              -- The latest example; a batch judged by a clock behind the row's keeps the newer one.
+              detail = CASE WHEN excluded.rejected_at >= r.rejected_at THEN excluded.detail ELSE r.detail END,
+              update_body = CASE WHEN excluded.rejected_at >= r.rejected_at THEN excluded.update_body ELSE r.update_body END,
+              source = CASE WHEN excluded.rejected_at >= r.rejected_at THEN excluded.source ELSE r.source END,
+              provider = CASE WHEN excluded.rejected_at >= r.rejected_at THEN excluded.provider ELSE r.provider END,
+              external_device_id = CASE WHEN excluded.rejected_at >= r.rejected_at THEN excluded.external_device_id ELSE r.external_device_id END,
+              vehicle_id = CASE WHEN excluded.rejected_at >= r.rejected_at THEN excluded.vehicle_id ELSE r.vehicle_id END
+     ),
+     discovered AS (
+       INSERT INTO discovered_devices AS d
+              (workspace_id, connection_id, external_id, provider, first_seen_at, last_seen_at, reading_count, ignored_count, sample)
+       SELECT workspace_id, connection_id, external_id, provider, seen_at, seen_at, readings, ignored, sample
+         FROM ROWS FROM (unnest($30::uuid[]), unnest($31::uuid[]), unnest($32::text[]), unnest($33::text[]),
+                         unnest($34::timestamptz[]), unnest($35::bigint[]), unnest($36::bigint[]), jsonb_array_elements($37::jsonb))
+           AS k(workspace_id, connection_id, external_id, provider, seen_at, readings, ignored, sample)
+       ON CONFLICT (workspace_id, connection_id, external_id) DO UPDATE
+          SET last_seen_at = GREATEST(d.last_seen_at, excluded.last_seen_at), provider = excluded.provider,
+              reading_count = d.reading_count + excluded.reading_count, ignored_count = d.ignored_count + excluded.ignored_count,
+              -- One entry per catalogue signal: the sample stays a few hundred bytes however long the device reports.
+              sample = d.sample || excluded.sample,
+              -- Reported unbound, so a binding made from this list has gone since (its vehicle was deleted, say).
+              status = CASE WHEN d.status = 'bound' THEN 'pending' ELSE d.status END,
+              vehicle_id = CASE WHEN d.status = 'bound' THEN NULL ELSE d.vehicle_id END
+     ),
+     counted AS (
+       INSERT INTO ingest_reading_counts AS c (workspace_id, connection_id, bucket_start, readings, rejected, slot)
+       SELECT * FROM unnest($38::uuid[], $39::uuid[], $40::timestamptz[], $41::bigint[], $42::bigint[], $44::smallint[])
+       ON CONFLICT (workspace_id, bucket_start, connection_id, slot) DO UPDATE
+          SET readings = c.readings + excluded.readings, rejected = c.rejected + excluded.rejected
      )
      SELECT i.position FROM input i
        JOIN LATERAL (SELECT 1 FROM signal_history h
@@ -255,6 +367,26 @@ export async function writeUnitOfWork(tx: Sql, work: UnitOfWork): Promise<Set<nu
       textArray(pluck(rejections, 'vehicleId')),
       textArray(pluck(rejections, 'signal')),
       textArray(pluck(rejections, 'updateJson')),
+      textArray(pluck(rejections, 'causeDeviceId')),
+      textArray(pluck(rejections, 'bucketStart')),
+      intArray(pluck(rejections, 'count')),
+      intArray(pluck(rejections, 'readingCount')),
+      textArray(pluck(rejections, 'rejectedAt')),
+      textArray(pluck(discovered, 'workspaceId')),
+      textArray(pluck(discovered, 'connectionId')),
+      textArray(pluck(discovered, 'externalId')),
+      textArray(pluck(discovered, 'provider')),
+      textArray(pluck(discovered, 'seenAt')),
+      intArray(pluck(discovered, 'readings')),
+      intArray(pluck(discovered, 'ignored')),
+      jsonArray(discovered.map((d) => JSON.stringify(d.sample))),
+      textArray(pluck(readingCounts, 'workspaceId')),
+      textArray(pluck(readingCounts, 'connectionId')),
+      textArray(pluck(readingCounts, 'bucketStart')),
+      intArray(pluck(readingCounts, 'readings')),
+      intArray(pluck(readingCounts, 'rejected')),
+      intArray(pluck(synced, 'lastEventSequence')),
+      intArray(pluck(readingCounts, 'slot')),
     ],
   );
   return new Set(rows.map((row) => row.position));

@@ -18,6 +18,8 @@ const batchRows = 5000;
 /** Rejections of updates that named no workspace, and processed event ids, are kept this long. */
 const unattributedKeepDays = 30;
 const scheduledEventKeepDays = 7;
+/** Readings counted per connection and five minutes (ingest_reading_counts) are kept this long. */
+const readingCountKeepDays = 2;
 
 export interface RetentionReport {
   skipped: boolean;
@@ -140,18 +142,32 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
              SELECT id FROM ingest_rejections WHERE workspace_id = $1 AND rejected_at < $2 LIMIT ${batchRows}))`,
           [policy.workspace_id, new Date(cutoff).toISOString()],
         );
+        // Reading counts serve health's last hour; two days of them are kept for an operator looking back.
+        await deleteInBatches(
+          session,
+          `DELETE FROM ingest_reading_counts WHERE workspace_id = $1 AND (bucket_start, connection_id, slot) IN (
+             SELECT bucket_start, connection_id, slot FROM ingest_reading_counts WHERE workspace_id = $1 AND bucket_start < $2 LIMIT ${batchRows})`,
+          [policy.workspace_id, new Date(nowMs - readingCountKeepDays * dayMs).toISOString()],
+        );
         report.deletedChargingSessions += await deleteInBatches(
           session,
           `DELETE FROM charging_sessions WHERE workspace_id = $1 AND (connection_id, external_id) IN (
              SELECT connection_id, external_id FROM charging_sessions WHERE workspace_id = $1 AND started_at < $2 LIMIT ${batchRows})`,
           [policy.workspace_id, new Date(cutoff).toISOString()],
         );
-        // Events are kept for replay for their own, shorter time.
+        // Events are kept for replay for their own, shorter time. A workspace's old events are the first in its log
+        // order (an event's created_at follows its position to within one unit of work), so the scan walks the
+        // primary key from the oldest event and stops at the first one young enough to keep: it reads what it
+        // deletes and one row more. An old event just past that one (its unit of work started before the kept
+        // event's, committed after) goes in a later run.
         report.deletedEvents += await deleteInBatches(
           session,
-          `DELETE FROM events WHERE insert_order = ANY(ARRAY(
-             SELECT insert_order FROM events
-              WHERE workspace_id = $1 AND created_at < $2 LIMIT ${batchRows}))`,
+          `DELETE FROM events WHERE workspace_id = $1 AND position = ANY(ARRAY(
+             SELECT position FROM events
+              WHERE workspace_id = $1 AND created_at < $2
+                AND position < COALESCE((SELECT position FROM events WHERE workspace_id = $1 AND created_at >= $2
+                                          ORDER BY position LIMIT 1), 9223372036854775807)
+              ORDER BY position LIMIT ${batchRows}))`,
           [policy.workspace_id, new Date(nowMs - policy.event_retention_days * dayMs).toISOString()],
         );
         report.deletedPollRuns += await deleteInBatches(

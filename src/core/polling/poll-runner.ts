@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { CanonicalUpdate } from '../../canonical/update.ts';
-import { ingestLimits } from '../../canonical/update.ts';
+import { batchesWithinLimits } from '../../canonical/update.ts';
 import type { Logger } from '../../logging.ts';
 import type { PollAdapter, PollPage } from '../../providers/poll-adapter.ts';
 import { optionsSchemaOf } from '../../providers/provider.ts';
@@ -148,23 +148,6 @@ async function runWithConcurrency<T>(items: readonly T[], limit: number, work: (
   await Promise.all(lanes);
 }
 
-/** Splits a page's updates into ingest batches within the handler's limits; the cursor rides on the last one. */
-function chunkUpdates(updates: CanonicalUpdate[]): CanonicalUpdate[][] {
-  const chunks: CanonicalUpdate[][] = [];
-  let current: CanonicalUpdate[] = [];
-  let readings = 0;
-  for (const update of updates) {
-    if (current.length > 0 && (current.length >= ingestLimits.updatesPerBatch || readings + update.readings.length > ingestLimits.readingsPerBatch)) {
-      chunks.push(current);
-      current = [];
-      readings = 0;
-    }
-    current.push(update);
-    readings += update.readings.length;
-  }
-  chunks.push(current);
-  return chunks;
-}
 
 export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOptions): PollRunner {
   const now = options.now ?? Date.now;
@@ -208,7 +191,9 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       readings: device.readings,
       ...(device.chargingSessions && device.chargingSessions.length > 0 ? { chargingSessions: device.chargingSessions } : {}),
     }));
-    const chunks = chunkUpdates(updates);
+    // Within the handler's limits; the cursor rides on the last batch, so a page without updates is one empty batch.
+    const chunks = batchesWithinLimits(updates);
+    if (chunks.length === 0) chunks.push([]);
     for (const [i, chunk] of chunks.entries()) {
       const last = i === chunks.length - 1;
       const commitCursor = async (tx: Parameters<typeof commitFeedCursor>[0]) => {

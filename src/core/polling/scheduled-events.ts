@@ -5,11 +5,15 @@
  * enabled, its cutover is `core`, it has an enabled poll connection and its poll interval has passed since it was
  * last enqueued; `detail.workspaceId` targets one workspace now, whatever its interval.
  *
- * The event's record, the workspaces' enqueue marks and the jobs are written in one transaction.
+ * Every new event also moves the scheduler mark of each enabled workspace it reaches (every one for an empty detail,
+ * the target otherwise), whether or not it makes it due: health tells a scheduler that stopped (`scheduler_silent`)
+ * from these marks. A disabled workspace is skipped, by the marks as by the polls.
+ *
+ * The event's record, the scheduler marks, the workspaces' enqueue marks and the jobs are written in one transaction.
  */
 import { z } from 'zod';
 import { safeText, timestampSchema } from '../../canonical/update.ts';
-import type { Database } from '../db/database.ts';
+import type { Database, Sql } from '../db/database.ts';
 import type { PollJobQueue } from './job-queue.ts';
 
 export const scheduledEventSchema = z
@@ -40,7 +44,27 @@ export interface ScheduledEventResult {
 /** Slack for the interval check, so a ticker a little early does not skip a whole interval. */
 const intervalSlackSeconds = 2;
 
-export async function processScheduledEvent(db: Database, jobs: PollJobQueue, event: ScheduledEvent): Promise<ScheduledEventResult> {
+/**
+ * Moves the scheduler mark of every enabled workspace the event reaches to `receivedAt`, one row per workspace.
+ * A mark younger than a tenth of the workspace's poll interval is left as it is: a ticker every few seconds does
+ * not rewrite every workspace's row on every tick, and the mark is never more than a tenth of an interval behind.
+ */
+export async function recordSchedulerMarks(tx: Sql, event: { id: string; source: string }, target: string | null, receivedAt: string): Promise<void> {
+  await tx.query(
+    `INSERT INTO workspace_scheduler_marks AS m (workspace_id, last_event_at, last_event_id, last_source)
+     SELECT p.workspace_id, $3::timestamptz, $1, $2
+       FROM telematics_policies p
+      WHERE p.enabled AND ($4::uuid IS NULL OR p.workspace_id = $4::uuid)
+     ON CONFLICT (workspace_id) DO UPDATE
+        SET last_event_at = excluded.last_event_at, last_event_id = excluded.last_event_id, last_source = excluded.last_source
+      WHERE m.last_event_at < excluded.last_event_at - make_interval(secs =>
+              (SELECT p.poll_interval_seconds FROM telematics_policies p WHERE p.workspace_id = m.workspace_id) / 10.0)`,
+    [event.id, event.source, receivedAt, target],
+  );
+}
+
+/** `receivedAtMs`: when the event arrived, by the clock health is judged by (injectable for tests). */
+export async function processScheduledEvent(db: Database, jobs: PollJobQueue, event: ScheduledEvent, receivedAtMs: number = Date.now()): Promise<ScheduledEventResult> {
   const target = event.detail?.workspaceId?.toLowerCase() ?? null;
   return db.transaction(async (tx) => {
     const recorded = await tx.query(
@@ -49,7 +73,9 @@ export async function processScheduledEvent(db: Database, jobs: PollJobQueue, ev
        ON CONFLICT (id) DO NOTHING`,
       [event.id, event.source, event['detail-type'], event.time, target],
     );
+    // A redelivered id is not a new firing of the schedule: it neither polls nor counts as the scheduler alive.
     if (recorded.rowCount === 0) return { eventId: event.id, duplicate: true, workspacesDue: 0 };
+    await recordSchedulerMarks(tx, event, target, new Date(receivedAtMs).toISOString());
 
     const { rows } = await tx.query<{ workspace_id: string }>(
       `WITH eligible AS (

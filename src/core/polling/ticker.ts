@@ -1,7 +1,9 @@
 /**
  * The embedded scheduler: on one machine (`FLEETWIRE_SCHEDULER=embedded`) it builds the same EventBridge envelope
  * an EventBridge Scheduler rule would send, every few seconds, and hands it to the scheduled event processor
- * in-process. `start` and `stop` are idempotent; a failing tick is reported and the ticker keeps ticking.
+ * in-process. `start` and `stop` are idempotent; a failing tick is reported and the ticker keeps ticking. Each tick
+ * reaches the scheduled event processor, which records it as the workspaces' last scheduled event: a ticker that
+ * stopped (or a process that no longer runs one) shows in health as `scheduler_silent`.
  */
 import { randomUUID } from 'node:crypto';
 import type { ScheduledEvent } from './scheduled-events.ts';
@@ -27,14 +29,17 @@ export function createTicker(options: {
   intervalMs: number;
   onTick: (event: ScheduledEvent) => Promise<void>;
   onError: (error: unknown) => void;
+  /** The clock the envelope's time is taken from; the wall clock unless a test injects one. */
+  clock?: () => number;
 }): Ticker {
+  const clock = options.clock ?? Date.now;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   const tick = () => {
     // A tick that is still running (a slow database) is not stacked on.
     if (running) return;
     running = options
-      .onTick(tickerEvent(new Date()))
+      .onTick(tickerEvent(new Date(clock())))
       .catch(options.onError)
       .finally(() => {
         running = undefined;

@@ -4,6 +4,7 @@
 import type { Sql } from '../db/database.ts';
 import { notFound } from '../errors.ts';
 import { vehicleConfirmationsCte, vehicleStatusSql, vehicleSyncFromConfirmations, vehicleSyncJoin, type VehicleStatus } from '../health/rules.ts';
+import type { VehicleStatusReason } from '../health/vehicle-reasons.ts';
 import { isoOrNull } from '../time.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { utcText } from './sql-fragments.ts';
@@ -23,6 +24,8 @@ export interface Freshness {
   observedAgeSeconds: number | null;
   /** Why a stale vehicle is stale: the trouble of its connections (set by the caller, who knows their health). */
   reason: { code: string; detail: string; connectionId: string | null } | null;
+  /** Why a vehicle that is not fresh is behind, from the closed set of health/vehicle-reasons.ts (set by the caller). */
+  statusReason: VehicleStatusReason | null;
 }
 
 export interface VehicleView {
@@ -95,6 +98,7 @@ function toView(row: VehicleRow, nowMs: number): VehicleView {
       syncAgeSeconds: age(row.last_synced_at, nowMs),
       observedAgeSeconds: age(row.last_observed_at, nowMs),
       reason: null,
+      statusReason: null,
     },
   };
 }

@@ -28,7 +28,6 @@ export async function deleteVehicle(db: Database, workspaceId: string, vehicleId
       await lockVehicle(tx, workspaceId, vehicleId);
       await tx.query('DELETE FROM signal_history WHERE workspace_id = $1 AND vehicle_id = $2', [workspaceId, vehicleId]);
       await tx.query('DELETE FROM events WHERE workspace_id = $1 AND subject = $2', [workspaceId, vehicleSubject(vehicleId)]);
-      await tx.query('DELETE FROM event_subjects WHERE workspace_id = $1 AND subject = $2', [workspaceId, vehicleSubject(vehicleId)]);
       // Its snapshot, bindings, charging sessions and freshness state follow by their foreign keys.
       await tx.query('DELETE FROM vehicles WHERE workspace_id = $1 AND id = $2', [workspaceId, vehicleId]);
     }),

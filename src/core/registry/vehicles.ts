@@ -3,6 +3,9 @@
  * vehicle. The ingest handler resolves every update through these bindings.
  */
 import { randomUUID } from 'node:crypto';
+import { defaultBackfillLookbackHours } from '../../config.ts';
+import { historyAdapters } from '../../providers/registry.ts';
+import { enqueueBindBackfills } from '../backfill/backfill-store.ts';
 import { sqlErrorIs, type Sql } from '../db/database.ts';
 import { DomainError, notFound } from '../errors.ts';
 
@@ -18,7 +21,15 @@ export interface NewVehicle {
   devices?: DeviceRef[] | undefined;
 }
 
-async function bindDevices(sql: Sql, workspaceId: string, vehicleId: string, devices: DeviceRef[]): Promise<void> {
+/** How a binding is followed up: its device is backfilled from this long before the binding (0: not at all). */
+export interface BindingOptions {
+  backfillLookbackMs?: number | undefined;
+}
+
+const defaultLookbackMs = defaultBackfillLookbackHours * 3600_000;
+const historyWindowOf = (provider: string) => historyAdapters.get(provider)?.windowMs;
+
+async function bindDevices(sql: Sql, workspaceId: string, vehicleId: string, devices: DeviceRef[], binding: BindingOptions): Promise<void> {
   if (devices.length === 0) return;
   const connectionIds = [...new Set(devices.map((d) => d.connectionId))];
   const { rows } = await sql.query<{ id: string }>(
@@ -47,13 +58,18 @@ async function bindDevices(sql: Sql, workspaceId: string, vehicleId: string, dev
       `device ${first.external_id} on connection ${first.connection_id} is already bound to vehicle ${first.vehicle_id}`,
     );
   }
-  await sql.query(
+  const { rows: bound } = await sql.query<{ connection_id: string; external_id: string }>(
     `INSERT INTO device_bindings (workspace_id, connection_id, external_id, vehicle_id)
      SELECT $1, k.connection_id, k.external_id, $4
        FROM unnest($2::uuid[], $3::text[]) AS k(connection_id, external_id)
-     ON CONFLICT (workspace_id, connection_id, external_id) DO NOTHING`,
+     ON CONFLICT (workspace_id, connection_id, external_id) DO NOTHING
+     RETURNING connection_id, external_id`,
     [workspaceId, devices.map((d) => d.connectionId), devices.map((d) => d.externalId), vehicleId],
   );
+  // The provider's feed has moved past what a newly bound device sent before: a backfill job, in this transaction,
+  // fetches it (src/core/backfill/). A device bound already to this vehicle is not new.
+  const added = bound.map((row) => ({ connectionId: row.connection_id, externalId: row.external_id }));
+  await enqueueBindBackfills(sql, workspaceId, added, binding.backfillLookbackMs ?? defaultLookbackMs, historyWindowOf);
 }
 
 // The VIN itself stays out of answers and logs, like a credential: it identifies a vehicle, and so its owner.
@@ -73,7 +89,7 @@ export async function checkVinFree(sql: Sql, workspaceId: string, vehicleId: str
   if (rows[0]) throw vinTaken(`vehicle ${rows[0].id} of this workspace already has this VIN`);
 }
 
-export async function createVehicle(sql: Sql, workspaceId: string, input: NewVehicle): Promise<string> {
+export async function createVehicle(sql: Sql, workspaceId: string, input: NewVehicle, binding: BindingOptions = {}): Promise<string> {
   const id = randomUUID();
   await checkVinFree(sql, workspaceId, id, input.vin);
   try {
@@ -87,7 +103,7 @@ export async function createVehicle(sql: Sql, workspaceId: string, input: NewVeh
     if (sqlErrorIs(error, 'unique_violation')) throw vinTaken('another vehicle of this workspace already has this VIN');
     throw error;
   }
-  await bindDevices(sql, workspaceId, id, input.devices ?? []);
+  await bindDevices(sql, workspaceId, id, input.devices ?? [], binding);
   return id;
 }
 
@@ -118,10 +134,10 @@ export async function updateVehicle(
   }
 }
 
-export async function addVehicleDevices(sql: Sql, workspaceId: string, vehicleId: string, devices: DeviceRef[]): Promise<void> {
+export async function addVehicleDevices(sql: Sql, workspaceId: string, vehicleId: string, devices: DeviceRef[], binding: BindingOptions = {}): Promise<void> {
   const { rowCount } = await sql.query('SELECT 1 FROM vehicles WHERE workspace_id = $1 AND id = $2', [workspaceId, vehicleId]);
   if (rowCount === 0) throw notFound('vehicle', vehicleId);
-  await bindDevices(sql, workspaceId, vehicleId, devices);
+  await bindDevices(sql, workspaceId, vehicleId, devices, binding);
 }
 
 export async function removeVehicleDevice(sql: Sql, workspaceId: string, vehicleId: string, device: DeviceRef): Promise<void> {

@@ -28,11 +28,13 @@ const bulkTables = [
  * test/core/lifecycle.test.ts lists them from the catalog and fails until it is.
  */
 const tenantTables = [
+  'backfill_jobs',
   'stream_connection_states',
   'connection_sync_marks',
   'connection_poll_states',
   'connection_health_states',
   'charging_sessions',
+  'discovered_devices',
   'device_bindings',
   'vehicle_freshness_states',
   'signal_snapshot',
@@ -42,6 +44,7 @@ const tenantTables = [
   'events',
   'event_subjects',
   'workspace_poll_schedule',
+  'workspace_scheduler_marks',
   'api_keys',
 ] as const;
 
@@ -56,6 +59,7 @@ const lockedTables = [
   'provider_connections',
   'poll_runs',
   'ingest_rejections',
+  'ingest_reading_counts',
   'cutover_states',
   'telematics_policies',
 ] as const;

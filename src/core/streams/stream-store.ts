@@ -183,26 +183,30 @@ async function deletedConnections(sql: Sql, ids: readonly string[]): Promise<str
 
 /**
  * Stores what a stream process reports for the connections it holds a live lease on (a report on any other is
- * ignored: the process was cut off and another holds it now), and confirms every connection that is connected with
- * a heartbeat in the last `liveWithinSeconds`: its vehicles count as synced. One statement; no vehicle row is
- * written.
+ * ignored: the process was cut off and another holds it now), and confirms every connection with a socket open and
+ * a heartbeat in the last `liveWithinSeconds`: its vehicles count as synced, but for the devices whose own socket
+ * it reports down (`devices_down`, which the sync rule leaves out; see `vehicleSyncJoin`). One statement; no vehicle
+ * row is written.
  */
-export async function recordStreamStatus(sql: Sql, holder: string, reports: readonly StreamStatus[], liveWithinSeconds: number): Promise<number> {
+/** A report as a stream process sends it; one from a version that reports no `devicesDown` has none down. */
+type ReportedStatus = Omit<StreamStatus, 'devicesDown'> & { devicesDown?: StreamStatus['devicesDown'] };
+
+export async function recordStreamStatus(sql: Sql, holder: string, reports: readonly ReportedStatus[], liveWithinSeconds: number): Promise<number> {
   if (reports.length === 0) return 0;
   const { rows } = await sql.query<{ connection_id: string }>(
     `WITH reported AS (
      INSERT INTO stream_connection_states AS s
             (workspace_id, connection_id, holder, connected, sockets, sockets_open, last_message_at, last_heartbeat_at,
              connected_since, reconnects, readings_in, delivered, coalesced, dropped, buffered, bad_frames, dead_lettered,
-             last_error_class, last_error, last_error_at, next_reconnect_at, reported_at)
+             last_error_class, last_error, last_error_at, next_reconnect_at, devices_down, reported_at)
      SELECT l.workspace_id, l.connection_id, $1, r.connected, r.sockets, r.sockets_open, r.last_message_at, r.last_heartbeat_at,
             r.connected_since, r.reconnects, r.readings_in, r.delivered, r.coalesced, r.dropped, r.buffered, r.bad_frames,
-            r.dead_lettered, r.last_error_class, r.last_error, r.last_error_at, r.next_reconnect_at, now()
+            r.dead_lettered, r.last_error_class, r.last_error, r.last_error_at, r.next_reconnect_at, r.devices_down, now()
        FROM jsonb_to_recordset($2::jsonb) AS r(
               connection_id uuid, connected boolean, sockets int, sockets_open int, last_message_at timestamptz,
               last_heartbeat_at timestamptz, connected_since timestamptz, reconnects bigint, readings_in bigint,
               delivered bigint, coalesced bigint, dropped bigint, buffered int, bad_frames bigint, dead_lettered bigint, last_error_class text,
-              last_error text, last_error_at timestamptz, next_reconnect_at timestamptz)
+              last_error text, last_error_at timestamptz, next_reconnect_at timestamptz, devices_down jsonb)
        JOIN stream_leases l ON l.connection_id = r.connection_id AND l.holder = $1 AND l.expires_at > now()
      ON CONFLICT (workspace_id, connection_id) DO UPDATE
         SET holder = excluded.holder, connected = excluded.connected, sockets = excluded.sockets,
@@ -212,12 +216,12 @@ export async function recordStreamStatus(sql: Sql, holder: string, reports: read
             coalesced = excluded.coalesced, dropped = excluded.dropped, buffered = excluded.buffered,
             bad_frames = excluded.bad_frames, dead_lettered = excluded.dead_lettered, last_error_class = excluded.last_error_class,
             last_error = excluded.last_error, last_error_at = excluded.last_error_at,
-            next_reconnect_at = excluded.next_reconnect_at, reported_at = now()
-     RETURNING workspace_id, connection_id, connected, last_heartbeat_at
+            next_reconnect_at = excluded.next_reconnect_at, devices_down = excluded.devices_down, reported_at = now()
+     RETURNING workspace_id, connection_id, connected, sockets_open, last_heartbeat_at
      ), confirmed AS (
        INSERT INTO connection_sync_marks (workspace_id, connection_id, confirmed_at)
        SELECT workspace_id, connection_id, now() FROM reported
-        WHERE connected AND last_heartbeat_at > now() - make_interval(secs => $3)
+        WHERE (connected OR sockets_open > 0) AND last_heartbeat_at > now() - make_interval(secs => $3)
        ON CONFLICT (workspace_id, connection_id) DO UPDATE SET confirmed_at = excluded.confirmed_at
      )
      SELECT connection_id FROM reported`,
@@ -244,6 +248,7 @@ export async function recordStreamStatus(sql: Sql, holder: string, reports: read
           last_error: r.lastError,
           last_error_at: r.lastErrorAt,
           next_reconnect_at: r.nextReconnectAt,
+          devices_down: r.devicesDown ?? {},
         })),
       ),
       liveWithinSeconds,

@@ -15,6 +15,8 @@ export type BatteryPowerSign = (typeof batteryPowerSigns)[number];
 export const geotabOptionsSchema = z
   .object({
     batteryPowerChargingSign: z.enum(batteryPowerSigns).default('negative'),
+    /** How far back a backfill may ask, in days: how long the database keeps data depends on its plan (365 when unset). */
+    historyDays: z.number().int().min(1).max(3650).optional(),
   })
   .strict();
 export type GeotabOptions = z.infer<typeof geotabOptionsSchema>;

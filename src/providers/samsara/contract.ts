@@ -15,12 +15,18 @@ export interface SamsaraOptions extends Record<string, unknown> {
    * minutes before the connection's last successful poll: readings that reached Samsara late are not lost.
    */
   restartOverlapMinutes: number;
+  /**
+   * How far back a backfill may ask `/fleet/vehicles/stats/history`, in days. Samsara documents no bound; unset,
+   * backfill assumes 365 (history.ts).
+   */
+  historyDays?: number | undefined;
 }
 
 export const samsaraOptionsSchema = z
   .object({
     apiVersion: z.string().regex(samsaraApiVersionPattern, 'a Samsara API version is a date, YYYY-MM-DD').default(samsaraApiVersion),
     restartOverlapMinutes: z.number().int().min(0).max(24 * 60).default(15),
+    historyDays: z.number().int().min(1).max(3650).optional(),
   })
   .strict();
 

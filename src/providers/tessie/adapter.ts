@@ -19,6 +19,7 @@ export const tessieStreamAdapter: StreamAdapter<TessieCredentials> = {
       (vin): SocketPlan => ({
         // The key is the VIN: decode checks records against it.
         key: vin,
+        device: vin,
         url: `${base}/${encodeURIComponent(vin)}`,
         headers: { authorization: `Bearer ${context.credentials.accessToken}` },
       }),

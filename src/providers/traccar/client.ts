@@ -92,3 +92,51 @@ export function tokenUnreadable(body: string): boolean {
   const firstTraccarFrame = /^\s+at (?:[\w.-]+\/)?(org\.traccar\.[\w.$]+)/m.exec(head)?.[1];
   return firstTraccarFrame !== undefined && firstTraccarFrame.startsWith('org.traccar.api.signature.');
 }
+
+export interface RouteRequest {
+  baseUrl: string;
+  token: string;
+  /** Traccar's numeric device id (not the uniqueId). */
+  deviceId: number;
+  /** RFC 3339; Traccar reads both ends inclusive (Condition.Between on fixTime). */
+  from: string;
+  to: string;
+  signal: AbortSignal;
+  timeoutMs: number;
+  maxBodyBytes?: number;
+}
+
+const routeWhat = 'Traccar GET /api/reports/route';
+
+/**
+ * One device's positions with a fix time in [from, to], oldest first: `GET /api/reports/route?deviceId=&from=&to=`
+ * with `Accept: application/json` (traccar/traccar api/resource/ReportResource.getRoute, reports/RouteReportProvider:
+ * PositionUtil.getPositionsStream orders by fixTime ascending and stops at the server's `report.maxPositions`,
+ * 50,000 by default; dates parsed by api/DateParameterConverterProvider, ISO 8601). A user whose reports are
+ * disabled (UserRestrictions.disableReports) is answered 403, which is `auth` like any refusal.
+ */
+export async function fetchTraccarRoute(request: RouteRequest): Promise<unknown[]> {
+  const url = new URL(traccarApiUrl(request.baseUrl, 'reports/route'));
+  url.searchParams.set('deviceId', String(request.deviceId));
+  url.searchParams.set('from', request.from);
+  url.searchParams.set('to', request.to);
+  const secrets = [request.token];
+  const answer = await providerFetch({
+    url,
+    headers: { authorization: `Bearer ${request.token}`, accept: 'application/json' },
+    what: routeWhat,
+    timeoutMs: request.timeoutMs,
+    signal: request.signal,
+    maxBodyBytes: request.maxBodyBytes,
+    secrets,
+  });
+  if (!answer.ok) throw statusError(routeWhat, answer, secrets);
+  let body: unknown;
+  try {
+    body = JSON.parse(answer.text);
+  } catch {
+    throw new ProviderError('malformed_response', `${routeWhat}: answered something that is not JSON`);
+  }
+  if (!Array.isArray(body)) throw new ProviderError('malformed_response', `${routeWhat}: did not answer a list`);
+  return body;
+}

@@ -59,7 +59,18 @@ export const traccarAttributesSchema = z
   })
   .strict();
 
-export const traccarOptionsSchema = z.object({ attributes: traccarAttributesSchema.default({}) }).strict();
+export const traccarOptionsSchema = z
+  .object({
+    attributes: traccarAttributesSchema.default({}),
+    /**
+     * For backfill: how many days of positions the server keeps (its `database.historyDays`; Traccar keeps all by
+     * default, so unset means no bound), and its `report.maxPositions` (default 50,000), the most positions one report
+     * answers per device (docs/PROVIDERS.md, "Traccar").
+     */
+    historyDays: z.number().int().min(1).max(36500).optional(),
+    reportMaxPositions: z.number().int().min(1).max(10_000_000).optional(),
+  })
+  .strict();
 
 export type TraccarOptions = z.infer<typeof traccarOptionsSchema>;
 export type TraccarOptionsInput = z.input<typeof traccarOptionsSchema>;

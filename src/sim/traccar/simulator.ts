@@ -4,7 +4,8 @@
  * that opens with the latest position of every device in one frame and then pushes one entity per frame
  * (AsyncSocket.onUpdateDevice/Position/Event each send `List.of(entity)`): positions, device status changes,
  * ignition events, and the `{}` keepalive. Each account is one Traccar user with its own fleet; a tick advances
- * every fleet and pushes what it produced. Ground truth records every reading that left on an open socket.
+ * every fleet and pushes what it produced. Ground truth records every reading that left on an open socket, or in a
+ * route report (GET /api/reports/route, answered from the positions streamed, kept `historyRetainMs`).
  *
  * Refused upgrades are answered as Traccar's Jetty does, never 401: a token LoginService refuses makes the
  * socket creator throw (500); no token at all makes it return no socket, which Jetty 10/11 answer 503 "WebSocket
@@ -45,6 +46,10 @@ export interface TraccarSimulatorOptions extends SimulatorListenOptions {
   keepaliveMs?: number;
   /** How often fleets advance and new data is pushed. Default 1 s. */
   tickMs?: number;
+  /** How long the positions it streamed are kept for the route report (Traccar's `database.historyDays`). Default 48 h. */
+  historyRetainMs?: number;
+  /** Traccar's `report.maxPositions`: the most positions a report answers per device. Default 50,000, as Traccar's. */
+  reportMaxPositions?: number;
 }
 
 export interface RunningTraccarSimulator extends RunningStreamSimulator {
@@ -68,10 +73,20 @@ interface Account {
   status: Map<number, TraccarDeviceStatus>;
   nextPositionId: number;
   nextEventId: number;
+  /** Every position streamed, by vehicle index, oldest first: what the route report answers from. */
+  history: Map<number, TraccarPosition[]>;
 }
 
 export async function startTraccarSimulator(options: TraccarSimulatorOptions): Promise<RunningTraccarSimulator> {
   const now = options.now ?? Date.now;
+  const retainMs = options.historyRetainMs ?? 48 * 3600_000;
+  /** Keeps a streamed position for the route report, and lets go of those older than the retention. */
+  const keep = (account: Account, index: number, position: TraccarPosition, nowMs: number) => {
+    const kept = account.history.get(index) ?? [];
+    kept.push(position);
+    while (kept.length > 0 && Date.parse(kept[0]!.fixTime) < nowMs - retainMs) kept.shift();
+    account.history.set(index, kept);
+  };
   const faults = options.faults ?? new FaultInjector();
   const groundTruth = new GroundTruth();
   const served = { requests: 0 };
@@ -79,6 +94,7 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
     served.requests += 1;
   }, '{"positions":[{"deviceId":');
   const accounts = options.accounts.map((account) => openAccount(account.credentials.token, account.fleet, now()));
+  for (const account of accounts) account.latest.forEach((position, index) => keep(account, index, position, now()));
   const byToken = new Map(accounts.map((account) => [account.token, account]));
 
   // Called once per socket a positions frame actually left on.
@@ -93,9 +109,18 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
   const server = createServer((request, response) => {
     served.requests += 1;
     if (unavailable) return void response.writeHead(503, { 'content-type': 'text/html' }).end('<html><body>503 Service Unavailable</body></html>');
-    answerRest(request, response, faults, (token) => {
-      const account = byToken.get(token);
-      return account && devicesOf(account);
+    answerRest(request, response, faults, {
+      devicesOf: (token) => {
+        const account = byToken.get(token);
+        return account && devicesOf(account);
+      },
+      positionsOf: (token, deviceId, fromMs, toMs) => {
+        const account = byToken.get(token)!;
+        const index = account.fleet.vehicles.findIndex((vehicle) => vehicle.traccarDeviceId === deviceId);
+        return (account.history.get(index) ?? []).filter((p) => Date.parse(p.fixTime) >= fromMs && Date.parse(p.fixTime) <= toMs);
+      },
+      served: (token, positions) => recordPositions([...positions])(byToken.get(token)!),
+      maxPositions: options.reportMaxPositions ?? 50_000,
     });
   });
   const wss = new WebSocketServer({ noServer: true });
@@ -138,6 +163,7 @@ export async function startTraccarSimulator(options: TraccarSimulatorOptions): P
       });
       account.latest.set(index, position);
       positions.push(position);
+      keep(account, index, position, nowMs);
     }
 
     const events: TraccarEvent[] = [];
@@ -202,6 +228,7 @@ function openAccount(token: string, fleet: FleetModel, nowMs: number): Account {
     status: new Map(),
     nextPositionId: 1,
     nextEventId: 1,
+    history: new Map(),
   };
   const newest = newestPerVehicle(fleet.latest());
   fleet.vehicles.forEach((identity, index) => {

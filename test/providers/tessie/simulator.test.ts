@@ -21,8 +21,9 @@ describe('tessie socket plan', () => {
   it('plans one socket per bound VIN with the token as a Bearer header', () => {
     const plans = tessieStreamAdapter.plan(context('https://telemetry.test/stream/', { accessToken: 'tok' }, ['VIN1', ' VIN2 ', 'VIN1', '']));
     expect(plans).toEqual([
-      { key: 'VIN1', url: 'wss://telemetry.test/stream/VIN1', headers: { authorization: 'Bearer tok' } },
-      { key: 'VIN2', url: 'wss://telemetry.test/stream/VIN2', headers: { authorization: 'Bearer tok' } },
+      // Each socket is one VIN's: its state is that vehicle's alone (a refused VIN leaves the others connected).
+      { key: 'VIN1', device: 'VIN1', url: 'wss://telemetry.test/stream/VIN1', headers: { authorization: 'Bearer tok' } },
+      { key: 'VIN2', device: 'VIN2', url: 'wss://telemetry.test/stream/VIN2', headers: { authorization: 'Bearer tok' } },
     ]);
     expect(tessieStreamAdapter.plan(context('http://127.0.0.1:9000', { accessToken: 't' }, ['A/B']))[0]!.url).toBe('ws://127.0.0.1:9000/A%2FB');
     expect(tessieStreamAdapter.plan(context('http://h', { accessToken: 't' }, []))).toEqual([]);

@@ -9,7 +9,7 @@ import { problemResponses } from '../problem.ts';
 import { page, pollRunQuery, pollRunSchema, scheduledEventAnswerSchema, wsParams } from '../schemas.ts';
 import type { TypedApp } from '../typed-app.ts';
 
-export function registerPollingRoutes(app: TypedApp, deps: { db: Database; jobs: PollJobQueue }): void {
+export function registerPollingRoutes(app: TypedApp, deps: { db: Database; jobs: PollJobQueue; clock: () => number }): void {
   app.post(
     '/internal/v1/scheduled-events',
     {
@@ -24,7 +24,7 @@ export function registerPollingRoutes(app: TypedApp, deps: { db: Database; jobs:
       },
     },
     async (request, reply) => {
-      const answer = await processScheduledEvent(deps.db, deps.jobs, request.body);
+      const answer = await processScheduledEvent(deps.db, deps.jobs, request.body, deps.clock());
       recordScheduledEvent('http', answer.duplicate);
       return reply.code(202).send(answer);
     },

@@ -1,4 +1,7 @@
-/** Ingest rejections: a workspace's own, and every workspace's (including unattributable ones) for an admin. */
+/**
+ * Ingest rejections: a workspace's own, and every workspace's (including unattributable ones) for an admin. Each
+ * item is one cause within an hour, with its count and latest example (core/read/rejections.ts).
+ */
 import type { Database } from '../../db/database.ts';
 import { listRejections } from '../../read/rejections.ts';
 import { getWorkspace } from '../../registry/workspaces.ts';
@@ -12,7 +15,7 @@ export function registerRejectionRoutes(app: TypedApp, { db }: { db: Database })
     {
       config: { access: 'workspace' },
       schema: {
-        summary: 'Updates and readings the ingest handler rejected, newest first, with the reason and the offending update',
+        summary: 'Updates and readings the ingest handler rejected, newest first: one item per cause and hour, with its count and the latest offending update',
         tags: ['rejections'],
         params: wsParams,
         querystring: rejectionQuery,

@@ -2,9 +2,10 @@
 import { z } from 'zod';
 import type { Database } from '../../db/database.ts';
 import { listChargingSessions } from '../../read/charging-sessions.ts';
-import { readHistory } from '../../read/history.ts';
+import { readBucketedHistory, readHistory } from '../../read/history.ts';
 import { loadConnectionHealth } from '../../health/health-queries.ts';
 import { silentReason, staleReason } from '../../health/rules.ts';
+import { connectionVerdicts, loadVehicleReasons } from '../../health/vehicle-reasons.ts';
 import { getVehicle, listVehicles, type VehicleView } from '../../read/vehicles.ts';
 import { deleteVehicle, moveVehicle } from '../../registry/vehicle-lifecycle.ts';
 import { addVehicleDevices, createVehicle, removeVehicleDevice, updateVehicle } from '../../registry/vehicles.ts';
@@ -14,6 +15,7 @@ import {
   deviceRefSchema,
   chargingSessionItemSchema,
   chargingSessionQuery,
+  historyBucketItemSchema,
   historyItemSchema,
   historyQuery,
   idParam,
@@ -28,17 +30,31 @@ import {
 } from '../schemas.ts';
 import type { TypedApp } from '../typed-app.ts';
 
-/** Says, for each stale vehicle, which trouble of its connections keeps it behind. */
-/** Why each vehicle that is behind is behind: a stale one by its connections, a silent one by what it last said. */
+/**
+ * Why each vehicle that is behind is behind. `reason`, as before: a stale one by its connections, a silent one by what
+ * it last said. `statusReason`: the closed set of health/vehicle-reasons.ts, for every vehicle that is not fresh, in
+ * one statement for the page from its connections' health.
+ */
 async function explainStale(db: Database, workspaceId: string, vehicles: VehicleView[], now: number): Promise<void> {
   for (const vehicle of vehicles) if (vehicle.freshness.status === 'silent') vehicle.freshness.reason = silentReason(vehicle.signals);
-  const stale = vehicles.filter((v) => v.freshness.status === 'stale');
-  if (stale.length === 0) return;
-  const health = new Map((await loadConnectionHealth(db, [workspaceId], now)).get(workspaceId)?.map((c) => [c.id, c]) ?? []);
-  for (const vehicle of stale) vehicle.freshness.reason = staleReason([...new Set(vehicle.devices.map((d) => d.connectionId))], health);
+  const behind = vehicles.filter((v) => v.freshness.status !== 'fresh');
+  if (behind.length === 0) return;
+  const connections = (await loadConnectionHealth(db, [workspaceId], now)).get(workspaceId) ?? [];
+  const health = new Map(connections.map((c) => [c.id, c]));
+  for (const vehicle of behind) {
+    if (vehicle.freshness.status === 'stale') vehicle.freshness.reason = staleReason([...new Set(vehicle.devices.map((d) => d.connectionId))], health);
+  }
+  const verdicts = connectionVerdicts([connections]);
+  const reasons = await loadVehicleReasons(db, workspaceId, behind.map((v) => v.id), verdicts, now);
+  for (const vehicle of behind) vehicle.freshness.statusReason = reasons.get(vehicle.id) ?? null;
 }
 
-export function registerVehicleRoutes(app: TypedApp, { db, clock }: { db: Database; clock: () => number }): void {
+export function registerVehicleRoutes(
+  app: TypedApp,
+  { db, clock, backfillLookbackMs }: { db: Database; clock: () => number; backfillLookbackMs?: number | undefined },
+): void {
+  // Binding a device enqueues its backfill (registry/vehicles.ts) from this long before the binding.
+  const binding = { backfillLookbackMs };
   app.post(
     '/v1/workspaces/:ws/vehicles',
     {
@@ -53,7 +69,7 @@ export function registerVehicleRoutes(app: TypedApp, { db, clock }: { db: Databa
     },
     async (request, reply) => {
       const { ws } = request.params;
-      const vehicle = await db.transaction(async (tx) => getVehicle(tx, ws, await createVehicle(tx, ws, request.body)));
+      const vehicle = await db.transaction(async (tx) => getVehicle(tx, ws, await createVehicle(tx, ws, request.body, binding)));
       return reply.code(201).send(vehicle);
     },
   );
@@ -174,7 +190,7 @@ export function registerVehicleRoutes(app: TypedApp, { db, clock }: { db: Databa
     async (request) => {
       const { ws, vehicleId } = request.params;
       return db.transaction(async (tx) => {
-        await addVehicleDevices(tx, ws, vehicleId, request.body.devices);
+        await addVehicleDevices(tx, ws, vehicleId, request.body.devices, binding);
         return getVehicle(tx, ws, vehicleId);
       });
     },
@@ -204,14 +220,20 @@ export function registerVehicleRoutes(app: TypedApp, { db, clock }: { db: Databa
       config: { access: 'workspace' },
       serializerCompiler: () => (data) => JSON.stringify(data),
       schema: {
-        summary: "A vehicle's readings in observed-time order, optionally one signal and a time range [from, to)",
+        summary: "A vehicle's readings in observed-time order, optionally one signal and a time range [from, to); or, with `bucket`, downsampled",
+        description:
+          'With `bucket` (5m, 15m, 1h) each item is one signal in one bucket: count, first and last observed time, min, max and mean for numbers, the last value always; `from` is required, `to` defaults to now, at most 2,016 buckets per signal (400 too_many_buckets).',
         tags: ['vehicles'],
         params: vehicleParams,
         querystring: historyQuery,
-        response: { 200: page(historyItemSchema), ...problemResponses(400, 401, 403, 404) },
+        response: { 200: z.union([page(historyItemSchema), page(historyBucketItemSchema)]), ...problemResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => readHistory(db, request.params.ws, request.params.vehicleId, request.query),
+    async (request) => {
+      const { ws, vehicleId } = request.params;
+      const { bucket, ...query } = request.query;
+      return bucket === undefined ? readHistory(db, ws, vehicleId, query) : readBucketedHistory(db, ws, vehicleId, { ...query, bucket }, clock());
+    },
   );
 
   app.get(
