@@ -96,7 +96,7 @@ interface EventRow {
 
 async function eventsOf(fleet: TestFleet): Promise<EventRow[]> {
   const { rows } = await core.db.query<EventRow>(
-    'SELECT subject, type, sequence::text, position::text, data::json AS data FROM events WHERE workspace_id = $1 ORDER BY position',
+    'SELECT subject, type, sequence::text, position::text, data::json AS data FROM events WHERE workspace_id = $1 ORDER BY events.position',
     [fleet.workspaceId],
   );
   return rows;

@@ -86,7 +86,7 @@ describe('the first day, with the dashboard only', () => {
   it('goes from an empty install to a live vehicle', async () => {
     const { page, problems, answers, close } = await openAsAdmin(1366);
     await page.waitForSelector('[data-testid=fleet-overview]:not([hidden])');
-    expect(await page.isVisible('#overview-empty')).toBe(true);
+    await expect.poll(() => page.isVisible('#overview-empty'), within).toBe(true);
 
     // New workspace, with the keyboard alone: the name field, typed, Enter.
     await page.locator('[data-testid=new-workspace-form]').getByLabel('Name').focus();
@@ -165,7 +165,7 @@ describe('the first day, with the dashboard only', () => {
     expect(await pageText(page)).not.toContain(apiToken);
 
     // The first poll, as the scheduler would run it; the waiting list asks again by itself while it is empty.
-    expect(await page.isVisible('#discovered-empty')).toBe(true);
+    await expect.poll(() => page.isVisible('#discovered-empty'), within).toBe(true);
     await core.runner.runWorkspace({ workspaceId, eventId: 'first-day-poll-1' });
     const devices = page.locator('[data-testid=discovered-device]');
     await expect.poll(() => devices.count(), { ...within, timeout: 15_000 }).toBe(4);
