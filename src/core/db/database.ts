@@ -48,7 +48,10 @@ export function openPostgres(options: PostgresOptions): Database {
     connectionString: options.url,
     max: options.poolSize ?? 10,
     application_name: options.applicationName ?? 'fleetwire',
-    options: options.searchPath ? `-c search_path=${options.searchPath}` : undefined,
+    // Fleetwire's statements are short: JIT compilation, which the planner starts on cost estimates alone, cost the
+    // fleet's health query more (70-80 ms) than the whole query takes without it (docs/PERFORMANCE.md, "Reads"), so
+    // sessions start with it off. Options in the URL (`?options=...`) replace these.
+    options: ['-c jit=off', ...(options.searchPath ? [`-c search_path=${options.searchPath}`] : [])].join(' '),
     idleTimeoutMillis: 30_000,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>

@@ -28,11 +28,12 @@ const confirmationsOfBinding = `JOIN connection_sync_marks m
  *
  * Joined as `sy.synced_at`, for `vehicleStatusSql` and the read side. `vehicleSyncJoin` looks a vehicle's
  * confirmations up per row (for a page of vehicles); over a whole fleet, `vehicleConfirmationsCte` with
- * `vehicleSyncFromConfirmations` aggregates them once for every vehicle (a hash join, not 10,000 lookups).
+ * `vehicleSyncFromConfirmations` aggregates them once for every vehicle (a hash join, not 10,000 lookups). The
+ * lookup is evaluated once a row (`OFFSET 0` keeps the planner from copying it into every use of `sy.synced_at`).
  */
 export const vehicleSyncJoin = `CROSS JOIN LATERAL (SELECT GREATEST(v.last_synced_at,
     (SELECT max(m.confirmed_at) FROM device_bindings d ${confirmationsOfBinding}
-      WHERE d.workspace_id = v.workspace_id AND d.vehicle_id = v.id)) AS synced_at) sy`;
+      WHERE d.workspace_id = v.workspace_id AND d.vehicle_id = v.id)) AS synced_at OFFSET 0) sy`;
 
 /** A CTE `confirmations` of every vehicle's newest connection confirmation; `workspaces` filters `d.workspace_id`. */
 export function vehicleConfirmationsCte(workspaces: string): string {

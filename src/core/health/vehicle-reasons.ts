@@ -5,8 +5,9 @@
  * whole fleet, its reason from those verdicts, its devices' own sockets and what it last said (connectivity, its
  * tracker's battery). No query per vehicle.
  */
+import { intArray, textArray } from '../db/array-literal.ts';
 import type { Sql } from '../db/database.ts';
-import { trackerBatteryLowPct, vehicleConfirmationsCte, vehicleStatusSql, vehicleSyncFromConfirmations, vehicleSyncJoin, type VehicleStatus } from './rules.ts';
+import { trackerBatteryLowPct, vehicleConfirmationsCte, vehicleStatusSql, vehicleSyncFromConfirmations, type VehicleStatus } from './rules.ts';
 
 export const vehicleReasonCodes = [
   /** Its connection fails (`errorClass` says how: transient, permanent, malformed_response, credentials_unreadable, disconnected). */
@@ -113,58 +114,80 @@ export function connectionVerdicts(health: Iterable<readonly ConnectionVerdictIn
   return verdicts;
 }
 
-const verdictsJson = (verdicts: ReadonlyMap<string, ConnectionVerdict>) =>
-  JSON.stringify(Object.fromEntries([...verdicts].map(([id, v]) => [id, { code: v.code, errorClass: v.errorClass, rank: v.rank, staleOnly: v.staleOnly === true }])));
+/**
+ * The verdicts as four array literals (connection id, code, rank and error class), and the connections whose verdict
+ * is said only of stale vehicles: the parameters `reasonsCte` joins as a table.
+ */
+function verdictParams(verdicts: ReadonlyMap<string, ConnectionVerdict>): string[] {
+  const entries = [...verdicts];
+  return [
+    textArray(entries.map(([id]) => id)),
+    textArray(entries.map(([, v]) => v.code)),
+    intArray(entries.map(([, v]) => v.rank)),
+    textArray(entries.map(([, v]) => v.errorClass)),
+    textArray(entries.filter(([, v]) => v.staleOnly === true).map(([id]) => id)),
+  ];
+}
 
 /**
- * The reason of a vehicles row `v` of policy `p` whose status is `st.status`, as `rs.code`, `rs.error_class`,
- * `rs.connection_id` and `rs.value`; all null when it is fresh. `verdicts` is the jsonb parameter of connection
- * verdicts. In order: the workspace turned off; one of its devices' own sockets down (its error class: auth,
- * rate_limited, else disconnected); the worst verdict of its connections (not for a silent vehicle: it is synced,
- * so its connections confirm it); what it last said (asleep, offline, tracker battery low); no device bound; its
- * connections are fine but nothing confirmed it (stale) or it sent nothing (silent, never). Every branch tests the
- * status first, which the planner makes a one-time filter: for a fresh vehicle (most of a fleet) nothing is looked up.
+ * CTEs `candidates` and `reasons` over a CTE `behind` (workspace_id, id, status, enabled: the vehicles that are not
+ * fresh, with their status and whether their workspace's telematics is on); `reasons` gives each of them its reason
+ * as `code`, `error_class`, `connection_id` and `value`. Every cause is one join of the whole set, not a lookup per
+ * vehicle: the workspace turned off; one of its devices' own sockets down (its error class: auth, rate_limited, else
+ * disconnected); the worst verdict of its connections (not for a silent vehicle: it is synced, so its connections
+ * confirm it); what it last said (asleep, offline, tracker battery low); then no device bound, or its connections
+ * are fine but nothing confirmed it (stale) or it sent nothing (silent, never). The first cause in that order wins;
+ * among a vehicle's bindings, the oldest. `$n` .. `$n+4` are `verdictParams`.
  */
-function vehicleReasonJoin(verdicts: string): string {
-  return `LEFT JOIN LATERAL (
-    SELECT r.code, r.error_class, r.connection_id, r.value
-      FROM (
-        SELECT 0 AS k, 0 AS sub, 'disabled' AS code, NULL::text AS error_class, NULL::uuid AS connection_id, NULL::jsonb AS value
-         WHERE NOT p.enabled AND st.status <> 'fresh'
-        UNION ALL
-        SELECT 1, 0, CASE dd.devices_down ->> d.external_id WHEN 'auth' THEN 'auth_failed' WHEN 'rate_limited' THEN 'rate_limited'
-                          ELSE 'vehicle_disconnected' END,
-               dd.devices_down ->> d.external_id, d.connection_id, NULL
-          FROM device_bindings d
-          JOIN stream_connection_states dd ON dd.workspace_id = d.workspace_id AND dd.connection_id = d.connection_id
-         WHERE st.status <> 'fresh' AND d.workspace_id = v.workspace_id AND d.vehicle_id = v.id AND dd.devices_down ? d.external_id
-        UNION ALL
-        SELECT 2, (x.verdict ->> 'rank')::int, x.verdict ->> 'code', x.verdict ->> 'errorClass', d.connection_id, NULL
-          FROM device_bindings d
-          CROSS JOIN LATERAL (SELECT ${verdicts} -> d.connection_id::text AS verdict) x
-         WHERE st.status NOT IN ('fresh', 'silent') AND d.workspace_id = v.workspace_id AND d.vehicle_id = v.id AND x.verdict IS NOT NULL
-           AND (st.status = 'stale' OR NOT (x.verdict ->> 'staleOnly')::boolean)
-        UNION ALL
-        SELECT 3, CASE WHEN s.signal = 'tracker_battery_pct' THEN 1 ELSE 0 END,
-               CASE WHEN s.signal = 'connectivity_state' AND s.value = '"asleep"'::jsonb THEN 'vehicle_asleep'
-                    WHEN s.signal = 'connectivity_state' AND s.value = '"offline"'::jsonb THEN 'vehicle_disconnected'
-                    ELSE 'tracker_battery_low' END,
-               NULL, s.connection_id, s.value
-          FROM signal_snapshot s
-         WHERE st.status <> 'fresh' AND s.workspace_id = v.workspace_id AND s.vehicle_id = v.id
-           AND ((s.signal = 'connectivity_state' AND s.value IN ('"asleep"'::jsonb, '"offline"'::jsonb))
-             OR (s.signal = 'tracker_battery_pct' AND jsonb_typeof(s.value) = 'number' AND (s.value #>> '{}')::numeric <= ${trackerBatteryLowPct}))
-        UNION ALL
-        SELECT 4, 0,
-               CASE WHEN b.connection_id IS NULL THEN 'no_devices' WHEN st.status = 'stale' THEN 'connection_failing' ELSE 'device_not_reporting' END,
-               NULL, b.connection_id, NULL
-          FROM (SELECT (SELECT d.connection_id FROM device_bindings d
-                         WHERE d.workspace_id = v.workspace_id AND d.vehicle_id = v.id
-                         ORDER BY d.created_at, d.connection_id LIMIT 1) AS connection_id) b
-         WHERE st.status <> 'fresh'
-      ) r
-     ORDER BY r.k, r.sub
-     LIMIT 1) rs ON true`;
+function reasonsCte(n: number): string {
+  const [ids, codes, ranks, classes, staleOnly] = [n, n + 1, n + 2, n + 3, n + 4].map((i) => `$${i}`);
+  return `verdicts AS (
+    SELECT * FROM unnest(${ids}::uuid[], ${codes}::text[], ${ranks}::int[], ${classes}::text[]) AS x(connection_id, code, rank, error_class)
+  ),
+  bound AS (
+    SELECT b.workspace_id, b.id, b.status, d.connection_id, d.external_id, d.created_at
+      FROM behind b JOIN device_bindings d ON d.workspace_id = b.workspace_id AND d.vehicle_id = b.id
+  ),
+  candidates AS (
+    SELECT b.workspace_id, b.id, 0 AS k, 0 AS sub, NULL::timestamptz AS tie, 'disabled' AS code, NULL::text AS error_class,
+           NULL::uuid AS connection_id, NULL::jsonb AS value
+      FROM behind b WHERE NOT b.enabled
+    UNION ALL
+    SELECT d.workspace_id, d.id, 1, 0, d.created_at,
+           CASE dd.devices_down ->> d.external_id WHEN 'auth' THEN 'auth_failed' WHEN 'rate_limited' THEN 'rate_limited' ELSE 'vehicle_disconnected' END,
+           dd.devices_down ->> d.external_id, d.connection_id, NULL
+      FROM bound d
+      JOIN stream_connection_states dd ON dd.workspace_id = d.workspace_id AND dd.connection_id = d.connection_id AND dd.devices_down ? d.external_id
+    UNION ALL
+    SELECT d.workspace_id, d.id, 2, x.rank, d.created_at, x.code, x.error_class, d.connection_id, NULL
+      FROM bound d JOIN verdicts x ON x.connection_id = d.connection_id
+     WHERE d.status <> 'silent' AND (d.status = 'stale' OR NOT d.connection_id = ANY(${staleOnly}::uuid[]))
+    UNION ALL
+    SELECT b.workspace_id, b.id, 3, CASE WHEN s.signal = 'tracker_battery_pct' THEN 1 ELSE 0 END, NULL,
+           CASE WHEN s.signal = 'connectivity_state' AND s.value = '"asleep"'::jsonb THEN 'vehicle_asleep'
+                WHEN s.signal = 'connectivity_state' THEN 'vehicle_disconnected'
+                ELSE 'tracker_battery_low' END,
+           NULL, s.connection_id, s.value
+      FROM behind b
+      -- Looked up by key for each vehicle behind (OFFSET 0 keeps the planner from joining the whole snapshot instead):
+      -- the vehicles behind are a part of the fleet, and the snapshot is 13 rows a vehicle.
+      CROSS JOIN LATERAL (
+        SELECT s.signal, s.value, s.connection_id FROM signal_snapshot s
+         WHERE s.workspace_id = b.workspace_id AND s.vehicle_id = b.id AND s.signal IN ('connectivity_state', 'tracker_battery_pct')
+        OFFSET 0) s
+     WHERE (s.signal = 'connectivity_state' AND s.value IN ('"asleep"'::jsonb, '"offline"'::jsonb))
+        OR (s.signal = 'tracker_battery_pct' AND jsonb_typeof(s.value) = 'number' AND (s.value #>> '{}')::numeric <= ${trackerBatteryLowPct})
+    UNION ALL
+    SELECT b.workspace_id, b.id, 4, 0, d.created_at,
+           CASE WHEN d.connection_id IS NULL THEN 'no_devices' WHEN b.status = 'stale' THEN 'connection_failing' ELSE 'device_not_reporting' END,
+           NULL, d.connection_id, NULL
+      FROM behind b LEFT JOIN bound d ON d.workspace_id = b.workspace_id AND d.id = b.id
+  ),
+  reasons AS (
+    SELECT DISTINCT ON (workspace_id, id) workspace_id, id, code, error_class, connection_id, value
+      FROM candidates
+     ORDER BY workspace_id, id, k, sub, tie, connection_id
+  )`;
 }
 
 interface ReasonRow {
@@ -202,25 +225,30 @@ function toReason(row: ReasonRow, verdicts: ReadonlyMap<string, ConnectionVerdic
   return { code: row.code, detail, connectionId: row.connection_id, errorClass: row.error_class };
 }
 
-/** The reasons of the given vehicles of one workspace that are not fresh at `nowMs`, by vehicle id. */
+/**
+ * The reasons of the given vehicles of one workspace, each with the status it was read with (a page of vehicles
+ * has judged them already, at one clock), by vehicle id; none for a fresh one.
+ */
 export async function loadVehicleReasons(
   sql: Sql,
   workspaceId: string,
-  vehicleIds: readonly string[],
+  vehicles: readonly { id: string; status: VehicleStatus }[],
   verdicts: ReadonlyMap<string, ConnectionVerdict>,
-  nowMs: number,
 ): Promise<Map<string, VehicleStatusReason>> {
   const reasons = new Map<string, VehicleStatusReason>();
-  if (vehicleIds.length === 0) return reasons;
+  const behind = vehicles.filter((v) => v.status !== 'fresh');
+  if (behind.length === 0) return reasons;
   const { rows } = await sql.query<ReasonRow>(
-    `SELECT v.id AS vehicle_id, st.status, rs.code, rs.error_class, rs.connection_id, rs.value
-       FROM vehicles v
-       JOIN telematics_policies p ON p.workspace_id = v.workspace_id
-       ${vehicleSyncJoin}
-       CROSS JOIN LATERAL (SELECT ${vehicleStatusSql('$3::timestamptz')} AS status) st
-       ${vehicleReasonJoin('$4::jsonb')}
-      WHERE v.workspace_id = $1 AND v.id = ANY($2::uuid[])`,
-    [workspaceId, vehicleIds, new Date(nowMs).toISOString(), verdictsJson(verdicts)],
+    `WITH behind AS (
+       SELECT v.workspace_id, v.id, b.status, p.enabled
+         FROM unnest($2::uuid[], $3::text[]) AS b(id, status)
+         JOIN vehicles v ON v.workspace_id = $1 AND v.id = b.id
+         JOIN telematics_policies p ON p.workspace_id = v.workspace_id
+     ),
+     ${reasonsCte(4)}
+     SELECT b.id AS vehicle_id, b.status, r.code, r.error_class, r.connection_id, r.value
+       FROM behind b JOIN reasons r ON r.workspace_id = b.workspace_id AND r.id = b.id`,
+    [workspaceId, textArray(behind.map((v) => v.id)), textArray(behind.map((v) => v.status)), ...verdictParams(verdicts)],
   );
   for (const row of rows) {
     const reason = toReason(row, verdicts);
@@ -243,16 +271,20 @@ export async function countVehiclesByReason(
   nowMs: number,
 ): Promise<Map<string, FleetFreshness>> {
   const { rows } = await sql.query<{ workspace_id: string; status: VehicleStatus; code: VehicleReasonCode | null; n: number }>(
-    `WITH ${vehicleConfirmationsCte('($1::uuid[] IS NULL OR d.workspace_id = ANY($1::uuid[]))')}
-     SELECT v.workspace_id, st.status, rs.code, count(*)::int AS n
-       FROM vehicles v
-       JOIN telematics_policies p ON p.workspace_id = v.workspace_id
-       ${vehicleSyncFromConfirmations}
-       CROSS JOIN LATERAL (SELECT ${vehicleStatusSql('$2::timestamptz')} AS status) st
-       ${vehicleReasonJoin('$3::jsonb')}
-      WHERE v.active AND ($1::uuid[] IS NULL OR v.workspace_id = ANY($1::uuid[]))
+    `WITH ${vehicleConfirmationsCte('($1::uuid[] IS NULL OR d.workspace_id = ANY($1::uuid[]))')},
+     statuses AS MATERIALIZED (
+       SELECT v.workspace_id, v.id, ${vehicleStatusSql('$2::timestamptz')} AS status, p.enabled
+         FROM vehicles v
+         JOIN telematics_policies p ON p.workspace_id = v.workspace_id
+         ${vehicleSyncFromConfirmations}
+        WHERE v.active AND ($1::uuid[] IS NULL OR v.workspace_id = ANY($1::uuid[]))
+     ),
+     behind AS (SELECT * FROM statuses WHERE status <> 'fresh'),
+     ${reasonsCte(3)}
+     SELECT s.workspace_id, s.status, r.code, count(*)::int AS n
+       FROM statuses s LEFT JOIN reasons r ON r.workspace_id = s.workspace_id AND r.id = s.id
       GROUP BY 1, 2, 3`,
-    [workspaceIds === 'all' ? null : workspaceIds, new Date(nowMs).toISOString(), verdictsJson(verdicts)],
+    [workspaceIds === 'all' ? null : workspaceIds, new Date(nowMs).toISOString(), ...verdictParams(verdicts)],
   );
   const fleet = new Map<string, FleetFreshness>();
   for (const row of rows) {

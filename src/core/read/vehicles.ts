@@ -65,16 +65,16 @@ const vehicleSelect = (now: string, wholeFleet = false) => `
   ${wholeFleet ? `WITH ${vehicleConfirmationsCte('d.workspace_id = $1')}` : ''}
   SELECT v.workspace_id, v.id, v.name, v.vin, v.active, v.created_at, sy.synced_at AS last_synced_at, v.last_observed_at,
          ${vehicleStatusSql(now)} AS status,
-         COALESCE((SELECT jsonb_agg(jsonb_build_object('connectionId', d.connection_id, 'externalId', d.external_id,
+         COALESCE((SELECT json_agg(json_build_object('connectionId', d.connection_id, 'externalId', d.external_id,
                                                        'provider', c.provider) ORDER BY c.provider, d.external_id)
                      FROM device_bindings d
                      JOIN provider_connections c ON c.workspace_id = d.workspace_id AND c.id = d.connection_id
-                    WHERE d.workspace_id = v.workspace_id AND d.vehicle_id = v.id), '[]'::jsonb) AS devices,
-         COALESCE((SELECT jsonb_object_agg(s.signal, jsonb_build_object('value', s.value,
+                    WHERE d.workspace_id = v.workspace_id AND d.vehicle_id = v.id), '[]'::json) AS devices,
+         COALESCE((SELECT json_object_agg(s.signal, json_build_object('value', s.value,
                                                      'observedAt', ${utcText('s.observed_at')},
                                                      'source', s.source, 'provider', s.provider))
                      FROM signal_snapshot s
-                    WHERE s.workspace_id = v.workspace_id AND s.vehicle_id = v.id), '{}'::jsonb) AS signals
+                    WHERE s.workspace_id = v.workspace_id AND s.vehicle_id = v.id), '{}'::json) AS signals
     FROM vehicles v
     JOIN telematics_policies p ON p.workspace_id = v.workspace_id
     ${wholeFleet ? vehicleSyncFromConfirmations : vehicleSyncJoin}`;

@@ -45,7 +45,7 @@ async function explainStale(db: Database, workspaceId: string, vehicles: Vehicle
     if (vehicle.freshness.status === 'stale') vehicle.freshness.reason = staleReason([...new Set(vehicle.devices.map((d) => d.connectionId))], health);
   }
   const verdicts = connectionVerdicts([connections]);
-  const reasons = await loadVehicleReasons(db, workspaceId, behind.map((v) => v.id), verdicts, now);
+  const reasons = await loadVehicleReasons(db, workspaceId, behind.map((v) => ({ id: v.id, status: v.freshness.status })), verdicts);
   for (const vehicle of behind) vehicle.freshness.statusReason = reasons.get(vehicle.id) ?? null;
 }
 
