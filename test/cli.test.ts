@@ -110,6 +110,10 @@ describe('fleetwire', () => {
       const noFrom = await runFleetwire(['connections', 'backfill', workspace.id, connectionId], runEnv);
       expect(noFrom.code).toBe(2);
       expect(noFrom.output).toMatch(/missing --from/);
+      // An option the command does not know is a usage mistake, said with the usage, not a crash.
+      const unknownOption = await runFleetwire(['connections', 'backfill', workspace.id, connectionId, '--form', from], runEnv);
+      expect(unknownOption.code).toBe(2);
+      expect(unknownOption.output).toMatch(/Unknown option '--form'[\s\S]*usage: fleetwire/);
 
       // The lifecycle: rename and disable, move an unbound vehicle, delete only when told it is meant.
       const renamed = await runFleetwire(['workspaces', 'update', workspace.id, '--name', 'CLI depot north', '--enabled', 'false'], runEnv);

@@ -3,13 +3,25 @@
  * one) with the admin token, so the CLI and the API are one code path and work the same against a remote core.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Config } from '../config.ts';
 
 /** What the admin commands need: where core is, and the admin token. */
 export type AdminConfig = Pick<Config<'admin'>, 'coreUrl' | 'secrets'>;
 
 export class UsageError extends Error {}
+
+/**
+ * A command's arguments, positionals allowed: an unknown option, or one without its value, is a usage error (said
+ * with the usage, exit 2), not a crash.
+ */
+export function parseCommandArgs<const O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, allowPositionals: true, options });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
 
 /** Core answered a problem (application/problem+json): its status, stable code and detail, in the message too. */
 export class CoreProblem extends Error {
@@ -126,10 +138,7 @@ export const adminUsage = `
 
 /** Runs one admin command; answers what to print (JSON), or undefined when `group` is not an admin command. */
 export async function runAdminCommand(config: AdminConfig, group: string, args: string[]): Promise<unknown> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
+  const { values, positionals } = parseCommandArgs(args, {
       name: { type: 'string' },
       enabled: { type: 'string' },
       'poll-interval': { type: 'string' },
@@ -149,7 +158,6 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
       from: { type: 'string' },
       connection: { type: 'string' },
       yes: { type: 'boolean' },
-    },
   });
   const [action, ws, id, extra] = positionals;
   const workspace = () => encodeURIComponent(need(ws, '<workspace>'));

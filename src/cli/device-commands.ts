@@ -6,12 +6,11 @@
  * prints core's answer as it is, for scripts.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 // The shapes core answers (types only: nothing of core is loaded).
 import type { BindMatchingResult, DiscoveredDevice } from '../core/registry/discovered-devices.ts';
 import type { ImportRowError } from '../core/registry/vehicle-import.ts';
 import { cell as textCell, second, table } from './text-table.ts';
-import { callCore, CoreProblem, need, UsageError, type AdminConfig } from './admin-commands.ts';
+import { callCore, CoreProblem, need, parseCommandArgs, UsageError, type AdminConfig } from './admin-commands.ts';
 
 export const deviceUsage = `
   devices discovered --workspace <ws> [--status pending|ignored|bound] [--connection <connection>]
@@ -51,26 +50,18 @@ function discoveredText(workspace: string, status: string, page: { items: Discov
 }
 
 function parseDeviceArgs(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        workspace: { type: 'string' },
-        connection: { type: 'string' },
-        status: { type: 'string' },
-        vehicle: { type: 'string' },
-        name: { type: 'string' },
-        vin: { type: 'string' },
-        prefix: { type: 'string' },
-        'name-template': { type: 'string' },
-        'dry-run': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
+  return parseCommandArgs(args, {
+    workspace: { type: 'string' },
+    connection: { type: 'string' },
+    status: { type: 'string' },
+    vehicle: { type: 'string' },
+    name: { type: 'string' },
+    vin: { type: 'string' },
+    prefix: { type: 'string' },
+    'name-template': { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
 }
 
 const actions = new Set(['discovered', 'bind', 'ignore', 'unignore', 'bind-matching']);

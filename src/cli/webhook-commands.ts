@@ -4,11 +4,10 @@
  * `add` shows the signing secret, which core answers this once; `list` is a table of state and delivery health.
  * `--json` prints core's answer as it is, for scripts.
  */
-import { parseArgs } from 'node:util';
 import { eventTypes } from '../core/events/catalogue.ts';
 // The shape core's webhook routes answer (a type only: nothing of core is loaded).
 import type { Webhook } from '../core/events/webhooks.ts';
-import { callCore, CoreProblem, need, UsageError, type AdminConfig } from './admin-commands.ts';
+import { callCore, CoreProblem, need, parseCommandArgs, UsageError, type AdminConfig } from './admin-commands.ts';
 import { cell, second, table } from './text-table.ts';
 
 export const webhookUsage = `
@@ -84,23 +83,14 @@ function parseTypes(text: string | undefined): string[] {
 }
 
 function parseWebhookArgs(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        workspace: { type: 'string' },
-        url: { type: 'string' },
-        types: { type: 'string' },
-        description: { type: 'string' },
-        from: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    });
-  } catch (error) {
-    // An unknown option or one without its value is a usage error: say it with the usage, exit 2.
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
+  return parseCommandArgs(args, {
+    workspace: { type: 'string' },
+    url: { type: 'string' },
+    types: { type: 'string' },
+    description: { type: 'string' },
+    from: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
 }
 
 const actions = new Set(['add', 'list', 'pause', 'resume', 'replay', 'remove']);

@@ -20,9 +20,10 @@ import { optionsSchemaOf } from '../../providers/provider.ts';
 import { isProviderError } from '../../providers/provider-error.ts';
 import type { Database, Sql } from '../db/database.ts';
 import { ingestBatch } from '../ingest/ingest-batch.ts';
-import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
+import { runWhenAdmitted, type IngestGate } from '../ingest/ingest-gate.ts';
 import { listBoundDevices } from '../polling/poll-store.ts';
 import { CredentialsUnreadableError, decryptCredentials } from '../registry/credentials-cipher.ts';
+import { sleepUnlessAborted } from '../time.ts';
 import {
   BackfillLeaseLostError,
   claimBackfillJob,
@@ -83,16 +84,6 @@ export const defaultBackfillRunnerOptions: BackfillRunnerOptions = {
   pagePauseMs: 100,
 };
 
-const realSleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 /** A job-level failure that is ours or the connection's, with the class it is recorded under. */
 class JobError extends Error {
@@ -109,7 +100,7 @@ class JobError extends Error {
 export function createBackfillRunner(deps: BackfillRunnerDeps, given: Partial<BackfillRunnerOptions> = {}): BackfillRunner {
   const options = { ...defaultBackfillRunnerOptions, ...given };
   const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? realSleep;
+  const sleep = options.sleep ?? sleepUnlessAborted;
   const random = options.random ?? Math.random;
   const holder = options.holder ?? `${hostname()}:${process.pid}#${randomBytes(4).toString('hex')}`;
   const sessions = new Map<string, Map<string, unknown>>();
@@ -118,17 +109,6 @@ export function createBackfillRunner(deps: BackfillRunnerDeps, given: Partial<Ba
   let stopping = false;
   let inFlight: Promise<unknown> | undefined;
   let abort = new AbortController();
-
-  async function ingestThroughGate<T>(work: () => Promise<T>, signal: AbortSignal): Promise<T> {
-    for (;;) {
-      try {
-        return await deps.ingestGate.run(work);
-      } catch (error) {
-        if (!(error instanceof IngestOverloadedError) || signal.aborted) throw error;
-        await sleep(error.retryAfterMs * (0.5 + random()), signal);
-      }
-    }
-  }
 
   /** One page into ingest, its progress in the last batch's transaction. */
   async function commitPage(job: ClaimedBackfill, lease: BackfillLease, page: HistoryPage, windowsDone: number, signal: AbortSignal): Promise<void> {
@@ -160,7 +140,7 @@ export function createBackfillRunner(deps: BackfillRunnerDeps, given: Partial<Ba
     for (const [i, batch] of batches.entries()) {
       const last = i === batches.length - 1;
       const withinTransaction = (tx: Sql) => recordBackfillProgress(tx, lease, now(), { ...none, ...progress, ...earlier, fetched, requests: page.requests });
-      const outcome = await ingestThroughGate(() => ingestBatch(deps.db, batch, { now: now(), ...(last ? { withinTransaction } : {}) }), signal);
+      const outcome = await runWhenAdmitted(deps.ingestGate, () => ingestBatch(deps.db, batch, { now: now(), ...(last ? { withinTransaction } : {}) }), { signal, random, sleep });
       const counts = { accepted: outcome.counts.accepted, late: outcome.counts.late, duplicate: outcome.counts.duplicate, rejected: outcome.counts.rejected };
       if (!last) {
         for (const key of ['accepted', 'late', 'duplicate', 'rejected'] as const) earlier[key] += counts[key];

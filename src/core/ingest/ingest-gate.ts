@@ -56,3 +56,22 @@ export function createIngestGate(options: { concurrency: number; queueLimit: num
     },
   };
 }
+
+/**
+ * Runs `work` through `gate`; while ingest is at capacity, waits the refusal's Retry-After (with jitter: half to one
+ * and a half times it) and tries again, until `signal` aborts: how the poll runner and the backfill runner ingest.
+ */
+export async function runWhenAdmitted<T>(
+  gate: IngestGate,
+  work: () => Promise<T>,
+  wait: { signal: AbortSignal; random: () => number; sleep: (ms: number, signal: AbortSignal) => Promise<void> },
+): Promise<T> {
+  for (;;) {
+    try {
+      return await gate.run(work);
+    } catch (error) {
+      if (!(error instanceof IngestOverloadedError) || wait.signal.aborted) throw error;
+      await wait.sleep(error.retryAfterMs * (0.5 + wait.random()), wait.signal);
+    }
+  }
+}

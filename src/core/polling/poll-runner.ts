@@ -19,10 +19,11 @@ import { optionsSchemaOf } from '../../providers/provider.ts';
 import { isProviderError, type ProviderErrorClass } from '../../providers/provider-error.ts';
 import type { Database } from '../db/database.ts';
 import { ingestBatch } from '../ingest/ingest-batch.ts';
-import { IngestOverloadedError, type IngestGate } from '../ingest/ingest-gate.ts';
+import { runWhenAdmitted, type IngestGate } from '../ingest/ingest-gate.ts';
 import { recordPollRun } from '../metrics.ts';
 import { keyFingerprint } from '../registry/credential-key.ts';
 import { CredentialsUnreadableError, decryptCredentials } from '../registry/credentials-cipher.ts';
+import { sleepUnlessAborted } from '../time.ts';
 import type { WorkspacePollJob } from './job-queue.ts';
 import {
   claimPollRun,
@@ -98,18 +99,6 @@ class CursorMovedError extends Error {
 
 class DeadlineError extends Error {}
 
-/** Waits `ms`, or less if `signal` aborts; its listener goes either way (a run may sleep many times on one signal). */
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-
 /** When to poll a failing connection again, by error class and how many failures in a row. */
 function nextAttempt(
   errorClass: PollErrorClass,
@@ -159,18 +148,6 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
   const claimPrefix = `${runnerId}#${randomBytes(4).toString('hex')}/`;
   const running = new Set<string>();
 
-  /** Ingests through the gate; while ingest is at capacity, waits its Retry-After (with jitter) and tries again. */
-  async function ingestThroughGate<T>(work: () => Promise<T>, signal: AbortSignal): Promise<T> {
-    for (;;) {
-      try {
-        return await deps.ingestGate.run(work);
-      } catch (error) {
-        if (!(error instanceof IngestOverloadedError) || signal.aborted) throw error;
-        await sleep(error.retryAfterMs * (0.5 + random()), signal);
-      }
-    }
-  }
-
   async function ingestPage(
     workspaceId: string,
     connection: PollConnection,
@@ -202,7 +179,11 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       if (chunk.length === 0) {
         await deps.db.transaction(commitCursor);
       } else {
-        const outcome = await ingestThroughGate(() => ingestBatch(deps.db, chunk, last ? { withinTransaction: commitCursor } : {}), signal);
+        const outcome = await runWhenAdmitted(deps.ingestGate, () => ingestBatch(deps.db, chunk, last ? { withinTransaction: commitCursor } : {}), {
+          signal,
+          random,
+          sleep: sleepUnlessAborted,
+        });
         totals.accepted += outcome.counts.accepted;
         totals.late += outcome.counts.late;
         totals.duplicate += outcome.counts.duplicate;
@@ -304,14 +285,14 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
           if (error.errorClass === 'rate_limited' && rateLimitedLeft > 0 && (error.retryAfterMs ?? Infinity) <= Math.min(options.maxInlineRetryAfterMs, remaining - 1000)) {
             rateLimitedLeft -= 1;
             log.debug({ 'fleetwire.retry_after_ms': error.retryAfterMs }, 'rate limited; waiting within the run');
-            await sleep(error.retryAfterMs!, deadline.signal);
+            await sleepUnlessAborted(error.retryAfterMs!, deadline.signal);
             continue;
           }
           if ((error.errorClass === 'transient' || error.errorClass === 'malformed_response') && transientLeft > 0) {
             const wait = 500 * 2 ** (options.transientRetries - transientLeft) * (0.5 + random());
             if (wait < remaining - 1000) {
               transientLeft -= 1;
-              await sleep(wait, deadline.signal);
+              await sleepUnlessAborted(wait, deadline.signal);
               continue;
             }
           }

@@ -19,19 +19,21 @@
 import { z } from 'zod';
 import type { PollAdapter, PollContext, PollPage } from '../poll-adapter.ts';
 import { ProviderError } from '../provider-error.ts';
-import { createGeotabClient, defaultTimeoutMs, type GeotabClient } from './client.ts';
-import { geotabContract, geotabOptionsSchema, type GeotabOptions } from './contract.ts';
+import { geotabContract } from './contract.ts';
 import {
-  mapChargeEvents,
-  mapDeviceStatusInfos,
-  mapLogRecords,
-  mapStatusData,
-  type GeotabDeviceReadings,
-  type MappedEntities,
-  type SourceMemory,
-} from './mapping.ts';
+  chargeEventFeed,
+  feedDrained,
+  geotabClientFor,
+  geotabOptionsOf,
+  readingFeeds,
+  requestCounter,
+  sourceMemoryOf,
+  type FeedContext,
+  type GeotabFeed,
+} from './feeds.ts';
+import { mapDeviceStatusInfos, type GeotabDeviceReadings } from './mapping.ts';
 import { realClock, type PacingClock } from './pacing.ts';
-import { maxResultsLimit, type FeedTypeName, type GeotabLogin } from './wire.ts';
+import { maxResultsLimit, type GeotabLogin } from './wire.ts';
 
 export interface GeotabCursor {
   statusData?: string;
@@ -60,19 +62,10 @@ export interface GeotabPollOptions {
   sleep?: PacingClock['sleep'];
 }
 
-interface FeedContext {
-  options: GeotabOptions;
-  sources: SourceMemory;
-}
-
-const feeds: readonly { typeName: FeedTypeName; key: keyof GeotabCursor; map: (entities: readonly unknown[], context: FeedContext) => MappedEntities }[] = [
-  {
-    typeName: 'StatusData',
-    key: 'statusData',
-    map: (entities, { options, sources }) => mapStatusData(entities, { batteryPowerChargingSign: options.batteryPowerChargingSign, sources }),
-  },
-  { typeName: 'LogRecord', key: 'logRecord', map: mapLogRecords },
-  { typeName: 'ChargeEvent', key: 'chargeEvent', map: mapChargeEvents },
+const feeds: readonly (GeotabFeed & { key: keyof GeotabCursor })[] = [
+  { ...readingFeeds[0]!, key: 'statusData' },
+  { ...readingFeeds[1]!, key: 'logRecord' },
+  { ...chargeEventFeed, key: 'chargeEvent' },
 ];
 
 const cursorSchema = z.object({
@@ -106,18 +99,9 @@ export function createGeotabPollAdapter(options: GeotabPollOptions = {}): PollAd
   const clock: PacingClock = { now, sleep: options.sleep ?? realClock.sleep };
 
   async function* poll(context: PollContext<GeotabLogin>): AsyncGenerator<GeotabPollPage> {
-    const parsedOptions = geotabOptionsSchema.safeParse(context.options ?? {});
-    if (!parsedOptions.success) throw new ProviderError('permanent', "Geotab: the connection's options do not fit (batteryPowerChargingSign is 'negative' or 'positive')");
-    const client = createGeotabClient({
-      baseUrl: context.baseUrl,
-      login: context.credentials,
-      session: context.session,
-      signal: context.signal,
-      timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
-      clock,
-    });
+    const client = geotabClientFor(context, { timeoutMs: options.timeoutMs, clock });
     const counter = requestCounter(client);
-    const feedContext: FeedContext = { options: parsedOptions.data, sources: sourceMemoryOf(context.session) };
+    const feedContext: FeedContext = { options: geotabOptionsOf(context.options), sources: sourceMemoryOf(context.session, sourcesKey) };
     let cursor = readCursor(context.cursor);
     const fromDate = new Date(now() - lookbackMs).toISOString();
 
@@ -135,8 +119,7 @@ export function createGeotabPollAdapter(options: GeotabPollOptions = {}): PollAd
         const mapped = feed.map(answer.data, feedContext);
         cursor = { ...cursor, [feed.key]: answer.toVersion };
         yield { devices: mapped.devices, cursor, requests: counter(), skipped: mapped.skipped };
-        // A short page means the feed is drained for now; an unmoved version would loop on the same page.
-        if (answer.data.length < resultsLimit || answer.toVersion === fromVersion) break;
+        if (feedDrained(answer, resultsLimit, fromVersion)) break;
       }
     }
 
@@ -145,24 +128,6 @@ export function createGeotabPollAdapter(options: GeotabPollOptions = {}): PollAd
   }
 
   return { contract: geotabContract, poll };
-}
-
-function sourceMemoryOf(session: Map<string, unknown>): SourceMemory {
-  const held = session.get(sourcesKey);
-  if (held instanceof Map) return held as SourceMemory;
-  const fresh: SourceMemory = new Map();
-  session.set(sourcesKey, fresh);
-  return fresh;
-}
-
-/** Requests since the previous page. */
-function requestCounter(client: GeotabClient): () => number {
-  let counted = 0;
-  return () => {
-    const delta = client.requests - counted;
-    counted = client.requests;
-    return delta;
-  };
 }
 
 export const geotabPollAdapter: PollAdapter<GeotabLogin> = createGeotabPollAdapter();

@@ -16,12 +16,11 @@
  */
 import { z } from 'zod';
 import type { HistoryAdapter, HistoryContext, HistoryPage, HistoryQuery } from '../history-adapter.ts';
-import { ProviderError } from '../provider-error.ts';
-import { createGeotabClient, defaultTimeoutMs } from './client.ts';
 import { geotabContract, geotabOptionsSchema } from './contract.ts';
-import { mapLogRecords, mapStatusData, toUtcTimestamp, type MappedEntities, type SourceMemory } from './mapping.ts';
+import { feedDrained, geotabClientFor, geotabOptionsOf, readingFeeds, requestCounter, sourceMemoryOf, type FeedContext } from './feeds.ts';
+import { toUtcTimestamp } from './mapping.ts';
 import { realClock, type PacingClock } from './pacing.ts';
-import { maxResultsLimit, type FeedTypeName, type GeotabLogin } from './wire.ts';
+import { maxResultsLimit, type GeotabLogin } from './wire.ts';
 
 export const geotabDefaultHistoryDays = 365;
 
@@ -47,32 +46,17 @@ export function createGeotabHistoryAdapter(settings: GeotabHistoryOptions = {}):
   const maxPages = settings.maxPagesPerFeed ?? 200;
 
   async function* readWindow(context: HistoryContext<GeotabLogin>, query: HistoryQuery): AsyncGenerator<HistoryPage> {
-    const options = geotabOptionsSchema.safeParse(context.options ?? {});
-    if (!options.success) throw new ProviderError('permanent', "Geotab: the connection's options do not fit");
-    const client = createGeotabClient({
-      baseUrl: context.baseUrl,
-      login: context.credentials,
-      session: context.session,
-      signal: context.signal,
-      timeoutMs: settings.timeoutMs ?? defaultTimeoutMs,
-      clock,
-    });
-    const held = context.session.get(sourcesKey);
-    const sources: SourceMemory = held instanceof Map ? (held as SourceMemory) : new Map();
-    context.session.set(sourcesKey, sources);
-    const feeds: readonly { typeName: FeedTypeName; map: (entities: readonly unknown[]) => MappedEntities }[] = [
-      { typeName: 'StatusData', map: (entities) => mapStatusData(entities, { batteryPowerChargingSign: options.data.batteryPowerChargingSign, sources }) },
-      { typeName: 'LogRecord', map: mapLogRecords },
-    ];
+    const client = geotabClientFor(context, { timeoutMs: settings.timeoutMs, clock });
+    const counter = requestCounter(client);
+    const feedContext: FeedContext = { options: geotabOptionsOf(context.options), sources: sourceMemoryOf(context.session, sourcesKey) };
     const fromMs = Date.parse(query.from);
     const toMs = Date.parse(query.to);
     const wanted = new Set(query.devices);
     const stored = positionSchema.safeParse(query.cursor);
-    let position: Position = stored.success && stored.data.feed < feeds.length ? stored.data : { feed: 0 };
-    let requestsBefore = client.requests;
+    let position: Position = stored.success && stored.data.feed < readingFeeds.length ? stored.data : { feed: 0 };
     let pages = 0;
     for (;;) {
-      const feed = feeds[position.feed]!;
+      const feed = readingFeeds[position.feed]!;
       const answer = await client.getFeed(feed.typeName, {
         fromVersion: position.version,
         fromDate: position.version ? undefined : query.from,
@@ -83,21 +67,19 @@ export function createGeotabHistoryAdapter(settings: GeotabHistoryOptions = {}):
         const device = (entity as { device?: { id?: unknown } } | null)?.device?.id;
         return typeof device === 'string' && wanted.has(device);
       });
-      const mapped = feed.map(inWindow);
+      const mapped = feed.map(inWindow, feedContext);
       const devices = mapped.devices
         .map((device) => ({ externalDeviceId: device.externalDeviceId, readings: device.readings.filter((r) => within(r.observedAt, fromMs, toMs)) }))
         .filter((device) => device.readings.length > 0);
-      const drained = answer.data.length < resultsLimit || answer.toVersion === position.version || pages >= maxPages;
+      const drained = feedDrained(answer, resultsLimit, position.version) || pages >= maxPages;
       const next: Position | undefined =
         !drained && !wholePageAfter(answer.data, toMs)
           ? { feed: position.feed, version: answer.toVersion }
-          : position.feed + 1 < feeds.length
+          : position.feed + 1 < readingFeeds.length
             ? { feed: position.feed + 1 }
             : undefined;
       if (next?.feed !== position.feed) pages = 0;
-      const requests = client.requests - requestsBefore;
-      requestsBefore = client.requests;
-      yield { devices, cursor: next ?? null, final: next === undefined, requests, skipped: mapped.skipped };
+      yield { devices, cursor: next ?? null, final: next === undefined, requests: counter(), skipped: mapped.skipped };
       if (!next) return;
       position = next;
     }
