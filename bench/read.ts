@@ -7,12 +7,16 @@
  * chart the dashboard draws, downsampled in the database to 1 h buckets (`history?bucket=1h`), is measured on them.
  * The workspace's connection also reports 5,000 devices nobody bound (BENCH_DISCOVERED; one in ten ignored), as a
  * shared provider account does: the onboarding list (`discovered-devices`, pages of 100) is measured on them.
+ * The workspace is in cutover shadow with a day of parity kept for 4 signals of every vehicle (read-parity.ts): the
+ * parity report over 24 h (`cutover/parity?window=24h`) is measured on it, BENCH_PARITY_SAMPLES times (20 unless
+ * told: each sums a day of hours of 40,000 vehicle signals), and each answer is checked against the seed.
  *
  * Runs on PGlite, and on PostgreSQL too when FLEETWIRE_BENCH_DATABASE_URL (or DATABASE_URL) names one.
  * Not part of `npm test`.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { request } from 'undici';
+import { checkParityReport, paritySignals, parityWindowHours, seedParity, type ParitySeed } from './read-parity.ts';
 import { onBenchDatabases, startBenchApp } from './support.ts';
 import { signalNames } from '../src/canonical/signals.ts';
 import type { Database } from '../src/core/db/database.ts';
@@ -27,6 +31,7 @@ const samples = Number(process.env.BENCH_SAMPLES ?? 100);
 const weekVehicles = Math.min(vehicles, Number(process.env.BENCH_WEEK_VEHICLES ?? 100));
 const weekMs = 7 * 86_400_000;
 const discovered = Number(process.env.BENCH_DISCOVERED ?? 5000);
+const paritySamples = Number(process.env.BENCH_PARITY_SAMPLES ?? Math.min(samples, 20));
 
 /** A plausible value of each signal, as SQL over the vehicle number `n` and the minute `m`. */
 const valueSql: Record<(typeof signalNames)[number], string> = {
@@ -45,7 +50,7 @@ const valueSql: Record<(typeof signalNames)[number], string> = {
   connectivity_state: `to_jsonb(CASE WHEN n % 50 = 0 THEN 'asleep' ELSE 'online' END)`,
 };
 
-async function seed(db: Database, secretKey: Buffer): Promise<{ workspaceId: string; vehicleIds: string[] }> {
+async function seed(db: Database, secretKey: Buffer): Promise<{ workspaceId: string; vehicleIds: string[]; parity: ParitySeed }> {
   const workspace = await createWorkspace(db, { name: 'Read bench depot' });
   const connection = await createConnection(db, secretKey, workspace.id, { provider: 'samsara', transport: 'poll', credentials: { apiToken: 'bench' } });
   const ids = Array.from({ length: vehicles }, () => randomUUID());
@@ -105,6 +110,7 @@ async function seed(db: Database, secretKey: Buffer): Promise<{ workspaceId: str
        FROM generate_series(1, $3) AS n`,
     [workspace.id, connection.id, discovered],
   );
+  const parity = await seedParity(db, { workspaceId: workspace.id, connectionId: connection.id, vehicleIds: ids });
   // Seeding takes minutes: the vehicles' clocks are set again as it ends, so the fleet is measured as described (one
   // in twenty stale, one in fifty silent) rather than gone stale while the history was written.
   await db.query(
@@ -115,7 +121,7 @@ async function seed(db: Database, secretKey: Buffer): Promise<{ workspaceId: str
     [workspace.id, ids],
   );
   await db.exec('VACUUM ANALYZE');
-  return { workspaceId: workspace.id, vehicleIds: ids };
+  return { workspaceId: workspace.id, vehicleIds: ids, parity };
 }
 
 function percentile(values: number[], p: number): number {
@@ -127,7 +133,7 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
   await migrate(db);
   const secretKey = randomBytes(32);
   const seeded = Date.now();
-  const { workspaceId, vehicleIds } = await seed(db, secretKey);
+  const { workspaceId, vehicleIds, parity } = await seed(db, secretKey);
   const seedSeconds = (Date.now() - seeded) / 1000;
   const bench = await startBenchApp(db, { jobSchema, secretKey });
   const { adminToken, dispatcher } = bench;
@@ -183,6 +189,13 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
     cursor = (JSON.parse(answer.body) as { nextCursor: string | null }).nextCursor;
     if (i >= 10) discoveredPages.push(answer.ms);
   }
+  // The parity report: two to warm up, then each answer checked against the seed as it is timed.
+  const parityReports: number[] = [];
+  for (let i = 0; i < paritySamples + 2; i += 1) {
+    const answer = await get(`/v1/workspaces/${workspaceId}/cutover/parity?window=${parityWindowHours}h`);
+    checkParityReport(answer.body, parity, vehicles);
+    if (i >= 2) parityReports.push(answer.ms);
+  }
   await bench.close();
   const line = (name: string, values: number[], goal: string) =>
     `${backend.padEnd(9)} ${name.padEnd(34)} p50 ${percentile(values, 50).toFixed(1).padStart(6)} ms   p99 ${percentile(values, 99).toFixed(1).padStart(6)} ms   (${values.length} requests${goal})`;
@@ -194,6 +207,8 @@ async function runOn(backend: string, db: Database, jobSchema: string): Promise<
       line('workspace health', healths, backend === 'postgres' ? '; goal p99 <= 100 ms' : ''),
       line("one vehicle's week chart, 1 h", weeks, `; ${weekBuckets} buckets from ${Math.floor(weekMs / 60_000)} readings${backend === 'postgres' ? '; goal p99 <= 50 ms' : ''}`),
       line('discovered devices page (100)', discoveredPages, `; ${discovered} discovered, pages in turn`),
+      `${backend.padEnd(9)} seeded parity: ${parity.hourRows} parity_hours rows (${vehicles} vehicles x ${paritySignals.length} signals x ${parity.hourRows / vehicles / paritySignals.length} h), ${parity.unpairedRows} unpaired shadow readings, in ${parity.seconds.toFixed(0)} s of the seed`,
+      line(`parity report, ${parityWindowHours} h (${vehicles.toLocaleString('en-US')} vehicles x ${paritySignals.length} signals)`, parityReports, backend === 'postgres' ? '; goal p99 <= 2000 ms' : ''),
       '',
     ].join('\n'),
   );

@@ -5,11 +5,12 @@
 import { adminGroups, adminUsage, runAdminCommand, UsageError } from './cli/admin-commands.ts';
 import { simulatorUsage } from './cli/simulator-usage.ts';
 import { runWebhookCommand, webhookUsage } from './cli/webhook-commands.ts';
+import { legacyPollerTokens, legacyPollerUsage, parseLegacyPollerArgs } from './cli/legacy-poller-command.ts';
 import { deviceUsage, runDeviceCommand, runVehicleImport } from './cli/device-commands.ts';
 import { ConfigError, configFor, environmentVariables } from './config.ts';
 import type { CoreConfig } from './core/runtime.ts';
 // Each command loads only what it runs (dynamic imports below): `stream` never loads core or the database
-// drivers, and only `demo` and `sim` load the demo and the simulators.
+// drivers, only `demo` and `sim` load the demo and the simulators, and `legacy-poller` the demo's legacy poller alone.
 import type { Demo } from './demo/run.ts';
 import { createLogger } from './logging.ts';
 
@@ -23,7 +24,7 @@ const usage = `usage: fleetwire <command>
   maintain    run retention once (history past each workspace's retention, old rejections and runs), make the
               coming days' history partitions, and exit
   rotate-key  re-encrypt every connection's credentials from FLEETWIRE_SECRET_KEY to FLEETWIRE_NEW_SECRET_KEY
-${adminUsage}${webhookUsage}${deviceUsage}
+${adminUsage}${webhookUsage}${deviceUsage}${legacyPollerUsage}
 
 Configuration comes from the environment: ${environmentVariables.join(', ')}.`;
 
@@ -57,7 +58,7 @@ function printBanner(config: CoreConfig, demo: Demo): void {
     '              (signs you in as admin; or open ' + `${core.url}/` + ' and paste a workspace key)',
     '',
     '  Demo workspaces (read keys):',
-    ...demo.workspaces.map((w) => `    ${w.name.padEnd(12)} ${w.id}  key ${w.apiKey}`),
+    ...demo.workspaces.map((w) => `    ${w.name.padEnd(Math.max(12, ...demo.workspaces.map((x) => x.name.length)))} ${w.id}  key ${w.apiKey}`),
     '',
     '  Within two minutes: fresh, silent and never-reported vehicles, unbound devices rejected as unknown_device,',
     '  and the Geotab connection failing for two minutes (its vehicles turn stale), then recovering.',
@@ -75,6 +76,17 @@ function printBanner(config: CoreConfig, demo: Demo): void {
         ]
       : ['  Webhook receiver: off (FLEETWIRE_WEBHOOKS_ALLOW_PRIVATE=false: core delivers to no loopback receiver)']),
     '',
+    ...(demo.legacyPoller
+      ? [
+          `  Legacy poller: ${demo.legacyPoller.workspace.name} is polled by a legacy poller (a process of its own, pid ${demo.legacyPoller.process.pid ?? '?'},`,
+          `    every ${demo.legacyPoller.intervalSeconds} s) that posts legacy_poll updates to core, with a defect: the odometer in miles for`,
+          `    ${demo.legacyPoller.milesAsKm.map((v) => `${v.name} (Samsara ${v.externalId})`).join(' and ')}, and every reading ${demo.legacyPoller.lagSeconds} s late.`,
+          '    The yard is in cutover shadow: core polls beside the legacy poller, and the parity report finds the defect',
+          `    (Settings, or GET /v1/workspaces/${demo.legacyPoller.workspace.id}/cutover/parity?window=1h). See docs/LEGACY-POLLER.md`,
+          '    and the migration runbook in docs/OPERATIONS.md.',
+          '',
+        ]
+      : []),
     `  API description: ${core.url}/openapi.json`,
     `  try:  curl -H "Authorization: Bearer ${demo.workspaces[0]?.apiKey ?? config.secrets.adminToken}" ${core.url}/v1/workspaces/${demo.workspaces[0]?.id ?? ''}/vehicles`,
     '',
@@ -142,6 +154,18 @@ async function main(argv: string[]): Promise<number> {
       const { runSimulators } = await import('./demo/sim-command.ts');
       const simulators = await runSimulators(rest);
       onShutdown(() => simulators.stop());
+      return -1;
+    }
+    case 'legacy-poller': {
+      // Usage mistakes first, then the configuration: a typo is said with the usage whatever the environment holds.
+      const args = parseLegacyPollerArgs(rest);
+      const tokens = legacyPollerTokens(configFor('legacy-poller'));
+      const { startLegacyPoller } = await import('./demo/legacy-poller.ts');
+      const poller = startLegacyPoller({ ...args, ...tokens, logger });
+      onShutdown(() => poller.stop());
+      // Started by the demo, over an IPC channel: the channel's end (the demo stopped, or killed outright) stops it
+      // too, so no poller is left behind posting to a core that is gone.
+      if (process.send) process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
       return -1;
     }
     case 'maintain': {

@@ -6,8 +6,8 @@
  * the embedded demo, and for core on the embedded database (one process by nature): they are kept in
  * `<data dir>/secrets.json`, so a restart keeps them. Everything else refuses to start without the secrets it needs
  * and names the variable: core on PostgreSQL (several processes must share one credential key and the tokens),
- * the stream runtime (the service token core checks), the admin commands (the admin token). The stream runtime and
- * the admin commands read a secrets file an embedded core on the same data dir wrote, but never write one.
+ * the stream runtime and the demo's legacy poller (the service token core checks), the admin commands (the admin
+ * token). Those read a secrets file an embedded core on the same data dir wrote, but never write one.
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -164,6 +164,11 @@ const environmentSchema = z.object({
     .default('fleetwire'),
   FLEETWIRE_MAP_TILE_URL: tileUrlTemplate.optional(),
   FLEETWIRE_MAP_TILE_ATTRIBUTION: z.string().max(300, 'must be at most 300 characters').optional(),
+  FLEETWIRE_LEGACY_SAMSARA_TOKEN: z
+    .string()
+    .max(512, 'must be at most 512 characters')
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+    .optional(),
   FLEETWIRE_JOB_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
@@ -198,6 +203,7 @@ export const purposes = {
   admin: { needs: ['adminToken'], generate: 'never', what: 'the admin commands' },
   database: { needs: [], generate: 'never', what: 'this command' },
   'rotate-key': { needs: ['secretKey'], generate: 'never', what: 'the key rotation' },
+  'legacy-poller': { needs: ['serviceToken'], generate: 'never', what: 'the legacy poller' },
 } as const satisfies Record<string, { needs: readonly SecretName[]; generate: 'always' | 'embedded' | 'never'; what: string }>;
 
 export type Purpose = keyof typeof purposes;
@@ -261,6 +267,10 @@ export interface Config<P extends Purpose = 'core'> {
     readonly tileUrl: string | undefined;
     /** The credit the tile provider asks for (FLEETWIRE_MAP_TILE_ATTRIBUTION), shown on the map as text. */
     readonly tileAttribution: string | undefined;
+  };
+  readonly legacyPoller: {
+    /** The Samsara API token `fleetwire legacy-poller` polls with (FLEETWIRE_LEGACY_SAMSARA_TOKEN). */
+    readonly samsaraToken: string | undefined;
   };
   readonly stream: {
     /** Per-vehicle coalescing window; 0 passes every reading on as it comes. */
@@ -421,6 +431,7 @@ export function loadConfig<P extends Purpose = 'core'>(env: NodeJS.ProcessEnv = 
       subjectPrefix: e.FLEETWIRE_NATS_SUBJECT_PREFIX,
     }),
     dashboard: Object.freeze({ tileUrl: e.FLEETWIRE_MAP_TILE_URL, tileAttribution: e.FLEETWIRE_MAP_TILE_ATTRIBUTION }),
+    legacyPoller: Object.freeze({ samsaraToken: e.FLEETWIRE_LEGACY_SAMSARA_TOKEN }),
     stream: Object.freeze({
       coalesceMs: e.FLEETWIRE_STREAM_COALESCE_MS,
       bufferReadings: e.FLEETWIRE_STREAM_BUFFER_READINGS,

@@ -60,6 +60,10 @@ describe('fleetwire', () => {
       const [, receiverUrl, southId] = await demo.waitFor(/Webhook receiver: (http:\/\/127\.0\.0\.1:\d+\/\S*)[\s\S]*webhooks list --workspace (\S+)/);
       const subscribed = await runFleetwire(['webhooks', 'list', '--workspace', southId!, '--json'], runEnv);
       expect(JSON.parse(subscribed.output).items).toMatchObject([{ url: receiverUrl, status: 'active', description: 'demo console receiver' }]);
+      // The migrating yard's legacy poller: a process of its own, with its defect, stopped with the demo (below).
+      const [, pollerPid] = await demo.waitFor(/Legacy poller: East yard \(migrating\) is polled by a legacy poller \(a process of its own, pid (\d+)/);
+      expect(demo.output()).toMatch(/odometer in miles for\s+East \w+ 001 \(Samsara \d+\) and East \w+ 002 \(Samsara \d+\), and every reading 90 s late/);
+      expect(() => process.kill(Number(pollerPid), 0)).not.toThrow();
 
       const created = await runFleetwire(['workspaces', 'create', '--name', 'CLI depot'], runEnv);
       expect(created.code).toBe(0);
@@ -90,6 +94,21 @@ describe('fleetwire', () => {
       expect(JSON.parse(policy.output).policy.pollIntervalSeconds).toBe(30);
       const cutover = await runFleetwire(['cutover', 'set', workspace.id, 'legacy'], runEnv);
       expect(JSON.parse(cutover.output).cutover.mode).toBe('legacy');
+      // Through shadow to core: refused on parity (there is none), forced with a reason, rolled back, all recorded.
+      expect(JSON.parse((await runFleetwire(['cutover', 'set', workspace.id, 'shadow'], runEnv)).output).cutover.mode).toBe('shadow');
+      expect(JSON.parse((await runFleetwire(['cutover', 'parity', workspace.id, '--window', '24h'], runEnv)).output).gate).toMatchObject({ met: false });
+      const gated = await runFleetwire(['cutover', 'set', workspace.id, 'core'], runEnv);
+      expect(gated.code).toBe(1);
+      expect(gated.output).toMatch(/409 parity_not_met/);
+      const forced = await runFleetwire(['cutover', 'set', workspace.id, 'core', '--force', '--reason', 'a CLI test'], runEnv);
+      expect(JSON.parse(forced.output).cutover.mode).toBe('core');
+      expect(JSON.parse((await runFleetwire(['cutover', 'set', workspace.id, 'legacy'], runEnv)).output).cutover.mode).toBe('legacy');
+      const transitions = JSON.parse((await runFleetwire(['cutover', 'transitions', workspace.id], runEnv)).output).items as { from: string; to: string; forced: boolean }[];
+      expect(transitions.slice(0, 3).map((t) => [t.from, t.to, t.forced])).toEqual([
+        ['core', 'legacy', false],
+        ['shadow', 'core', true],
+        ['legacy', 'shadow', false],
+      ]);
       const key = await runFleetwire(['api-keys', 'create', workspace.id, '--name', 'board'], runEnv);
       expect(JSON.parse(key.output).key).toMatch(/^fwk_/);
 
@@ -139,6 +158,7 @@ describe('fleetwire', () => {
       expect(wrong.output).toMatch(/400 validation_failed/);
 
       expect(await demo.stop('SIGTERM')).toBe(0);
+      expect(() => process.kill(Number(pollerPid), 0)).toThrow();
 
       // A restart keeps the tokens (from the data dir) and the data.
       const again = startFleetwire(['demo'], runEnv);

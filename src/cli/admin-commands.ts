@@ -115,7 +115,9 @@ export const adminUsage = `
   workspaces update <workspace> [--name <name>] [--enabled <bool>]
   workspaces delete <workspace> --yes       (everything of the workspace: nothing is kept)
   policy set <workspace> --enabled <bool> --poll-interval <s> --freshness <s> --silent-after <s> --retention-days <d>
-  cutover set <workspace> legacy|core
+  cutover set <workspace> legacy|shadow|core [--reason <text>] [--force]   (to core only when parity meets the gate, or forced with a reason)
+  cutover parity <workspace> [--window <hours>h]   (core's polling against the legacy poller's, and the gate's verdict)
+  cutover transitions <workspace>           (every change: who, when, from, to, why)
   connections list <workspace>
   connections add <workspace> --provider <name> --transport poll|stream [--base-url <url>] [--label <text>]
                   --credentials-file <path|-> [--options-file <path>]
@@ -158,6 +160,9 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
       from: { type: 'string' },
       connection: { type: 'string' },
       yes: { type: 'boolean' },
+      reason: { type: 'string' },
+      force: { type: 'boolean' },
+      window: { type: 'string' },
   });
   const [action, ws, id, extra] = positionals;
   const workspace = () => encodeURIComponent(need(ws, '<workspace>'));
@@ -192,7 +197,15 @@ export async function runAdminCommand(config: AdminConfig, group: string, args: 
         retentionDays: need(int(values['retention-days'], 'retention-days'), '--retention-days'),
       });
     case 'cutover set':
-      return callCore(config, 'PUT', `/v1/workspaces/${workspace()}/cutover`, { mode: need(id, 'legacy or core') });
+      return callCore(config, 'PUT', `/v1/workspaces/${workspace()}/cutover`, {
+        mode: need(id, 'legacy, shadow or core'),
+        ...(values.reason !== undefined ? { reason: values.reason } : {}),
+        ...(values.force === true ? { force: true } : {}),
+      });
+    case 'cutover parity':
+      return callCore(config, 'GET', `/v1/workspaces/${workspace()}/cutover/parity${values.window !== undefined ? `?window=${encodeURIComponent(values.window)}` : ''}`);
+    case 'cutover transitions':
+      return callCore(config, 'GET', `/v1/workspaces/${workspace()}/cutover/transitions`);
     case 'connections list':
       return callCore(config, 'GET', `/v1/workspaces/${workspace()}/connections`);
     case 'connections add':

@@ -9,6 +9,8 @@ export class DomainError extends Error {
     readonly kind: DomainErrorKind,
     readonly code: string,
     message: string,
+    /** Each reason a request was refused for, when there are several (a problem's `reasons`). */
+    readonly reasons?: readonly string[],
   ) {
     super(message);
     this.name = 'DomainError';

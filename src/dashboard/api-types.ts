@@ -94,8 +94,9 @@ export interface Workspace {
     retentionDays: number;
     socThresholdsPct: number[];
     eventRetentionDays: number;
+    cutoverGate: { windowHours: number; minCoveragePct: number; minAgreementPct: number; matchSeconds: number };
   };
-  cutover: { mode: 'legacy' | 'core'; changedAt: string };
+  cutover: { mode: 'legacy' | 'shadow' | 'core'; changedAt: string };
 }
 
 /** `GET /v1/workspaces/{ws}/api-keys`: never the key itself, which only the answer that made it holds. */
@@ -169,4 +170,53 @@ export interface ChargingSession {
   startSocPct: number | null;
   endSocPct: number | null;
   energyKwh: number | null;
+}
+
+/** What parity counts, for the whole window, a signal or a vehicle (src/core/cutover/parity.ts says what each is). */
+export interface ParityFigures {
+  legacyReadings: number;
+  coreReadings: number;
+  pairs: number;
+  agreed: number;
+  missingInCore: number;
+  missingInLegacy: number;
+  coveragePct: number | null;
+  agreementPct: number | null;
+}
+
+export interface ParitySide {
+  meanLagSeconds: number | null;
+  newestObservedAt: string | null;
+}
+
+export interface ParityDifference {
+  vehicleId: string;
+  vehicleName: string;
+  signal: string;
+  kind: 'disagreement' | 'missing_in_core' | 'missing_in_legacy';
+  observedAt: string;
+  core?: unknown;
+  legacy?: unknown;
+}
+
+/** `GET /v1/workspaces/{ws}/cutover/parity?window=24h`: the two pollers compared over the last hours (the current one included). */
+export interface ParityReport {
+  workspaceId: string;
+  window: { hours: number; from: string; to: string };
+  summary: ParityFigures & { freshness: { core: ParitySide; legacy: ParitySide } };
+  bySignal: (ParityFigures & { signal: string })[];
+  worstVehicles: (ParityFigures & { vehicleId: string; vehicleName: string; worstSignal: string })[];
+  differences: ParityDifference[];
+  gate: { minCoveragePct: number; minAgreementPct: number; met: boolean; reasons: string[] };
+}
+
+/** `GET /v1/workspaces/{ws}/cutover/transitions`, newest first; the parity a change was judged on is not read. */
+export interface CutoverTransition {
+  id: string;
+  at: string;
+  actor: string;
+  from: Workspace['cutover']['mode'];
+  to: Workspace['cutover']['mode'];
+  reason: string | null;
+  forced: boolean;
 }

@@ -9,6 +9,8 @@ import { vehicleStatuses, type ConnectionHealth, type FleetEvent, type Reason, t
 export type EventEffect =
   | { kind: 'vehicle'; vehicleId: string; signals: string[]; freshness: boolean }
   | { kind: 'connection'; connectionId: string; known: boolean }
+  /** The workspace's poller changed: what shows its migration asks again (nothing of it is held here). */
+  | { kind: 'cutover'; mode: string }
   | null;
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -87,6 +89,7 @@ function applyConnectionEvent(connections: readonly ConnectionHealth[], data: Re
 /** Applies one event to the vehicles and connections held; answers what it changed (null: nothing this view shows). */
 export function applyEvent(vehicles: ReadonlyMap<string, Vehicle>, connections: readonly ConnectionHealth[], event: FleetEvent): EventEffect {
   if (event.type === 'fleetwire.connection.health.changed') return applyConnectionEvent(connections, event.data);
+  if (event.type === 'fleetwire.workspace.cutover.changed') return typeof event.data.mode === 'string' ? { kind: 'cutover', mode: event.data.mode } : null;
   const vehicle = typeof event.data.vehicleId === 'string' ? vehicles.get(event.data.vehicleId) : undefined;
   // A vehicle registered after the last load: the next load brings its row.
   if (!vehicle) return null;

@@ -11,7 +11,7 @@
  * Four views: the fleet overview (every workspace's health, and "New workspace"; the admin token's first view), a
  * workspace (summary, map, vehicles with their charge readiness, the vehicle panel, connections, rejections), its
  * onboarding (discovered devices to bind or ignore; connections added, changed, removed) and, for the admin, its
- * settings (name, policy, cutover, API keys).
+ * settings (name, policy, cutover with the migration's parity, API keys).
  */
 import type { FleetEvent, Health, Rejection, Vehicle, VehicleStatus, Workspace } from './api-types.ts';
 import { createApi, loadVehicles, Unauthorized, workspaceOfKey } from './api.ts';
@@ -34,13 +34,14 @@ import { createWorkspacePicker } from './workspace-picker.ts';
 import { createSettings } from './workspace-settings.ts';
 
 const tokenKey = 'fleetwire.token';
-/** What the view shows of the catalogue: SoC crossings and cutovers change nothing in it. */
+/** What the view shows of the catalogue: SoC crossings change nothing in it; a cutover changes the migration panel. */
 const streamTypes = [
   'fleetwire.vehicle.state.changed',
   'fleetwire.vehicle.charging.started',
   'fleetwire.vehicle.charging.stopped',
   'fleetwire.vehicle.freshness.changed',
   'fleetwire.connection.health.changed',
+  'fleetwire.workspace.cutover.changed',
 ];
 /**
  * One full load every five minutes even while the stream is live: vehicles registered, renamed or deactivated,
@@ -126,6 +127,11 @@ const settings = createSettings({
   onChanged: (workspace) => {
     picker.list(workspace);
     void reload().catch(() => undefined);
+  },
+  onOpenVehicle: (id) => {
+    if (!state.workspaceId) return;
+    showWorkspace(state.workspaceId, 'workspace');
+    void selectVehicle(id);
   },
   onUnauthorized: signedOut,
 });
@@ -320,6 +326,11 @@ function receive(message: SseMessage): void {
 function apply(event: FleetEvent): void {
   const effect = applyEvent(state.vehicles, healthPanel.connections, event);
   if (!effect) return;
+  if (effect.kind === 'cutover') {
+    settings.cutoverChanged();
+    healthSoon();
+    return;
+  }
   if (effect.kind === 'connection') {
     healthPanel.refresh(effect.connectionId);
     healthSoon();

@@ -1,6 +1,7 @@
 /**
  * What every admin form of the dashboard shares: labelled fields, a message line that says what happened (the
- * API's problem detail and code on a failure, as the API words them), a submit button that cannot be pressed twice,
+ * API's problem detail and code on a failure, as the API words them, and each of its reasons on a line of its own when
+ * it gives several), a submit button that cannot be pressed twice,
  * and JSON objects read from text areas with the reason when they are not one.
  */
 import { ApiProblem, Unauthorized } from './api.ts';
@@ -29,16 +30,30 @@ export function failureText(error: unknown): string {
   return (error as Error).message;
 }
 
+/**
+ * A failure as a line and, when the problem gives each reason it was refused for (`reasons`, as a cutover gate not
+ * met does), those reasons to list under it; the line then leaves out the reasons the detail strings together.
+ */
+export function failureOf(error: unknown): { text: string; reasons: string[] } {
+  const reasons = error instanceof ApiProblem ? error.problem.reasons : undefined;
+  if (!(error instanceof ApiProblem) || !Array.isArray(reasons) || reasons.length === 0 || !reasons.every((r) => typeof r === 'string')) {
+    return { text: failureText(error), reasons: [] };
+  }
+  const detail = error.message.replace(`: ${reasons.join('; ')}`, '');
+  return { text: error.code ? `${detail} (${error.code})` : detail, reasons };
+}
+
 export interface FormMessage {
-  readonly node: HTMLParagraphElement;
+  readonly node: HTMLDivElement;
   say(text: string): void;
-  fail(text: string): void;
+  /** What failed, with each of `reasons` as a line of its own. */
+  fail(text: string, reasons?: readonly string[]): void;
   clear(): void;
 }
 
 /** A form's message line: announced politely when it says done, at once (an alert) when it says what failed. */
 export function formMessage(testId: string): FormMessage {
-  const node = el('p', { class: 'form-message muted', role: 'status', 'data-testid': testId });
+  const node = el('div', { class: 'form-message muted', role: 'status', 'data-testid': testId });
   return {
     node,
     say(text) {
@@ -46,10 +61,11 @@ export function formMessage(testId: string): FormMessage {
       node.className = 'form-message muted';
       setText(node, text);
     },
-    fail(text) {
+    fail(text, reasons = []) {
       node.setAttribute('role', 'alert');
       node.className = 'form-message error';
-      setText(node, text);
+      if (reasons.length === 0) setText(node, text);
+      else node.replaceChildren(text, el('ul', { class: 'form-reasons', 'data-testid': `${testId}-reasons` }, ...reasons.map((reason) => el('li', {}, reason))));
     },
     clear() {
       setText(node, '');
@@ -72,7 +88,10 @@ export function onSubmit(form: HTMLFormElement, message: FormMessage, onUnauthor
       .then((done) => message.say(done))
       .catch((error: unknown) => {
         if (error instanceof Unauthorized) onUnauthorized();
-        else message.fail(failureText(error));
+        else {
+          const { text, reasons } = failureOf(error);
+          message.fail(text, reasons);
+        }
       })
       .finally(() => {
         for (const button of buttons) button.disabled = false;

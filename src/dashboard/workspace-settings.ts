@@ -1,25 +1,31 @@
 /**
  * A workspace's settings page (admin): its name, its telematics policy (`PUT .../telematics-policy`, every field of
- * it, so nothing is reset to a default by omission), its cutover (which poller owns it) and its API keys
- * (api-keys.ts). Each form is filled from the workspace as the API answers it and says what the API answered.
+ * it, so nothing is reset to a default by omission), its cutover (which poller owns it) with the migration's parity
+ * under it (migration-panel.ts), and its API keys (api-keys.ts). Each form is filled from the workspace as the API
+ * answers it and says what the API answered: a cutover the gate refuses lists each of its reasons.
  */
 import type { Workspace } from './api-types.ts';
 import { Unauthorized, type Api } from './api.ts';
 import { createApiKeys } from './api-keys.ts';
 import { $, el } from './dom.ts';
 import { field, formMessage, input, onSubmit } from './forms.ts';
+import { createMigrationPanel } from './migration-panel.ts';
 
 export interface SettingsDeps {
   api: Api;
   workspaceId(): string | null;
   /** The workspace changed (renamed, policy, cutover): headings, the picker and the views must show it. */
   onChanged(workspace: Workspace): void;
+  /** A vehicle of the migration's worst list was chosen: open it as the vehicle table does. */
+  onOpenVehicle(vehicleId: string): void;
   onUnauthorized(): void;
 }
 
 export interface Settings {
   load(): Promise<void>;
-  /** The page is left: a key shown once goes from the page. */
+  /** The workspace's cutover changed (its event): the migration's parity and transitions are asked again. */
+  cutoverChanged(): void;
+  /** The page is left: a key shown once goes from the page, and the migration panel stops asking. */
   leave(): void;
 }
 
@@ -39,6 +45,7 @@ function thresholds(text: string): number[] {
 export function createSettings(deps: SettingsDeps): Settings {
   const path = (suffix = '') => `/v1/workspaces/${deps.workspaceId()}${suffix}`;
   const keys = createApiKeys({ api: deps.api, path, onUnauthorized: deps.onUnauthorized, root: $('settings-keys') });
+  const migration = createMigrationPanel({ api: deps.api, workspaceId: deps.workspaceId, onOpenVehicle: deps.onOpenVehicle, onUnauthorized: deps.onUnauthorized });
 
   const name = input({ name: 'name', required: '', maxlength: '200' });
   const renameMessage = formMessage('rename-message');
@@ -56,6 +63,10 @@ export function createSettings(deps: SettingsDeps): Settings {
   const retention = numberInput('retentionDays', 1, 3650);
   const eventRetention = numberInput('eventRetentionDays', 1, 90);
   const soc = input({ name: 'socThresholdsPct', inputmode: 'decimal' });
+  const gateWindow = numberInput('windowHours', 1, 168);
+  const gateCoverage = input({ name: 'minCoveragePct', type: 'number', min: '0', max: '100', step: 'any', required: '', inputmode: 'decimal' });
+  const gateAgreement = input({ name: 'minAgreementPct', type: 'number', min: '0', max: '100', step: 'any', required: '', inputmode: 'decimal' });
+  const gateMatch = numberInput('matchSeconds', 0, 3600);
   const policyMessage = formMessage('policy-message');
   const policyForm = el(
     'form',
@@ -68,6 +79,15 @@ export function createSettings(deps: SettingsDeps): Settings {
     field('History kept (days)', retention),
     field('Events kept for replay (days)', eventRetention),
     field('SoC thresholds (%)', soc, 'Comma separated; crossing one is an event, and the highest is the charge target.'),
+    el(
+      'fieldset',
+      {},
+      el('legend', {}, 'Cutover gate: from shadow to core only when parity holds'),
+      field('Parity window (hours)', gateWindow),
+      field('Coverage at least (%)', gateCoverage, "Of the legacy poller's readings, the share core's polling also has."),
+      field('Agreement at least (%)', gateAgreement, 'Of the readings both have, the share whose values agree.'),
+      field('Same reading within (seconds)', gateMatch),
+    ),
     el('div', { class: 'form-actions' }, el('button', { type: 'submit' }, 'Save policy')),
     policyMessage.node,
   );
@@ -80,13 +100,21 @@ export function createSettings(deps: SettingsDeps): Settings {
       retentionDays: retention.valueAsNumber,
       eventRetentionDays: eventRetention.valueAsNumber,
       socThresholdsPct: thresholds(soc.value),
+      cutoverGate: {
+        windowHours: gateWindow.valueAsNumber,
+        minCoveragePct: gateCoverage.valueAsNumber,
+        minAgreementPct: gateAgreement.valueAsNumber,
+        matchSeconds: gateMatch.valueAsNumber,
+      },
     });
     fill(workspace);
     deps.onChanged(workspace);
     return 'Policy saved.';
   });
 
-  const modes = (['core', 'legacy'] as const).map((mode) => input({ type: 'radio', name: 'mode', value: mode }));
+  const modes = (['core', 'shadow', 'legacy'] as const).map((mode) => input({ type: 'radio', name: 'mode', value: mode }));
+  const reason = input({ name: 'reason', maxlength: '500' });
+  const force = input({ name: 'force', type: 'checkbox' });
   const cutoverMessage = formMessage('cutover-message');
   const cutoverForm = el(
     'form',
@@ -96,16 +124,24 @@ export function createSettings(deps: SettingsDeps): Settings {
       {},
       el('legend', {}, 'Which poller owns this workspace'),
       el('label', { class: 'check' }, modes[0]!, ' core: core polls it'),
-      el('label', { class: 'check' }, modes[1]!, ' legacy: another poller does, and its updates come in through ingest'),
+      el('label', { class: 'check' }, modes[1]!, " shadow: the legacy poller owns it; core polls beside it for parity only"),
+      el('label', { class: 'check' }, modes[2]!, ' legacy: another poller does, and its updates come in through ingest'),
     ),
+    field('Reason', reason, 'Recorded with the change; needed to force one.'),
+    el('label', { class: 'check' }, force, ' Force: go to core even though parity does not meet the gate'),
     el('div', { class: 'form-actions' }, el('button', { type: 'submit' }, 'Save cutover')),
     cutoverMessage.node,
   );
   onSubmit(cutoverForm, cutoverMessage, deps.onUnauthorized, async () => {
     const mode = modes.find((radio) => radio.checked)?.value ?? 'core';
-    const workspace = await deps.api.send<Workspace>('PUT', path('/cutover'), { mode });
+    const why = reason.value.trim();
+    const workspace = await deps.api.send<Workspace>('PUT', path('/cutover'), { mode, ...(why ? { reason: why } : {}), ...(force.checked ? { force: true } : {}) });
+    reason.value = '';
+    force.checked = false;
     fill(workspace);
     deps.onChanged(workspace);
+    // The change made here shows at once; one made elsewhere arrives as its event.
+    migration.refresh();
     return `Cutover set to ${workspace.cutover.mode}.`;
   });
 
@@ -123,6 +159,10 @@ export function createSettings(deps: SettingsDeps): Settings {
     retention.value = String(policy.retentionDays);
     eventRetention.value = String(policy.eventRetentionDays);
     soc.value = policy.socThresholdsPct.join(', ');
+    gateWindow.value = String(policy.cutoverGate.windowHours);
+    gateCoverage.value = String(policy.cutoverGate.minCoveragePct);
+    gateAgreement.value = String(policy.cutoverGate.minAgreementPct);
+    gateMatch.value = String(policy.cutoverGate.matchSeconds);
     for (const radio of modes) radio.checked = radio.value === workspace.cutover.mode;
   }
 
@@ -130,6 +170,7 @@ export function createSettings(deps: SettingsDeps): Settings {
     async load() {
       if (!deps.workspaceId()) return;
       for (const message of [renameMessage, policyMessage, cutoverMessage]) message.clear();
+      migration.show();
       try {
         const [workspace] = await Promise.all([deps.api.get<Workspace>(path()), keys.load()]);
         fill(workspace);
@@ -138,6 +179,10 @@ export function createSettings(deps: SettingsDeps): Settings {
         else policyMessage.fail(`the workspace could not be read: ${(error as Error).message}`);
       }
     },
-    leave: () => keys.hideNewKey(),
+    cutoverChanged: () => migration.refresh(),
+    leave() {
+      keys.hideNewKey();
+      migration.leave();
+    },
   };
 }

@@ -1,6 +1,7 @@
 /**
  * `npm start`: the whole system in one process on embedded defaults. The provider simulators, core (API, ingest,
- * scheduler, poll runner) and the demo's workspaces, seeded on first start and brought up to date after that.
+ * scheduler, poll runner) and the demo's workspaces, seeded on first start and brought up to date after that; and,
+ * beside it in a process of its own, the migrating yard's legacy poller, with a defect for a parity report to find.
  */
 import { hostname } from 'node:os';
 import { getVehicle } from '../core/read/vehicles.ts';
@@ -9,7 +10,8 @@ import type { Logger } from '../logging.ts';
 import { streamAdapters } from '../providers/registry.ts';
 import { configuredStreamOptions, startStreamRuntime, type StreamRuntime } from '../stream/runtime.ts';
 import { demoWebhookTypes, demoWebhookWorkspace, removeDemoWebhook, seedDemo, seedDemoWebhook, type DemoWorkspace } from './seed.ts';
-import { demoFleetSizes, startDemoSimulators, type DemoSimulators } from './simulators.ts';
+import { startLegacyPollerProcess, type LegacyPollerProcess } from './legacy-poller-process.ts';
+import { demoFleetSizes, demoMigratingAccount, startDemoSimulators, type DemoSimulators } from './simulators.ts';
 import { startDemoWebhookReceiver, type DemoWebhookReceiver } from './webhook-receiver.ts';
 
 export interface Demo {
@@ -19,7 +21,43 @@ export interface Demo {
   workspaces: DemoWorkspace[];
   /** The console receiver and what it is subscribed to; absent where core may not deliver to loopback. */
   webhooks?: { receiver: DemoWebhookReceiver; workspace: DemoWorkspace; types: readonly string[] };
+  /** The migrating yard's legacy poller, and its defect. */
+  legacyPoller?: {
+    process: LegacyPollerProcess;
+    workspace: DemoWorkspace;
+    /** The vehicles whose odometer it sends in miles. */
+    milesAsKm: readonly { externalId: string; name: string }[];
+    lagSeconds: number;
+    intervalSeconds: number;
+  };
   stop(): Promise<void>;
+}
+
+/**
+ * The legacy poller's defect, for the parity report to find: two vehicles' odometers sent in miles as if they were
+ * km, and every reading 90 s late. It polls every 30 s, as an older integration would.
+ */
+export const demoLegacyDefect = { milesAsKmVehicles: 2, factor: 0.621371, lagSeconds: 90, intervalSeconds: 30 } as const;
+
+function startDemoLegacyPoller(config: CoreConfig, core: CoreRuntime, simulators: DemoSimulators, workspaces: DemoWorkspace[], logger: Logger): Demo['legacyPoller'] {
+  const workspace = workspaces.find((w) => w.migrating !== undefined);
+  if (!workspace?.migrating) return undefined;
+  const milesAsKm = workspace.migrating.vehicles.slice(0, demoLegacyDefect.milesAsKmVehicles);
+  const args = [
+    ...['--core-url', core.url, '--workspace', workspace.id, '--connection', workspace.migrating.connectionId],
+    ...['--samsara-url', simulators.running.samsara.url, '--interval', String(demoLegacyDefect.intervalSeconds)],
+    ...['--unit-error-factor', String(demoLegacyDefect.factor), '--unit-error-signal', 'odometer_km', ...milesAsKm.flatMap((v) => ['--unit-error-device', v.externalId])],
+    ...['--lag', String(demoLegacyDefect.lagSeconds)],
+  ];
+  const poller = startLegacyPollerProcess({
+    args,
+    serviceToken: config.secrets.serviceToken,
+    samsaraToken: demoMigratingAccount.credentials.apiToken,
+    logLevel: config.logLevel,
+    dataDir: config.dataDir,
+    logger,
+  });
+  return { process: poller, workspace, milesAsKm, lagSeconds: demoLegacyDefect.lagSeconds, intervalSeconds: demoLegacyDefect.intervalSeconds };
 }
 
 /** Simulator ports follow core's: core on 8080 puts them on 8081-8084. */
@@ -113,14 +151,18 @@ export async function startDemo(config: CoreConfig, logger: Logger): Promise<Dem
       refreshMs: 5_000,
     });
     const calm = scheduleTrouble(simulators, logger);
+    const legacyPoller = startDemoLegacyPoller(config, core, simulators, workspaces, logger);
     return {
       core,
       stream,
       simulators,
       workspaces,
       ...(webhooks ? { webhooks } : {}),
+      ...(legacyPoller ? { legacyPoller } : {}),
       stop: async () => {
         calm();
+        // Before core: its last post is answered, not cut off.
+        await legacyPoller?.process.stop();
         await stream.stop();
         // After core: its dispatcher finishes the deliveries under way, and they find the receiver still there.
         await core.stop();

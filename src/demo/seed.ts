@@ -5,7 +5,8 @@
  * dispatcher (streamed). A couple of vehicles per polled provider are left unbound, so the
  * rejections view shows `unknown_device` from the first minute. A read key per workspace is made once and kept in
  * the data dir, so the banner can show it after a restart. A spare van whose tracker was never installed stays
- * "never reported".
+ * "never reported". "East yard (migrating)" reads a Samsara account of its own through a legacy poller (run.ts
+ * starts it): the workspace a newcomer watches a cutover from the legacy poller to core's polling in.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,15 +17,26 @@ import { resetConnectionFeed } from '../core/polling/poll-store.ts';
 import { createApiKey } from '../core/registry/api-keys.ts';
 import { createConnection, listConnections, updateConnection } from '../core/registry/connections.ts';
 import { createVehicle } from '../core/registry/vehicles.ts';
-import { createWorkspace, defaultPolicy, listWorkspaces } from '../core/registry/workspaces.ts';
-import { demoCredentials, demoExternalId, type DemoFleetTelemetry, type DemoProvider, type DemoSimulators } from './simulators.ts';
+import { createWorkspace, defaultPolicy, listWorkspaces, type CutoverMode, type Workspace } from '../core/registry/workspaces.ts';
+import { demoCredentials, demoExternalId, demoMigratingAccount, type DemoFleetTelemetry, type DemoProvider, type DemoSimulators } from './simulators.ts';
 import { simulatedEvAttributes } from '../sim/traccar/simulator-frames.ts';
 
 export interface DemoWorkspace {
   id: string;
   name: string;
   apiKey: string;
+  /** The migrating yard's: the Samsara connection its legacy poller posts for, and that connection's vehicles. */
+  migrating?: { connectionId: string; vehicles: { externalId: string; name: string }[] };
 }
+
+/** The workspace that migrates from a legacy poller to core's polling. */
+export const demoMigratingWorkspace = 'East yard (migrating)';
+
+/**
+ * Who owns the migrating yard's polling when it is made: the legacy poller, with core polling beside it and parity
+ * reported (`shadow`). A later start leaves it where an operator moved it (to core, or back to legacy).
+ */
+export const demoMigratingCutover: CutoverMode = 'shadow';
 
 interface Plan {
   name: string;
@@ -104,8 +116,55 @@ export async function seedDemo(db: Database, secretKey: Buffer, sims: DemoSimula
     if (!keys[workspace.id]) keys[workspace.id] = (await createApiKey(db, workspace.id, 'demo dashboard')).key;
     result.push({ id: workspace.id, name: workspace.name, apiKey: keys[workspace.id]! });
   }
+  const yard = await seedMigratingYard(db, secretKey, sims, existing.find((w) => w.name === demoMigratingWorkspace));
+  if (!keys[yard.id]) keys[yard.id] = (await createApiKey(db, yard.id, 'demo dashboard')).key;
+  result.push({ id: yard.id, name: demoMigratingWorkspace, apiKey: keys[yard.id]!, migrating: { connectionId: yard.connectionId, vehicles: yard.vehicles } });
   writeFileSync(keysFile, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
   return result;
+}
+
+/**
+ * The migrating yard: its Samsara connection to the yard's own account, every vehicle bound, its cutover. No backfill
+ * when a vehicle is bound: the yard's history is the legacy poller's to write. Its freshness threshold allows for a
+ * legacy poller that polls every 30 s and runs 90 s behind (run.ts).
+ */
+async function seedMigratingYard(
+  db: Database,
+  secretKey: Buffer,
+  sims: DemoSimulators,
+  existing: Workspace | undefined,
+): Promise<{ id: string; connectionId: string; vehicles: { externalId: string; name: string }[] }> {
+  const workspace =
+    existing ??
+    (await createWorkspace(db, {
+      name: demoMigratingWorkspace,
+      policy: { ...defaultPolicy, pollIntervalSeconds: 15, freshnessThresholdSeconds: 300, silentAfterSeconds: 900, retentionDays: 30 },
+      cutover: demoMigratingCutover,
+    }));
+  const vehicles = sims.migratingFleet.vehicles.map((vehicle) => ({ externalId: demoExternalId.samsara(vehicle), name: vehicle.name }));
+  const baseUrl = sims.running.samsara.url;
+  const found = (await listConnections(db, workspace.id)).find((c) => c.provider === 'samsara');
+  if (found) {
+    await updateConnection(db, secretKey, workspace.id, found.id, { baseUrl, enabled: true });
+    await resetConnectionFeed(db, workspace.id, found.id);
+    return { id: workspace.id, connectionId: found.id, vehicles };
+  }
+  const connection = await createConnection(db, secretKey, workspace.id, {
+    provider: 'samsara',
+    transport: 'poll',
+    baseUrl,
+    label: 'Samsara (East yard)',
+    credentials: { ...demoMigratingAccount.credentials },
+  });
+  for (const vehicle of sims.migratingFleet.vehicles) {
+    await createVehicle(
+      db,
+      workspace.id,
+      { name: vehicle.name, vin: vehicle.vin, devices: [{ connectionId: connection.id, externalId: demoExternalId.samsara(vehicle) }] },
+      { backfillLookbackMs: 0 },
+    );
+  }
+  return { id: workspace.id, connectionId: connection.id, vehicles };
 }
 
 /**

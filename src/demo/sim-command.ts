@@ -1,6 +1,6 @@
 /** `fleetwire sim`: the demo's provider simulators on their own, for a core run separately. */
 import { parseArgs } from 'node:util';
-import { demoCredentials, startDemoSimulators, type DemoSimulators } from './simulators.ts';
+import { demoCredentials, demoMigratingAccount, startDemoSimulators, type DemoSimulators } from './simulators.ts';
 
 export async function runSimulators(args: string[]): Promise<DemoSimulators> {
   const { values } = parseArgs({
@@ -36,6 +36,8 @@ export async function runSimulators(args: string[]): Promise<DemoSimulators> {
   for (const [provider, sim] of Object.entries(simulators.running)) {
     lines.push(`  ${provider.padEnd(16)} ${sim.url}  credentials ${JSON.stringify(demoCredentials[provider as keyof typeof demoCredentials])}`);
   }
+  // The migrating yard's account: what `fleetwire legacy-poller` reads (FLEETWIRE_LEGACY_SAMSARA_TOKEN).
+  lines.push(`  ${'samsara (east)'.padEnd(16)} ${simulators.running.samsara.url}  credentials ${JSON.stringify(demoMigratingAccount.credentials)}`);
   lines.push('', 'Vehicle external ids follow each fleet (see GET /fleet/vehicles/stats, Get Device, /api/devices).', 'Stop with Ctrl-C.', '');
   process.stdout.write(`${lines.join('\n')}\n`);
   return simulators;

@@ -1,9 +1,9 @@
 /**
- * The demo's provider simulators: one simulated account per provider, each with its own seeded fleet, on fixed
- * loopback ports (so connections stored in the database still point at them after a restart). `fleetwire sim`
- * runs the same set on its own, for a core started separately. When asked to (`npm start` does) and an MQTT broker
- * answers, a simulated fleet-telemetry server's MQTT dispatcher publishes a few more Teslas there; without a broker
- * the demo's Teslas are the Tessie simulator's alone.
+ * The demo's provider simulators: one simulated account per provider (two for Samsara: the migrating yard has its
+ * own), each with its own seeded fleet, on fixed loopback ports (so connections stored in the database still point
+ * at them after a restart). `fleetwire sim` runs the same set on its own, for a core started separately. When asked
+ * to (`npm start` does) and an MQTT broker answers, a simulated fleet-telemetry server's MQTT dispatcher publishes
+ * a few more Teslas there; without a broker the demo's Teslas are the Tessie simulator's alone.
  */
 import { startGeotabSimulator, type GeotabSimulator } from '../sim/geotab/simulator.ts';
 import { samsaraRateLimits } from '../sim/samsara/simulator-limits.ts';
@@ -27,6 +27,12 @@ export type DemoProvider = keyof typeof demoCredentials;
 
 /** Vehicles per demo account: two depots of 26, a shuttle service of 8, four executive cars. */
 export const demoFleetSizes: Record<DemoProvider, number> = { samsara: 26, geotab: 26, traccar: 8, tessie: 4 };
+
+/**
+ * The migrating yard's Samsara account: a small fleet of its own on the same Samsara simulator, with its own token,
+ * read by the demo's legacy poller (and by core's polling beside it once the yard is in shadow).
+ */
+export const demoMigratingAccount = { credentials: { apiToken: 'demo-samsara-east-token' }, vehicles: 6 } as const;
 
 export interface DemoSimulatorOptions {
   host: string;
@@ -64,6 +70,8 @@ export interface DemoSimulators {
     readonly tessie: RunningTessieSimulator;
   };
   readonly fleets: Record<DemoProvider, FleetModel>;
+  /** The migrating yard's fleet, served by the Samsara simulator to {@link demoMigratingAccount}'s token. */
+  readonly migratingFleet: FleetModel;
   readonly faults: Record<DemoProvider, FaultInjector>;
   /** Present when a broker answered the probe. */
   readonly fleetTelemetry?: DemoFleetTelemetry;
@@ -82,6 +90,7 @@ export async function startDemoSimulators(options: DemoSimulatorOptions): Promis
     traccar: fleet('traccar', 1003, 'Shuttle'),
     tessie: fleet('tessie', 1004, 'Exec'),
   };
+  const migratingFleet = new FleetModel({ seed: 1006, vehicles: demoMigratingAccount.vehicles, startMs, timeScale: options.timeScale, namePrefix: 'East' });
   const faults: Record<DemoProvider, FaultInjector> = {
     samsara: new FaultInjector({}, 11),
     geotab: new FaultInjector({}, 12),
@@ -102,6 +111,7 @@ export async function startDemoSimulators(options: DemoSimulatorOptions): Promis
     // requests a connection every 15 s) stays far below them.
     const samsara = await startSamsaraSimulator({
       ...common('samsara'),
+      accounts: [...common('samsara').accounts, { credentials: { ...demoMigratingAccount.credentials }, fleet: migratingFleet }],
       timeoutMs: pollTimeoutMs,
       rateLimitPerSecond: samsaraRateLimits.perTokenPerSecond,
       rateLimits: { perOrganizationPerSecond: samsaraRateLimits.perOrganizationPerSecond, endpointsPerSecond: samsaraRateLimits.endpointsPerSecond },
@@ -119,6 +129,7 @@ export async function startDemoSimulators(options: DemoSimulatorOptions): Promis
     return {
       running: { samsara, geotab, traccar, tessie: tesla },
       fleets,
+      migratingFleet,
       faults,
       ...(fleetTelemetry ? { fleetTelemetry } : {}),
       stop: async () => {

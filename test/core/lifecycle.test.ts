@@ -130,8 +130,14 @@ async function populatedTenant(name: string): Promise<Tenant> {
   expect(leased.body.granted.map((g: { id: string }) => g.id)).toEqual([stream.id]);
   expect((await core.http.service('POST', '/internal/v1/stream-status', streamStatus(holder, stream.id))).body).toEqual({ recorded: 1 });
 
-  // A cutover there and back: events of the workspace's own subject, with its counter row (event_subjects).
-  for (const mode of ['legacy', 'core']) expect((await core.http.admin('PUT', `/v1/workspaces/${ws}/cutover`, { mode })).status).toBe(200);
+  // A cutover there and back through shadow, where both pollers' readings are kept for parity: events of the
+  // workspace's own subject with its counter row (event_subjects), transitions, shadow readings and parity hours.
+  expect((await core.http.admin('PUT', `/v1/workspaces/${ws}/cutover`, { mode: 'shadow' })).status).toBe(200);
+  const both = (source: 'poll' | 'legacy_poll') => update(fleet, [{ signal: 'soc_pct', value: 63, observedAt: at + 1000 }], { source });
+  const paired = await core.http.service('POST', '/internal/v1/ingest', { updates: [both('legacy_poll'), both('poll')] });
+  expect(paired.body.results.map((r: { readings: { status: string }[] }) => r.readings[0]!.status)).toEqual(['accepted', 'shadowed']);
+  const forced = { mode: 'core', force: true, reason: 'the test has no legacy poller to match' };
+  expect((await core.http.admin('PUT', `/v1/workspaces/${ws}/cutover`, forced)).status).toBe(200);
 
   await sweepTransitions(core.db, Date.now());
   await core.events.flush();

@@ -118,7 +118,7 @@ describe('sync marks per connection', () => {
         ingestBatch(db, updates),
         (async () => {
           const runId = await claimPollRun(db, { workspaceId: fleet.workspaceId, connectionId: fleet.pollId, provider: 'samsara', eventId: null, runner: 'marks', claim, claimMs: 60_000, mine: 'marks/', running: [] });
-          await recordPollOutcome(db, { workspaceId: fleet.workspaceId, connectionId: fleet.pollId, runId: runId!, claim }, { status: 'succeeded' }, { requests: 1, pages: 1, skipped: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0 });
+          await recordPollOutcome(db, { workspaceId: fleet.workspaceId, connectionId: fleet.pollId, runId: runId!, claim }, { status: 'succeeded', confirms: true }, { requests: 1, pages: 1, skipped: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0 });
         })(),
         recordStreamStatus(db, holder, [streamStatus(fleet.streamId)], 90),
       ]);

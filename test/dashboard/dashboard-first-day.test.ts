@@ -112,11 +112,18 @@ describe('the first day, with the dashboard only', () => {
     const saved = (await core.http.admin('GET', `/v1/workspaces/${workspaceId}`)).body;
     expect(saved.policy).toMatchObject({ enabled: true, pollIntervalSeconds: 60, freshnessThresholdSeconds: 300, silentAfterSeconds: 3600, retentionDays: 30, eventRetentionDays: 5, socThresholdsPct: [25, 85] });
 
-    // The cutover, there and back: legacy, then core (which polls it).
-    await page.locator('[data-testid=cutover-form]').getByLabel('legacy:').check();
+    // The cutover, there and back: legacy, then core (which polls it). Back to core is gated on parity, of which a
+    // new install has none: refused with the gate's reason, then forced with a reason of the operator's.
+    const cutover = page.locator('[data-testid=cutover-form]');
+    await cutover.getByLabel('legacy:').check();
     await page.getByRole('button', { name: 'Save cutover' }).click();
     await expect.poll(() => message(page, 'cutover-message'), within).toBe('Cutover set to legacy.');
-    await page.locator('[data-testid=cutover-form]').getByLabel('core: core polls it').check();
+    await cutover.getByLabel('core: core polls it').check();
+    await page.getByRole('button', { name: 'Save cutover' }).click();
+    await expect.poll(() => message(page, 'cutover-message'), within).toMatch(/^parity does not meet the cutover gate\. Stay in shadow/);
+    expect(await page.locator('[data-testid=cutover-message-reasons] li').allTextContents()).toEqual([expect.stringMatching(/^no reading of the legacy poller in the window/)]);
+    await cutover.getByLabel('Reason').fill('first day: there is no legacy poller');
+    await cutover.getByLabel('Force:').check();
     await page.getByRole('button', { name: 'Save cutover' }).click();
     await expect.poll(() => message(page, 'cutover-message'), within).toBe('Cutover set to core.');
     expect((await core.http.admin('GET', `/v1/workspaces/${workspaceId}`)).body.cutover.mode).toBe('core');

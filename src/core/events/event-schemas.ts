@@ -79,9 +79,16 @@ export const eventDataSchemas = {
     .strict()
     .describe("A provider connection's health turned"),
   'fleetwire.workspace.cutover.changed': z
-    .object({ workspaceId: uuid, mode: z.string().describe('Which poller owns the workspace now'), previousMode: z.string() })
+    .object({
+      workspaceId: uuid,
+      mode: z.enum(['legacy', 'shadow', 'core']).describe('Which poller owns the workspace now (shadow: the legacy poller, with core polling beside it)'),
+      previousMode: z.enum(['legacy', 'shadow', 'core']),
+      actor: z.string().describe('Who changed it, as recorded'),
+      reason: z.string().nullable(),
+      forced: z.boolean().describe('Went to core although parity did not meet the gate'),
+    })
     .strict()
-    .describe('The workspace moved between the legacy poller and core'),
+    .describe('The workspace moved between the legacy poller, shadow and core'),
 } satisfies Record<EventType, z.ZodType>;
 
 /** The CloudEvents 1.0 envelope (JSON format) of an event of `type`. */

@@ -3,6 +3,7 @@
  * computed from stored state at query time against the caller's clock.
  */
 import type { Sql } from '../db/database.ts';
+import type { CutoverMode } from '../registry/workspaces.ts';
 import { pollStateColumns, readPollState, type PollStateRow } from '../registry/connections.ts';
 import {
   connectionHealth,
@@ -59,7 +60,7 @@ export interface WorkspaceHealthView {
    */
   scheduler: { status: 'ok' | 'scheduler_silent' | 'not_used' | 'disabled'; lastScheduledAt: string | null; silentAfterSeconds: number };
   connections: ConnectionHealthView[];
-  cutover: { mode: 'legacy' | 'core'; changedAt: string };
+  cutover: { mode: CutoverMode; changedAt: string };
   checkedAt: string;
   /** The last hour's readings and rejections (`rejections_high` past a share), and the devices waiting to be bound. */
   ingest: OnboardingFacts['ingest'];
@@ -76,7 +77,7 @@ interface PolicyRow {
   freshness_threshold_seconds: number;
   silent_after_seconds: number;
   poll_interval_seconds: number;
-  mode: 'legacy' | 'core';
+  mode: CutoverMode;
   changed_at: Date;
   last_event_at: Date | null;
   /** The latest of the workspace's creation and its last policy or cutover change: silence is counted from no earlier. */
@@ -92,7 +93,7 @@ async function loadPolicies(sql: Sql, workspaceIds: readonly string[] | 'all'): 
   const { rows } = await sql.query<PolicyRow>(
     `SELECT w.id, w.name, p.enabled, p.freshness_threshold_seconds, p.silent_after_seconds, p.poll_interval_seconds,
             c.mode, c.changed_at, ${schedulerColumns('c')},
-            c.mode = 'core' AND EXISTS (SELECT 1 FROM provider_connections pc
+            c.mode IN ('core', 'shadow') AND EXISTS (SELECT 1 FROM provider_connections pc
                                          WHERE pc.workspace_id = w.id AND pc.transport = 'poll' AND pc.enabled) AS core_polls
        FROM workspaces w
        JOIN telematics_policies p ON p.workspace_id = w.id
@@ -161,7 +162,7 @@ export async function loadConnectionHealth(
       s_sockets_open: number | null;
       workspace_enabled: boolean;
       freshness_threshold_seconds: number;
-      mode: 'legacy' | 'core';
+      mode: CutoverMode;
       last_event_at: Date | null;
       settled_at: Date;
       legacy_accepted_at: Date | null;
@@ -174,7 +175,7 @@ export async function loadConnectionHealth(
             t.last_error AS s_last_error, t.last_error_at AS s_last_error_at, t.next_reconnect_at AS s_next_reconnect_at,
             t.reported_at AS s_reported_at, t.sockets AS s_sockets, t.sockets_open AS s_sockets_open,
             p.enabled AS workspace_enabled, p.freshness_threshold_seconds, cu.mode, ${schedulerColumns('cu')},
-            CASE WHEN cu.mode = 'legacy' AND c.transport = 'poll' THEN
+            CASE WHEN cu.mode IN ('legacy', 'shadow') AND c.transport = 'poll' THEN
               (SELECT max(ss.updated_at) FROM signal_snapshot ss
                 WHERE ss.workspace_id = c.workspace_id AND ss.connection_id = c.id AND ss.source = 'legacy_poll') END AS legacy_accepted_at
        FROM provider_connections c
@@ -193,7 +194,8 @@ export async function loadConnectionHealth(
     const facts: ConnectionFacts = {
       enabled: row.enabled,
       workspaceEnabled: row.workspace_enabled,
-      owner: row.mode === 'legacy' ? 'legacy_poller' : 'core',
+      owner: row.mode === 'core' ? 'core' : 'legacy_poller',
+      shadow: row.mode === 'shadow',
       legacyLastAcceptedAt: ms(row.legacy_accepted_at),
       freshnessThresholdSeconds: row.freshness_threshold_seconds,
       scheduler: schedulerOf(row, nowMs),

@@ -114,6 +114,8 @@ export interface ConnectionFacts {
   workspaceEnabled?: boolean;
   /** Who polls a poll connection: core, or the legacy poller while the workspace's cutover is `legacy`. */
   owner?: 'core' | 'legacy_poller';
+  /** Cutover `shadow`: the legacy poller owns it, and core polls beside it for parity (its own poll health is told too). */
+  shadow?: boolean;
   /** For a legacy-owned connection: when an update of the legacy poller was last accepted, or null. */
   legacyLastAcceptedAt?: number | null;
   freshnessThresholdSeconds?: number;
@@ -201,12 +203,15 @@ function connectionState(
       const last = c.legacyLastAcceptedAt ?? null;
       const behind = last === null || nowMs - last > (c.freshnessThresholdSeconds ?? 300) * 1000;
       const said = last === null ? 'no update of it has been accepted yet' : `its last update was accepted at ${isoAt(last)}`;
+      const beside = c.shadow ? connectionState(c, 'core', scheduler, nowMs) : undefined;
       return {
         lastSuccessAt: last,
-        lastError: null,
-        nextAttemptAt: null,
+        lastError: beside?.lastError ?? null,
+        nextAttemptAt: beside?.nextAttemptAt ?? null,
         status: behind ? 'legacy_poller_behind' : 'ok',
-        detail: `owned by the legacy poller (cutover legacy); ${said}`,
+        detail: beside
+          ? `owned by the legacy poller (cutover shadow); ${said}; core polls beside it for parity: ${beside.status}, ${beside.detail}`
+          : `owned by the legacy poller (cutover legacy); ${said}`,
       };
     }
     if (p?.authFailedAt) {

@@ -171,7 +171,10 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
     }
     if (error instanceof DomainError) {
       const status = domainStatus[error.kind];
-      return reply.code(status).type(problemContentType).send(problem(status, error.code, error.message, { instance }));
+      return reply
+        .code(status)
+        .type(problemContentType)
+        .send(problem(status, error.code, error.message, { instance, ...(error.reasons ? { reasons: [...error.reasons] } : {}) }));
     }
     const status = error.statusCode ?? 500;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -232,7 +235,7 @@ export async function buildCoreApp(options: CoreAppOptions): Promise<FastifyInst
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
   registerOpsRoutes(typed, { db: options.db, secretKey: options.secretKey, ...(options.nats?.subjectPrefix ? { natsSubjectPrefix: options.nats.subjectPrefix } : {}) });
-  registerWorkspaceRoutes(typed, { db: options.db });
+  registerWorkspaceRoutes(typed, { db: options.db, clock });
   registerConnectionRoutes(typed, { db: options.db, secretKey: options.secretKey });
   registerProviderRoutes(typed);
   const backfill = options.backfill ?? {};

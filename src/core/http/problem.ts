@@ -13,6 +13,7 @@ export const problemSchema = z
     instance: z.string().optional(),
     code: z.string(),
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    reasons: z.array(z.string()).optional().describe('Each reason the request was refused for (a cutover gate not met: each shortfall)'),
   })
   .describe('An RFC 9457 problem');
 

@@ -7,12 +7,22 @@ import { externalDeviceIdSchema, safeName, safeText, timestampSchema } from '../
 import { vehicleStatuses, connectionStatuses, workspaceStatuses } from '../health/rules.ts';
 import { vehicleReasonCodes } from '../health/vehicle-reasons.ts';
 import { rejectionReasons, readingStatuses, updateStatuses } from '../ingest/reasons.ts';
+import { cutoverModes } from '../registry/workspaces.ts';
 
 export const idParam = z.uuid().describe('A resource id (UUID)');
 export const wsParams = z.object({ ws: idParam });
 export const vehicleParams = z.object({ ws: idParam, vehicleId: idParam });
 
 const nullableTime = z.string().nullable();
+
+export const cutoverGateSchema = z
+  .object({
+    windowHours: z.number().int().min(1).max(168).describe('Parity is judged over this many of the last hours, the current one included'),
+    minCoveragePct: z.number().min(0).max(100).describe("Of the legacy poller's readings, the share core's polling must also have"),
+    minAgreementPct: z.number().min(0).max(100).describe('Of the readings both have, the share whose values must agree within the signal tolerance'),
+    matchSeconds: z.number().int().min(0).max(3600).describe('Two readings of one vehicle and signal observed this close are one reading'),
+  })
+  .strict();
 
 export const policySchema = z
   .object({
@@ -27,6 +37,7 @@ export const policySchema = z
       .optional()
       .describe('SoC levels whose crossing, up or down, is a fleetwire.vehicle.soc.crossed event; default [20, 80]'),
     eventRetentionDays: z.number().int().min(1).max(90).optional().describe('How long events are kept for replay; default 7'),
+    cutoverGate: cutoverGateSchema.optional().describe('When the workspace may go from shadow to core; defaults 24 h, 99 %, 99 %, 10 s'),
   })
   .strict();
 
@@ -34,8 +45,8 @@ export const workspaceSchema = z.object({
   id: z.uuid(),
   name: z.string(),
   createdAt: z.string(),
-  policy: policySchema.extend({ socThresholdsPct: z.array(z.number()), eventRetentionDays: z.number().int(), updatedAt: z.string() }),
-  cutover: z.object({ mode: z.enum(['legacy', 'core']), changedAt: z.string() }),
+  policy: policySchema.extend({ socThresholdsPct: z.array(z.number()), eventRetentionDays: z.number().int(), cutoverGate: cutoverGateSchema, updatedAt: z.string() }),
+  cutover: z.object({ mode: z.enum(cutoverModes), changedAt: z.string() }),
 });
 
 export const newWorkspaceSchema = z.object({ name: safeName(200) }).strict();
@@ -50,7 +61,69 @@ export const workspaceChangesSchema = z
   })
   .strict();
 
-export const cutoverSchema = z.object({ mode: z.enum(['legacy', 'core']) }).strict();
+export const cutoverSchema = z
+  .object({
+    mode: z.enum(cutoverModes),
+    reason: safeText(500).optional().describe('Why: recorded with the transition; required with force'),
+    force: z.boolean().optional().describe('Go to core from shadow even though parity does not meet the gate (with a reason)'),
+    actor: safeName(200).optional().describe('Who asks, as recorded with the transition; the admin token when absent'),
+  })
+  .strict();
+
+const parityFigures = {
+  legacyReadings: z.number().int(),
+  coreReadings: z.number().int(),
+  pairs: z.number().int().describe('Readings both sides have: one of each, observed within the gate matchSeconds'),
+  agreed: z.number().int(),
+  missingInCore: z.number().int().describe("The legacy poller's readings core's polling lacks"),
+  missingInLegacy: z.number().int(),
+  coveragePct: z.number().nullable().describe("Of the legacy poller's readings, the share core also has"),
+  agreementPct: z.number().nullable().describe('Of the pairs, the share whose values agree within the signal tolerance'),
+};
+const sideFreshness = z.object({ meanLagSeconds: z.number().nullable().describe('Mean of received minus observed'), newestObservedAt: z.string().nullable() });
+
+export const parityQuery = z
+  .object({
+    window: z
+      .string()
+      .regex(/^[1-9][0-9]{0,2}h$/, 'hours, as 24h')
+      .transform((text) => Number(text.slice(0, -1)))
+      .pipe(z.number().int().min(1).max(168))
+      .optional()
+      .describe('How many of the last hours (the current one included), as 24h (1h to 168h); the policy cutoverGate window when absent'),
+  })
+  .strict();
+
+export const parityReportSchema = z.object({
+  workspaceId: z.uuid(),
+  window: z.object({ hours: z.number().int(), from: z.string(), to: z.string() }),
+  summary: z.object({ ...parityFigures, freshness: z.object({ core: sideFreshness, legacy: sideFreshness }) }),
+  bySignal: z.array(z.object({ signal: z.string(), ...parityFigures })),
+  worstVehicles: z.array(z.object({ vehicleId: z.uuid(), vehicleName: z.string(), worstSignal: z.string(), ...parityFigures })),
+  differences: z.array(
+    z.object({
+      vehicleId: z.uuid(),
+      vehicleName: z.string(),
+      signal: z.string(),
+      kind: z.enum(['disagreement', 'missing_in_core', 'missing_in_legacy']),
+      observedAt: z.string(),
+      core: z.unknown().optional(),
+      legacy: z.unknown().optional(),
+    }),
+  ),
+  gate: z.object({ minCoveragePct: z.number(), minAgreementPct: z.number(), met: z.boolean(), reasons: z.array(z.string()) }),
+});
+
+export const cutoverTransitionSchema = z.object({
+  id: z.uuid(),
+  at: z.string(),
+  actor: z.string(),
+  from: z.enum(cutoverModes),
+  to: z.enum(cutoverModes),
+  reason: z.string().nullable(),
+  forced: z.boolean(),
+  parity: z.unknown().describe('The parity a change to core was judged on; null for the others'),
+});
 
 export const pollStateSchema = z
   .object({
@@ -388,7 +461,7 @@ export const workspaceHealthSchema = z.object({
     silentAfterSeconds: z.number().describe('Two poll intervals: silent when no scheduled event came for this long'),
   }),
   connections: z.array(connectionHealthSchema),
-  cutover: z.object({ mode: z.enum(['legacy', 'core']), changedAt: z.string() }),
+  cutover: z.object({ mode: z.enum(cutoverModes), changedAt: z.string() }),
   checkedAt: z.string(),
   ingest: z
     .object({ windowSeconds: z.number().int(), readings: z.number(), rejected: z.number() })

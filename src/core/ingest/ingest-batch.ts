@@ -26,6 +26,7 @@ import { sqlErrorIs, type Database, type Sql } from '../db/database.ts';
 import type { EventDraft } from '../events/catalogue.ts';
 import { vehicleEvents, type AcceptedReading } from '../events/derive.ts';
 import { writeEvents } from '../events/event-log.ts';
+import { loadShadowPoints, recordParity, type ParityReading } from '../cutover/parity-store.ts';
 import { dayStart, ensureHistoryPartitions, forgetHistoryPartitions, missingHistoryPartitions } from '../db/history-partitions.ts';
 import { recordIngestOutcome } from '../metrics.ts';
 import { unattributedWorkspace } from '../read/rejections.ts';
@@ -69,6 +70,12 @@ export interface IngestOptions {
    * others are refused `not_lease_holder` (a process cut off from core whose connections were handed on).
    */
   streamHolder?: string;
+  /**
+   * The cutover generation the poll run that sends the batch started under (its plan's). After a rollback (cutover
+   * core to legacy) the runs core started before it still commit their pages, so nothing fetched in the gap is lost;
+   * runs started after it are refused.
+   */
+  pollCutoverGeneration?: number;
   /**
    * `false` writes no events: exists only so the outbox's cost can be measured against the same unit of work without
    * it (`npm run bench:events`). Every caller in production leaves it unset.
@@ -253,17 +260,25 @@ function readingProblem(
   return { value: check.value, observedMs };
 }
 
-function workspaceProblem(state: WorkspaceState | undefined, e: UpdateEnvelope): Problem | undefined {
+/**
+ * Who may send for the workspace. `legacy`: the legacy poller, and core's poll runs that started before a rollback
+ * from core; `shadow`: both (core's readings go to the shadow store only); `core`: core.
+ */
+function workspaceProblem(state: WorkspaceState | undefined, e: UpdateEnvelope, pollGeneration: number | undefined): Problem | undefined {
   if (!state) return { reason: 'unknown_workspace', detail: `workspace ${e.workspaceId} does not exist` };
   if (!state.enabled) return { reason: 'telematics_disabled', detail: `telematics is disabled for workspace ${e.workspaceId}` };
   if (e.source === 'legacy_poll' && state.cutover === 'core') {
     return { reason: 'source_not_owner', detail: 'the workspace is cut over to core polling; legacy_poll updates are no longer accepted' };
   }
   if (e.source === 'poll' && state.cutover === 'legacy') {
-    return { reason: 'source_not_owner', detail: 'the workspace is polled by the legacy poller; core poll updates are not accepted' };
+    const startedBeforeRollback = state.previousCutover === 'core' && pollGeneration === state.cutoverGeneration - 1;
+    if (!startedBeforeRollback) return { reason: 'source_not_owner', detail: 'the workspace is polled by the legacy poller; core poll updates are not accepted' };
   }
   return undefined;
 }
+
+/** Core's poll of a workspace in shadow: every check, but its readings land in the shadow store only. */
+const isShadow = (state: WorkspaceState, e: UpdateEnvelope) => e.source === 'poll' && state.cutover === 'shadow';
 
 function leaseProblem(held: ReadonlySet<string> | undefined, e: UpdateEnvelope, holder: string | undefined): Problem | undefined {
   if (!held || held.has(e.connectionId)) return undefined;
@@ -322,7 +337,7 @@ async function applyUnitOfWork(
     for (const work of shaped) {
       const e = work.envelope!;
       const state = workspaces.get(e.workspaceId);
-      const problem = workspaceProblem(state, e) ?? leaseProblem(held, e, options.streamHolder);
+      const problem = workspaceProblem(state, e, options.pollCutoverGeneration) ?? leaseProblem(held, e, options.streamHolder);
       if (problem) {
         decisions.rejectedUpdates.push({ work, reason: problem.reason });
         rejections.push(updateRejection(work, problem));
@@ -376,14 +391,19 @@ async function applyUnitOfWork(
       }
     }
 
+    // A workspace in shadow: core's poll readings are judged here against core's own, then kept for parity only.
+    const shadowed = new Set(processed.filter(({ work }) => isShadow(workspaces.get(work.envelope!.workspaceId)!, work.envelope!)));
+    const parity = { core: await judgeShadowReadings(tx, [...shadowed], workspaces, decisions, rejections), legacy: [] as ParityReading[] };
+    const owned = processed.filter((entry) => !shadowed.has(entry));
+
     const vehicles = new Map<string, SyncMark & { newestMs: number }>();
-    for (const { work, vehicleId, lastEventSequence } of processed) {
+    for (const { work, vehicleId, lastEventSequence } of owned) {
       vehicles.set(vehicleId, { workspaceId: work.envelope!.workspaceId, vehicleId, newestObservedAt: null, newestMs: Number.NEGATIVE_INFINITY, lastEventSequence });
     }
     const snapshot = await loadSnapshot(tx, [...vehicles.values()], snapshotValueSignals);
 
     // Vehicle ids are UUIDs, unique across workspaces, so grouping by vehicle never mixes tenants.
-    const pending = processed.flatMap(({ work, vehicleId, pending: readings }) => readings.map((reading) => ({ work, vehicleId, reading })));
+    const pending = owned.flatMap(({ work, vehicleId, pending: readings }) => readings.map((reading) => ({ work, vehicleId, reading })));
     const candidates: Candidate[] = pending.map(({ vehicleId, reading }, position) => ({
       position,
       vehicleId,
@@ -420,6 +440,9 @@ async function applyUnitOfWork(
         receivedAt: work.receivedAt!,
         advances: outcome.status === 'accepted',
       });
+      // The legacy poller's side of parity, while core polls beside it.
+      const state = workspaces.get(e.workspaceId)!;
+      if (e.source === 'legacy_poll' && state.cutover === 'shadow') parity.legacy.push(parityReading(work, vehicleId, reading, state));
       if (outcome.status === 'accepted') {
         const entry = acceptedByVehicle.get(vehicleId) ?? { workspaceId: e.workspaceId, accepted: [] };
         acceptedByVehicle.set(vehicleId, entry);
@@ -445,7 +468,9 @@ async function applyUnitOfWork(
       readingCounts: aggregateReadingCounts(readingCounts(shaped, workspaces, decisions, ignored), now),
     });
     for (const position of alreadyStored) decisions.readings[position]!.status = 'duplicate';
-    const sessions = processed.flatMap(({ work, vehicleId }) =>
+    await recordParity(tx, 'core', parity.core);
+    await recordParity(tx, 'legacy', parity.legacy);
+    const sessions = owned.flatMap(({ work, vehicleId }) =>
       (work.envelope!.chargingSessions ?? []).map((session) => ({ ...session, workspaceId: work.envelope!.workspaceId, connectionId: work.envelope!.connectionId, vehicleId, provider: work.envelope!.provider, receivedAt: work.receivedAt! })),
     );
     if (sessions.length > 0) await writeChargingSessions(tx, sessions);
@@ -453,6 +478,55 @@ async function applyUnitOfWork(
     if (options.withinTransaction) await options.withinTransaction(tx);
     return decisions;
   });
+}
+
+/** A reading as parity keeps it. */
+function parityReading(work: UpdateWork, vehicleId: string, reading: PendingReading, state: WorkspaceState): ParityReading {
+  const e = work.envelope!;
+  return {
+    workspaceId: e.workspaceId,
+    vehicleId,
+    signal: reading.signal,
+    observedAt: new Date(reading.observedMs).toISOString(),
+    valueJson: reading.valueJson,
+    receivedAt: work.receivedAt!,
+    connectionId: e.connectionId,
+    matchSeconds: state.parityMatchSeconds,
+  };
+}
+
+/**
+ * Core's poll readings of workspaces in shadow, after every check before them: the counters judged against core's
+ * own newest shadow readings (never backwards), duplicates within the batch found; the rest answered `shadowed` and
+ * given back for the shadow store. Refusals are recorded as any others.
+ */
+async function judgeShadowReadings(
+  tx: Sql,
+  entries: readonly (Judged & { vehicleId: string })[],
+  workspaces: ReadonlyMap<string, WorkspaceState>,
+  decisions: Decisions,
+  rejections: RejectionRow[],
+): Promise<ParityReading[]> {
+  if (entries.length === 0) return [];
+  const pending = entries.flatMap(({ work, vehicleId, pending: readings }) => readings.map((reading) => ({ work, vehicleId, reading })));
+  const vehicles = [...new Map(entries.map(({ work, vehicleId }) => [vehicleId, { workspaceId: work.envelope!.workspaceId, vehicleId }])).values()];
+  const points = await loadShadowPoints(tx, vehicles, counterSignals);
+  const outcomes = classifyReadings(
+    pending.map(({ vehicleId, reading }, position) => ({ position, vehicleId, signal: reading.signal, value: reading.value, observedMs: reading.observedMs })),
+    points,
+  );
+  const kept: ParityReading[] = [];
+  pending.forEach(({ work, vehicleId, reading }, position) => {
+    const outcome = outcomes[position]!;
+    if (outcome.status === 'rejected') {
+      decisions.readings.push({ work, readingIndex: reading.readingIndex, status: 'rejected', reason: outcome.reason });
+      rejections.push(readingRejection(work, reading.readingIndex, outcome, vehicleId));
+      return;
+    }
+    decisions.readings.push({ work, readingIndex: reading.readingIndex, status: outcome.status === 'duplicate' ? 'duplicate' : 'shadowed' });
+    if (outcome.status !== 'duplicate') kept.push(parityReading(work, vehicleId, reading, workspaces.get(work.envelope!.workspaceId)!));
+  });
+  return kept;
 }
 
 /**
@@ -572,7 +646,7 @@ async function withRetry<T>(attempt: () => Promise<T>): Promise<T> {
 }
 
 function countResults(works: readonly UpdateWork[]): IngestCounts {
-  const counts: IngestCounts = { updatesProcessed: 0, updatesRejected: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0 };
+  const counts: IngestCounts = { updatesProcessed: 0, updatesRejected: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0, shadowed: 0 };
   for (const { result } of works) {
     if (result.status === 'processed') counts.updatesProcessed += 1;
     else counts.updatesRejected += 1;

@@ -21,7 +21,8 @@ export const rejectionReasons = [
 
 export type RejectionReason = (typeof rejectionReasons)[number];
 
-export const readingStatuses = ['accepted', 'late', 'duplicate', 'rejected'] as const;
+/** `shadowed`: a reading of core's polling while the workspace is in shadow, kept for parity only (no snapshot, no history). */
+export const readingStatuses = ['accepted', 'late', 'duplicate', 'rejected', 'shadowed'] as const;
 export type ReadingStatus = (typeof readingStatuses)[number];
 
 export const updateStatuses = ['processed', 'rejected'] as const;
@@ -50,6 +51,7 @@ export interface IngestCounts {
   late: number;
   duplicate: number;
   rejected: number;
+  shadowed: number;
 }
 
 export interface IngestOutcome {

@@ -13,8 +13,13 @@ export interface WorkspaceState {
   enabled: boolean;
   retentionDays: number;
   cutover: CutoverMode;
+  /** The mode before the last change, and how many changes there have been. */
+  previousCutover: CutoverMode | null;
+  cutoverGeneration: number;
   /** The SoC thresholds whose crossing is an event. */
   socThresholdsPct: number[];
+  /** The cutover gate's: readings of the two pollers this close in observed time are one reading. */
+  parityMatchSeconds: number;
 }
 
 /**
@@ -25,8 +30,18 @@ export interface WorkspaceState {
 export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly string[], lock: boolean): Promise<Map<string, WorkspaceState>> {
   const states = new Map<string, WorkspaceState>();
   if (workspaceIds.length === 0) return states;
-  const { rows } = await sql.query<{ id: string; enabled: boolean; retention_days: number; mode: CutoverMode; soc_thresholds_pct: number[] }>(
-    `SELECT w.id, p.enabled, p.retention_days, c.mode, p.soc_thresholds_pct
+  const { rows } = await sql.query<{
+    id: string;
+    enabled: boolean;
+    retention_days: number;
+    mode: CutoverMode;
+    previous_mode: CutoverMode | null;
+    generation: number;
+    soc_thresholds_pct: number[];
+    parity_match_seconds: number;
+  }>(
+    `SELECT w.id, p.enabled, p.retention_days, c.mode, c.previous_mode, c.generation,
+            p.soc_thresholds_pct, p.parity_match_seconds
        FROM workspaces w
        JOIN telematics_policies p ON p.workspace_id = w.id
        JOIN cutover_states c ON c.workspace_id = w.id
@@ -35,7 +50,15 @@ export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly strin
     [workspaceIds],
   );
   for (const row of rows) {
-    states.set(row.id, { enabled: row.enabled, retentionDays: row.retention_days, cutover: row.mode, socThresholdsPct: row.soc_thresholds_pct.map(Number) });
+    states.set(row.id, {
+      enabled: row.enabled,
+      retentionDays: row.retention_days,
+      cutover: row.mode,
+      previousCutover: row.previous_mode,
+      cutoverGeneration: row.generation,
+      socThresholdsPct: row.soc_thresholds_pct.map(Number),
+      parityMatchSeconds: row.parity_match_seconds,
+    });
   }
   return states;
 }

@@ -30,6 +30,8 @@ export interface RetentionReport {
   deletedEvents: number;
   deletedPollRuns: number;
   deletedScheduledEvents: number;
+  /** Shadow readings and parity hours past the cutover gate's window (and a day). */
+  deletedParityRows: number;
 }
 
 async function deleteInBatches(sql: Sql, statement: string, params: unknown[]): Promise<number> {
@@ -76,7 +78,7 @@ export async function runRetention(db: Database, nowMs: number = Date.now()): Pr
   const running = inProgress.get(db);
   if (running) {
     await running.catch(() => undefined);
-    return { skipped: true, droppedPartitions: [], deletedHistoryRows: 0, deletedRejections: 0, deletedChargingSessions: 0, deletedEvents: 0, deletedPollRuns: 0, deletedScheduledEvents: 0 };
+    return { skipped: true, droppedPartitions: [], deletedHistoryRows: 0, deletedRejections: 0, deletedChargingSessions: 0, deletedEvents: 0, deletedPollRuns: 0, deletedScheduledEvents: 0, deletedParityRows: 0 };
   }
   const run = retention(db, nowMs).finally(() => inProgress.delete(db));
   inProgress.set(db, run);
@@ -93,6 +95,7 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
     deletedEvents: 0,
     deletedPollRuns: 0,
     deletedScheduledEvents: 0,
+    deletedParityRows: 0,
   };
   const now = new Date(nowMs).toISOString();
   await db.withSession(async (session) => {
@@ -102,8 +105,8 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
       return;
     }
     try {
-      const { rows: policies } = await session.query<{ workspace_id: string; retention_days: number; event_retention_days: number }>(
-        'SELECT workspace_id, retention_days, event_retention_days FROM telematics_policies',
+      const { rows: policies } = await session.query<{ workspace_id: string; retention_days: number; event_retention_days: number; parity_window_hours: number }>(
+        'SELECT workspace_id, retention_days, event_retention_days, parity_window_hours FROM telematics_policies',
       );
       const longestDays = policies.reduce((max, p) => Math.max(max, p.retention_days), 0);
       const { rows: partitions } = await session.query<{ name: string; pending: boolean }>(
@@ -169,6 +172,20 @@ async function retention(db: Database, nowMs: number): Promise<RetentionReport> 
                                           ORDER BY position LIMIT 1), 9223372036854775807)
               ORDER BY position LIMIT ${batchRows}))`,
           [policy.workspace_id, new Date(nowMs - policy.event_retention_days * dayMs).toISOString()],
+        );
+        // Parity (cutover shadow) is judged over the gate's window: its readings and hours are kept a day longer.
+        const parityCutoff = new Date(nowMs - (policy.parity_window_hours + 24) * 3600_000).toISOString();
+        report.deletedParityRows += await deleteInBatches(
+          session,
+          `DELETE FROM shadow_readings WHERE workspace_id = $1 AND (vehicle_id, signal, side, observed_at) IN (
+             SELECT vehicle_id, signal, side, observed_at FROM shadow_readings WHERE workspace_id = $1 AND observed_at < $2 LIMIT ${batchRows})`,
+          [policy.workspace_id, parityCutoff],
+        );
+        report.deletedParityRows += await deleteInBatches(
+          session,
+          `DELETE FROM parity_hours WHERE workspace_id = $1 AND (hour, vehicle_id, signal) IN (
+             SELECT hour, vehicle_id, signal FROM parity_hours WHERE workspace_id = $1 AND hour < $2 LIMIT ${batchRows})`,
+          [policy.workspace_id, parityCutoff],
         );
         report.deletedPollRuns += await deleteInBatches(
           session,

@@ -33,6 +33,7 @@ import {
   loadPollPlan,
   recordPollOutcome,
   type PollConnection,
+  type WorkspacePollPlan,
   type RunTotals,
 } from './poll-store.ts';
 
@@ -153,9 +154,10 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     connection: PollConnection,
     page: PollPage,
     version: { value: number },
-    totals: RunTotals,
+    totals: RunTotals & { shadowed: number },
     signal: AbortSignal,
     notes: string[],
+    cutoverGeneration: number,
   ) {
     const receivedAt = new Date(now()).toISOString();
     const updates: CanonicalUpdate[] = page.devices.map((device) => ({
@@ -179,7 +181,8 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       if (chunk.length === 0) {
         await deps.db.transaction(commitCursor);
       } else {
-        const outcome = await runWhenAdmitted(deps.ingestGate, () => ingestBatch(deps.db, chunk, last ? { withinTransaction: commitCursor } : {}), {
+        const ingestOptions = { pollCutoverGeneration: cutoverGeneration, ...(last ? { withinTransaction: commitCursor } : {}) };
+        const outcome = await runWhenAdmitted(deps.ingestGate, () => ingestBatch(deps.db, chunk, ingestOptions), {
           signal,
           random,
           sleep: sleepUnlessAborted,
@@ -188,6 +191,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
         totals.late += outcome.counts.late;
         totals.duplicate += outcome.counts.duplicate;
         totals.rejected += outcome.counts.rejected;
+        totals.shadowed += outcome.counts.shadowed;
       }
       if (last) version.value += 1;
     }
@@ -197,7 +201,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     if (page.notes) notes.push(...page.notes);
   }
 
-  async function pollConnection(job: WorkspacePollJob, connection: PollConnection, deadlineAt: number): Promise<void> {
+  async function pollConnection(job: WorkspacePollJob, plan: WorkspacePollPlan, connection: PollConnection, deadlineAt: number): Promise<void> {
     const { workspaceId } = job;
     const started = now();
     const log = deps.logger.child({ 'fleetwire.workspace.id': workspaceId, 'fleetwire.connection.id': connection.id, 'fleetwire.provider': connection.provider });
@@ -219,7 +223,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     }
     running.add(claim);
     try {
-      await runClaimed(job, connection, deadlineAt, runId, claim, started, log);
+      await runClaimed(job, plan, connection, deadlineAt, runId, claim, started, log);
     } finally {
       running.delete(claim);
     }
@@ -227,6 +231,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
 
   async function runClaimed(
     job: WorkspacePollJob,
+    plan: WorkspacePollPlan,
     connection: PollConnection,
     deadlineAt: number,
     runId: number,
@@ -235,7 +240,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     log: Logger,
   ): Promise<void> {
     const { workspaceId } = job;
-    const totals: RunTotals = { requests: 0, pages: 0, skipped: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0 };
+    const totals = { requests: 0, pages: 0, skipped: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0, shadowed: 0 };
     const notes: string[] = [];
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new DeadlineError('run deadline')), Math.max(0, deadlineAt - now()));
@@ -275,7 +280,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
             session,
           };
           for await (const page of adapter.poll(context)) {
-            await ingestPage(workspaceId, connection, page, version, totals, deadline.signal, notes);
+            await ingestPage(workspaceId, connection, page, version, totals, deadline.signal, notes, plan.cutoverGeneration);
             cursor = page.cursor;
           }
           break;
@@ -322,7 +327,8 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       await recordPollOutcome(deps.db, run, { status: 'failed', errorClass: failure.errorClass, message, ...next, keyFingerprint: fingerprint }, totals, notes);
       log.warn({ 'error.type': failure.errorClass, 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.next_at': next.nextPollAt ?? next.rateLimitedUntil }, `poll failed: ${message}`);
     } else {
-      await recordPollOutcome(deps.db, run, { status: 'succeeded' }, totals, notes);
+      if (totals.shadowed > 0) notes.push(`${totals.shadowed} readings kept for parity only: the workspace is in shadow, the legacy poller owns its snapshot`);
+      await recordPollOutcome(deps.db, run, { status: 'succeeded', confirms: plan.cutover !== 'shadow' }, totals, notes);
       log.info({ 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.requests': totals.requests, 'fleetwire.poll.accepted': totals.accepted, 'fleetwire.poll.rejected': totals.rejected }, 'poll succeeded');
     }
     recordPollRun(connection.provider, failure ? 'failed' : 'succeeded', failure?.errorClass ?? '', (now() - started) / 1000, totals.requests);
@@ -335,7 +341,8 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       const deadlineAt = now() + options.runDeadlineMs;
       const plan = await loadPollPlan(deps.db, job.workspaceId);
       // The workspace may have changed since it was enqueued.
-      if (!plan || !plan.enabled || plan.cutover !== 'core') return;
+      // Core polls a workspace it owns, and one it shadows.
+      if (!plan || !plan.enabled || plan.cutover === 'legacy') return;
       // Runs of this workspace whose outcome was never recorded are closed before new ones start. Only one runner
       // polls a workspace at a time, and no run outlives its deadline by a minute.
       const closed = await closeAbandonedPollRuns(deps.db, abandonedRunAfterMs(options), job.workspaceId);
@@ -355,7 +362,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
           return;
         }
         try {
-          await pollConnection(job, connection, deadlineAt);
+          await pollConnection(job, plan, connection, deadlineAt);
         } catch (error) {
           // Recording the run failed (the database is down): the next poll starts from the committed cursor.
           deps.logger.error({ err: error, 'fleetwire.connection.id': connection.id }, 'poll run could not be recorded');

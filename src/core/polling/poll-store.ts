@@ -27,12 +27,14 @@ export interface PollConnection {
 export interface WorkspacePollPlan {
   enabled: boolean;
   cutover: CutoverMode;
+  /** How many cutover changes the workspace has had: what the runs of this plan send their pages under. */
+  cutoverGeneration: number;
   connections: PollConnection[];
 }
 
 export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<WorkspacePollPlan | undefined> {
-  const { rows: workspaces } = await sql.query<{ enabled: boolean; mode: CutoverMode }>(
-    `SELECT p.enabled, c.mode FROM telematics_policies p JOIN cutover_states c ON c.workspace_id = p.workspace_id
+  const { rows: workspaces } = await sql.query<{ enabled: boolean; mode: CutoverMode; generation: number }>(
+    `SELECT p.enabled, c.mode, c.generation FROM telematics_policies p JOIN cutover_states c ON c.workspace_id = p.workspace_id
       WHERE p.workspace_id = $1`,
     [workspaceId],
   );
@@ -65,6 +67,7 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
   return {
     enabled: workspace.enabled,
     cutover: workspace.mode,
+    cutoverGeneration: Number(workspace.generation),
     connections: rows.map((row) => ({
       id: row.id,
       provider: row.provider,
@@ -205,7 +208,8 @@ export async function closeAbandonedPollRuns(sql: Sql, olderThanMs: number, work
 }
 
 export type PollOutcome =
-  | { status: 'succeeded' }
+  /** `confirms`: the poll confirms its connection's vehicles (false while core only shadows the legacy poller). */
+  | { status: 'succeeded'; confirms: boolean }
   | {
       status: 'failed';
       errorClass: string;
@@ -263,7 +267,7 @@ export async function recordPollOutcome(
           WHERE workspace_id = $1 AND connection_id = $2 AND ${ours}`,
         [workspaceId, connectionId, run.claim],
       );
-      if (rowCount > 0) await markConnectionSynced(tx, workspaceId, connectionId);
+      if (rowCount > 0 && outcome.confirms) await markConnectionSynced(tx, workspaceId, connectionId);
     } else {
       await tx.query(
         `UPDATE connection_poll_states

@@ -2,7 +2,7 @@
  * The scheduled event processor (DESIGN §5): takes an EventBridge event envelope, from an EventBridge Scheduler
  * rule through `POST /internal/v1/scheduled-events` or from the embedded ticker, and turns it into workspace poll
  * jobs. Events are idempotent by id: a redelivered id polls nothing. A workspace is due when telematics is
- * enabled, its cutover is `core`, it has an enabled poll connection and its poll interval has passed since it was
+ * enabled, its cutover is `core` or `shadow` (core polls beside the legacy poller), it has an enabled poll connection and its poll interval has passed since it was
  * last enqueued; `detail.workspaceId` targets one workspace now, whatever its interval.
  *
  * Every new event also moves the scheduler mark of each enabled workspace it reaches (every one for an empty detail,
@@ -83,7 +83,7 @@ export async function processScheduledEvent(db: Database, jobs: PollJobQueue, ev
            FROM workspaces w
            JOIN telematics_policies p ON p.workspace_id = w.id
            JOIN cutover_states c ON c.workspace_id = w.id
-          WHERE p.enabled AND c.mode = 'core'
+          WHERE p.enabled AND c.mode IN ('core', 'shadow')
             AND ($2::uuid IS NULL OR w.id = $2::uuid)
             AND EXISTS (SELECT 1 FROM provider_connections pc
                          WHERE pc.workspace_id = w.id AND pc.transport = 'poll' AND pc.enabled)

@@ -17,6 +17,8 @@ import { lockIngestState, setTelematicsEnabled } from './workspaces.ts';
 /** What grows with a tenant's history, emptied first (its events follow). */
 const bulkTables = [
   'signal_history',
+  'shadow_readings',
+  'parity_hours',
   'ingest_rejections',
   'poll_runs',
   'webhook_deliveries',
@@ -28,6 +30,7 @@ const bulkTables = [
  * test/core/lifecycle.test.ts lists them from the catalog and fails until it is.
  */
 const tenantTables = [
+  'cutover_transitions',
   'backfill_jobs',
   'stream_connection_states',
   'connection_sync_marks',

@@ -8,7 +8,24 @@ import { writeEvents } from '../events/event-log.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { iso } from '../time.ts';
 
-export type CutoverMode = 'legacy' | 'core';
+export const cutoverModes = ['legacy', 'shadow', 'core'] as const;
+/**
+ * Who owns a workspace's polling: the legacy poller (`legacy`), the legacy poller while core polls beside it into the
+ * shadow store for parity (`shadow`), or core (`core`).
+ */
+export type CutoverMode = (typeof cutoverModes)[number];
+
+/** When a workspace may go from shadow to core (src/core/cutover/gate.ts). */
+export interface CutoverGate {
+  /** Parity is judged over this many of the last hours, the current one included. */
+  windowHours: number;
+  /** Of the legacy poller's readings, the share core's polling also has. */
+  minCoveragePct: number;
+  /** Of the readings both have, the share whose values agree within the signal's tolerance. */
+  minAgreementPct: number;
+  /** Two readings of one vehicle and signal are the same reading when observed this close. */
+  matchSeconds: number;
+}
 
 export interface TelematicsPolicy {
   enabled: boolean;
@@ -20,6 +37,7 @@ export interface TelematicsPolicy {
   socThresholdsPct: number[];
   /** How long events are kept for replay. */
   eventRetentionDays: number;
+  cutoverGate: CutoverGate;
 }
 
 export const defaultPolicy: TelematicsPolicy = Object.freeze({
@@ -30,6 +48,7 @@ export const defaultPolicy: TelematicsPolicy = Object.freeze({
   retentionDays: 90,
   socThresholdsPct: Object.freeze([20, 80]) as unknown as number[],
   eventRetentionDays: 7,
+  cutoverGate: Object.freeze({ windowHours: 24, minCoveragePct: 99, minAgreementPct: 99, matchSeconds: 10 }),
 });
 
 export interface Workspace {
@@ -51,6 +70,10 @@ interface WorkspaceRow {
   retention_days: number;
   soc_thresholds_pct: number[];
   event_retention_days: number;
+  parity_window_hours: number;
+  parity_min_coverage_pct: number;
+  parity_min_agreement_pct: number;
+  parity_match_seconds: number;
   policy_updated_at: Date;
   mode: CutoverMode;
   changed_at: Date;
@@ -59,7 +82,8 @@ interface WorkspaceRow {
 const selectWorkspace = `
   SELECT w.id, w.name, w.created_at,
          p.enabled, p.poll_interval_seconds, p.freshness_threshold_seconds, p.silent_after_seconds, p.retention_days,
-         p.soc_thresholds_pct, p.event_retention_days, p.updated_at AS policy_updated_at, c.mode, c.changed_at
+         p.soc_thresholds_pct, p.event_retention_days, p.parity_window_hours, p.parity_min_coverage_pct, p.parity_min_agreement_pct,
+         p.parity_match_seconds, p.updated_at AS policy_updated_at, c.mode, c.changed_at
     FROM workspaces w
     JOIN telematics_policies p ON p.workspace_id = w.id
     JOIN cutover_states c ON c.workspace_id = w.id`;
@@ -77,6 +101,12 @@ function toWorkspace(row: WorkspaceRow): Workspace {
       retentionDays: row.retention_days,
       socThresholdsPct: row.soc_thresholds_pct.map(Number),
       eventRetentionDays: row.event_retention_days,
+      cutoverGate: {
+        windowHours: row.parity_window_hours,
+        minCoveragePct: Number(row.parity_min_coverage_pct),
+        minAgreementPct: Number(row.parity_min_agreement_pct),
+        matchSeconds: row.parity_match_seconds,
+      },
       updatedAt: iso(row.policy_updated_at),
     },
     cutover: { mode: row.mode, changedAt: iso(row.changed_at) },
@@ -95,8 +125,9 @@ export async function createWorkspace(
   await sql.query(
     `INSERT INTO telematics_policies
        (workspace_id, enabled, poll_interval_seconds, freshness_threshold_seconds, silent_after_seconds, retention_days,
-        soc_thresholds_pct, event_retention_days)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::float8[], $8)`,
+        soc_thresholds_pct, event_retention_days, parity_window_hours, parity_min_coverage_pct, parity_min_agreement_pct,
+        parity_match_seconds)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::float8[], $8, $9, $10, $11, $12)`,
     policyParams(id, policy),
   );
   await sql.query('INSERT INTO cutover_states (workspace_id, mode) VALUES ($1, $2)', [id, input.cutover ?? 'core']);
@@ -129,7 +160,7 @@ function checkPolicy(policy: TelematicsPolicy): void {
   }
 }
 
-/** A policy as the parameters $1..$8 of its insert and its update, in column order. */
+/** A policy as the parameters $1..$12 of its insert and its update, in column order. */
 function policyParams(workspaceId: string, policy: TelematicsPolicy): unknown[] {
   return [
     workspaceId,
@@ -140,19 +171,26 @@ function policyParams(workspaceId: string, policy: TelematicsPolicy): unknown[] 
     policy.retentionDays,
     [...policy.socThresholdsPct],
     policy.eventRetentionDays,
+    policy.cutoverGate.windowHours,
+    policy.cutoverGate.minCoveragePct,
+    policy.cutoverGate.minAgreementPct,
+    policy.cutoverGate.matchSeconds,
   ];
 }
 
-/** Replaces a workspace's policy; the event settings left out take their defaults. */
+type Defaulted = 'socThresholdsPct' | 'eventRetentionDays' | 'cutoverGate';
+
+/** Replaces a workspace's policy; the event and cutover-gate settings left out take their defaults. */
 export async function putTelematicsPolicy(
   db: Database,
   workspaceId: string,
-  input: Omit<TelematicsPolicy, 'socThresholdsPct' | 'eventRetentionDays'> & Partial<Pick<TelematicsPolicy, 'socThresholdsPct' | 'eventRetentionDays'>>,
+  input: Omit<TelematicsPolicy, Defaulted> & Partial<Pick<TelematicsPolicy, Defaulted>>,
 ): Promise<Workspace> {
   const policy: TelematicsPolicy = {
     ...input,
     socThresholdsPct: input.socThresholdsPct ?? defaultPolicy.socThresholdsPct,
     eventRetentionDays: input.eventRetentionDays ?? defaultPolicy.eventRetentionDays,
+    cutoverGate: input.cutoverGate ?? defaultPolicy.cutoverGate,
   };
   checkPolicy(policy);
   await db.transaction(async (tx) => {
@@ -161,6 +199,7 @@ export async function putTelematicsPolicy(
       `UPDATE telematics_policies
           SET enabled = $2, poll_interval_seconds = $3, freshness_threshold_seconds = $4,
               silent_after_seconds = $5, retention_days = $6, soc_thresholds_pct = $7::float8[], event_retention_days = $8,
+              parity_window_hours = $9, parity_min_coverage_pct = $10, parity_min_agreement_pct = $11, parity_match_seconds = $12,
               updated_at = now()
         WHERE workspace_id = $1`,
       policyParams(workspaceId, policy),
@@ -210,8 +249,28 @@ export async function setTelematicsEnabled(db: Database, workspaceId: string, en
   });
 }
 
-/** Sets which poller owns a workspace; a change is an event (`fleetwire.workspace.cutover.changed`) in the same transaction. */
-export async function putCutover(db: Database, workspaceId: string, mode: CutoverMode): Promise<Workspace> {
+/** Who changed a cutover and why, as the transition records it. */
+export interface CutoverChange {
+  actor: string;
+  reason?: string | null;
+  forced?: boolean;
+  /** The parity the change was judged on (a gated change to core). */
+  parity?: unknown;
+}
+
+/**
+ * Sets which poller owns a workspace. A change is recorded (cutover_transitions: who, when, from, to, why) and is an
+ * event (`fleetwire.workspace.cutover.changed`), in one transaction with it; setting the mode it has changes nothing.
+ * `check` runs inside that transaction with the mode found (locked), before anything changes: the gate to core
+ * (src/core/cutover/cutover.ts) judges parity there.
+ */
+export async function putCutover(
+  db: Database,
+  workspaceId: string,
+  mode: CutoverMode,
+  change: CutoverChange = { actor: 'system' },
+  check?: (tx: Sql, previous: CutoverMode) => Promise<CutoverChange | undefined>,
+): Promise<Workspace> {
   const current = await db.query<{ mode: CutoverMode }>('SELECT mode FROM cutover_states WHERE workspace_id = $1', [workspaceId]);
   if (current.rows[0]?.mode === mode) return getWorkspace(db, workspaceId);
   await db.transaction(async (tx) => {
@@ -220,7 +279,13 @@ export async function putCutover(db: Database, workspaceId: string, mode: Cutove
     const previous = rows[0]?.mode;
     if (previous === undefined) throw notFound('workspace', workspaceId);
     if (previous === mode) return;
-    await tx.query('UPDATE cutover_states SET mode = $2, changed_at = now() WHERE workspace_id = $1', [workspaceId, mode]);
+    const judged = (check ? await check(tx, previous) : undefined) ?? change;
+    await tx.query('UPDATE cutover_states SET mode = $2, previous_mode = $3, generation = generation + 1, changed_at = now() WHERE workspace_id = $1', [workspaceId, mode, previous]);
+    await tx.query(
+      `INSERT INTO cutover_transitions (workspace_id, id, actor, from_mode, to_mode, reason, forced, parity)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)`,
+      [workspaceId, randomUUID(), judged.actor, previous, mode, judged.reason ?? null, judged.forced === true, judged.parity === undefined ? null : JSON.stringify(judged.parity)],
+    );
     await writeEvents(tx, [
       {
         id: randomUUID(),
@@ -228,7 +293,7 @@ export async function putCutover(db: Database, workspaceId: string, mode: Cutove
         subject: 'workspace',
         type: 'fleetwire.workspace.cutover.changed',
         time: new Date().toISOString(),
-        data: { workspaceId, mode, previousMode: previous },
+        data: { workspaceId, mode, previousMode: previous, actor: judged.actor, reason: judged.reason ?? null, forced: judged.forced === true },
       },
     ]);
   });

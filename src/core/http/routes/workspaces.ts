@@ -3,14 +3,20 @@ import { z } from 'zod';
 import type { Database } from '../../db/database.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../registry/api-keys.ts';
 import { deleteWorkspace } from '../../registry/workspace-deletion.ts';
-import { createWorkspace, getWorkspace, listWorkspaces, putCutover, putTelematicsPolicy, updateWorkspace } from '../../registry/workspaces.ts';
+import { changeCutover } from '../../cutover/cutover.ts';
+import { loadParity } from '../../cutover/parity.ts';
+import { listCutoverTransitions } from '../../cutover/transitions.ts';
+import { createWorkspace, getWorkspace, listWorkspaces, putTelematicsPolicy, updateWorkspace } from '../../registry/workspaces.ts';
 import { problemResponses } from '../problem.ts';
 import {
   apiKeySchema,
   cutoverSchema,
+  cutoverTransitionSchema,
   idParam,
   newApiKeySchema,
   newWorkspaceSchema,
+  parityQuery,
+  parityReportSchema,
   policySchema,
   workspaceChangesSchema,
   workspaceSchema,
@@ -18,7 +24,7 @@ import {
 } from '../schemas.ts';
 import type { TypedApp } from '../typed-app.ts';
 
-export function registerWorkspaceRoutes(app: TypedApp, { db }: { db: Database }): void {
+export function registerWorkspaceRoutes(app: TypedApp, { db, clock }: { db: Database; clock: () => number }): void {
   app.post(
     '/v1/workspaces',
     {
@@ -118,14 +124,53 @@ export function registerWorkspaceRoutes(app: TypedApp, { db }: { db: Database })
     {
       config: { access: 'admin' },
       schema: {
-        summary: 'Set which poller owns the workspace: legacy or core',
+        summary: 'Set which poller owns the workspace: legacy, shadow (the legacy poller, with core polling beside it for parity) or core',
+        description:
+          'To core from another mode only when parity over the policy cutoverGate window meets its thresholds (409 parity_not_met with each shortfall in `reasons`), or with force and a reason. Every change is recorded (GET .../cutover/transitions) and is a fleetwire.workspace.cutover.changed event. Core to legacy is the rollback: the legacy poller is accepted at once, and core poll runs already going still commit.',
         tags: ['workspaces'],
         params: wsParams,
         body: cutoverSchema,
-        response: { 200: workspaceSchema, ...problemResponses(400, 401, 403, 404) },
+        response: { 200: workspaceSchema, ...problemResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request) => putCutover(db, request.params.ws, request.body.mode),
+    async (request) => changeCutover(db, request.params.ws, request.body, 'admin token', clock()),
+  );
+
+  app.get(
+    '/v1/workspaces/:ws/cutover/parity',
+    {
+      config: { access: 'workspace' },
+      schema: {
+        summary: "Parity of core's polling with the legacy poller's over the last hours (the current one included), and whether it meets the cutover gate",
+        tags: ['workspaces'],
+        params: wsParams,
+        querystring: parityQuery,
+        response: { 200: parityReportSchema, ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { policy } = await getWorkspace(db, request.params.ws);
+      reply.header('cache-control', 'no-store');
+      const window = request.query.window ?? policy.cutoverGate.windowHours;
+      return db.transaction((tx) => loadParity(tx, request.params.ws, policy.cutoverGate, window, clock()));
+    },
+  );
+
+  app.get(
+    '/v1/workspaces/:ws/cutover/transitions',
+    {
+      config: { access: 'workspace' },
+      schema: {
+        summary: 'Every change of the workspace cutover, newest first: who, when, from, to, why, forced, and the parity it was judged on',
+        tags: ['workspaces'],
+        params: wsParams,
+        response: { 200: z.object({ items: z.array(cutoverTransitionSchema) }), ...problemResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      await getWorkspace(db, request.params.ws);
+      return { items: await listCutoverTransitions(db, request.params.ws) };
+    },
   );
 
   app.post(
