@@ -11,7 +11,8 @@ import { ingestBatch } from '../../src/core/ingest/ingest-batch.ts';
 import { runRetention } from '../../src/core/maintenance/retention.ts';
 import { putCutover } from '../../src/core/registry/workspaces.ts';
 import { startTestCore, type TestCore } from '../support/core.ts';
-import { countRows, createFleet, historyOf, iso, snapshotOf, update, type TestFleet } from '../support/fleet.ts';
+import { countRows, createFleet, historyOf, iso, snapshotOf, type TestFleet } from '../support/fleet.ts';
+import { feedTwoHours, hoursBefore, miles, updateAt, type ParityDefects } from '../support/parity-feed.ts';
 
 let core: TestCore;
 beforeAll(async () => {
@@ -24,16 +25,9 @@ afterAll(async () => {
 const minute = 60_000;
 const hour = 3600_000;
 /** Whole hours before the one the test's clock is in (readings there are all in the past, whatever the time). */
-const hoursAgo = (n: number) => Math.floor(core.clock.now() / hour) * hour - n * hour;
-const miles = 0.621371;
+const hoursAgo = (n: number) => hoursBefore(core.clock.now(), n);
 
-/** One update of a vehicle, received `lagMs` after it was observed. */
-function at(fleet: TestFleet, vehicle: number, source: 'poll' | 'legacy_poll', observedMs: number, readings: Record<string, unknown>, lagMs = 20_000) {
-  return {
-    ...update(fleet, Object.entries(readings).map(([signal, value]) => ({ signal, value, observedAt: observedMs })), { vehicle, source }),
-    receivedAt: iso(observedMs + lagMs),
-  };
-}
+const at = updateAt;
 
 async function eventCount(fleet: TestFleet): Promise<number> {
   const { rows } = await core.db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE workspace_id = $1', [fleet.workspaceId]);
@@ -46,27 +40,7 @@ async function shadowFleet(vehicles: number): Promise<TestFleet> {
   return fleet;
 }
 
-/**
- * Two hours of both pollers every 5 minutes for each vehicle: SoC and odometer, the legacy poller 20 s behind and
- * core 10 s. `legacyOdometer` and `coreSkips` inject defects.
- */
-async function twoHours(fleet: TestFleet, defects: { legacyOdometer?: (vehicle: number, km: number) => number; coreSkips?: (vehicle: number, ms: number) => boolean } = {}) {
-  const from = hoursAgo(3);
-  const legacy = [];
-  const polled = [];
-  for (let ms = from; ms < from + 2 * hour; ms += 5 * minute) {
-    for (let v = 0; v < fleet.vehicles.length; v += 1) {
-      const km = 1000 + v * 100 + (ms - from) / minute;
-      const soc = 80 - (ms - from) / (10 * minute);
-      legacy.push(at(fleet, v, 'legacy_poll', ms, { soc_pct: soc, odometer_km: defects.legacyOdometer?.(v, km) ?? km }, 20_000));
-      // Core's poll sees the same provider reading; its timestamp a second off (rounding), within the match window.
-      if (!defects.coreSkips?.(v, ms)) polled.push(at(fleet, v, 'poll', ms + 1000, { soc_pct: soc, odometer_km: km }, 10_000));
-    }
-  }
-  const now = core.clock.now();
-  await ingestBatch(core.db, legacy, { now });
-  await ingestBatch(core.db, polled, { now });
-}
+const twoHours = (fleet: TestFleet, defects?: ParityDefects) => feedTwoHours(core.db, fleet, core.clock.now(), defects);
 
 describe('a workspace in shadow', () => {
   it("keeps core's readings out of the snapshot, the owned history and the events, with every check still made", async () => {

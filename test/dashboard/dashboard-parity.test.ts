@@ -13,20 +13,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ingestBatch } from '../../src/core/ingest/ingest-batch.ts';
 import { putCutover } from '../../src/core/registry/workspaces.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { startTestCore, type TestCore } from '../support/core.ts';
 import { backend } from '../support/database.ts';
-import { createFleet, iso, update, type TestFleet } from '../support/fleet.ts';
+import { createFleet, iso, type TestFleet } from '../support/fleet.ts';
+import { feedTwoHours, hoursBefore, miles } from '../support/parity-feed.ts';
 import { clipped, unlabelled } from './clipping.ts';
 
 const within = { timeout: 15_000, interval: 100 };
 const widths = [1920, 1366, 390] as const;
 const shots = mkdtempSync(join(tmpdir(), `fleetwire-parity-${backend}-`));
 const minute = 60_000;
-const hour = 3600_000;
-const miles = 0.621371;
 let core: TestCore;
 let browser: Browser;
 let fleet: TestFleet;
@@ -34,36 +32,15 @@ let fleet: TestFleet;
 let gapFrom: number;
 
 /** Whole hours before the one the test clock is in: every reading is in the past, whatever the time. */
-const hoursAgo = (n: number) => Math.floor(core.clock.now() / hour) * hour - n * hour;
+const hoursAgo = (n: number) => hoursBefore(core.clock.now(), n);
 
-/** One update of a vehicle, received `lagMs` after it was observed. */
-function at(vehicle: number, source: 'poll' | 'legacy_poll', observedMs: number, readings: Record<string, unknown>, lagMs: number) {
-  return {
-    ...update(fleet, Object.entries(readings).map(([signal, value]) => ({ signal, value, observedAt: observedMs })), { vehicle, source }),
-    receivedAt: iso(observedMs + lagMs),
-  };
-}
-
-/**
- * Two hours of both pollers every 5 minutes for each vehicle, SoC and odometer, the legacy poller 20 s behind and
- * core 10 s: vehicle 1's legacy odometer in miles, and vehicle 2 missing from core's polling for 40 minutes.
- */
+/** Two hours of both pollers: vehicle 1's legacy odometer in miles, and vehicle 2 missing from core's polling for 40 minutes. */
 async function twoHours(): Promise<void> {
-  const from = hoursAgo(3);
-  gapFrom = from + 30 * minute;
-  const legacy = [];
-  const polled = [];
-  for (let ms = from; ms < from + 2 * hour; ms += 5 * minute) {
-    for (let v = 0; v < fleet.vehicles.length; v += 1) {
-      const km = 1000 + v * 100 + (ms - from) / minute;
-      const soc = 80 - (ms - from) / (10 * minute);
-      legacy.push(at(v, 'legacy_poll', ms, { soc_pct: soc, odometer_km: v === 1 ? Math.round(km * miles * 10) / 10 : km }, 20_000));
-      if (!(v === 2 && ms >= gapFrom && ms < gapFrom + 40 * minute)) polled.push(at(v, 'poll', ms + 1000, { soc_pct: soc, odometer_km: km }, 10_000));
-    }
-  }
-  const now = core.clock.now();
-  await ingestBatch(core.db, legacy, { now });
-  await ingestBatch(core.db, polled, { now });
+  gapFrom = hoursAgo(3) + 30 * minute;
+  await feedTwoHours(core.db, fleet, core.clock.now(), {
+    legacyOdometer: (v, km) => (v === 1 ? Math.round(km * miles * 10) / 10 : km),
+    coreSkips: (v, ms) => v === 2 && ms >= gapFrom && ms < gapFrom + 40 * minute,
+  });
 }
 
 beforeAll(async () => {

@@ -402,28 +402,11 @@ async function applyUnitOfWork(
     }
     const snapshot = await loadSnapshot(tx, [...vehicles.values()], snapshotValueSignals);
 
-    // Vehicle ids are UUIDs, unique across workspaces, so grouping by vehicle never mixes tenants.
-    const pending = owned.flatMap(({ work, vehicleId, pending: readings }) => readings.map((reading) => ({ work, vehicleId, reading })));
-    const candidates: Candidate[] = pending.map(({ vehicleId, reading }, position) => ({
-      position,
-      vehicleId,
-      signal: reading.signal,
-      value: reading.value,
-      observedMs: reading.observedMs,
-    }));
-    const outcomes = classifyReadings(candidates, snapshot);
-
     const history: HistoryRow[] = [];
     const acceptedByVehicle = new Map<string, { workspaceId: string; accepted: AcceptedReading[] }>();
-    pending.forEach(({ work, vehicleId, reading }, position) => {
-      const outcome = outcomes[position]!;
-      if (outcome.status === 'rejected') {
-        decisions.readings.push({ work, readingIndex: reading.readingIndex, status: 'rejected', reason: outcome.reason });
-        rejections.push(readingRejection(work, reading.readingIndex, outcome, vehicleId));
-        return;
-      }
-      decisions.readings.push({ work, readingIndex: reading.readingIndex, status: outcome.status });
-      if (outcome.status === 'duplicate') return;
+    classifyPending(owned, snapshot, decisions, rejections, ({ work, vehicleId, reading }, status) => {
+      decisions.readings.push({ work, readingIndex: reading.readingIndex, status });
+      if (status === 'duplicate') return;
       const e = work.envelope!;
       const mark = vehicles.get(vehicleId)!;
       if (reading.observedMs > mark.newestMs) mark.newestMs = reading.observedMs;
@@ -438,12 +421,12 @@ async function applyUnitOfWork(
         provider: e.provider,
         connectionId: e.connectionId,
         receivedAt: work.receivedAt!,
-        advances: outcome.status === 'accepted',
+        advances: status === 'accepted',
       });
       // The legacy poller's side of parity, while core polls beside it.
       const state = workspaces.get(e.workspaceId)!;
       if (e.source === 'legacy_poll' && state.cutover === 'shadow') parity.legacy.push(parityReading(work, vehicleId, reading, state));
-      if (outcome.status === 'accepted') {
+      if (status === 'accepted') {
         const entry = acceptedByVehicle.get(vehicleId) ?? { workspaceId: e.workspaceId, accepted: [] };
         acceptedByVehicle.set(vehicleId, entry);
         entry.accepted.push({ signal: reading.signal, value: reading.value, observedMs: reading.observedMs, source: e.source, provider: e.provider });
@@ -480,6 +463,32 @@ async function applyUnitOfWork(
   });
 }
 
+/**
+ * Step 5 for the pending readings of `entries`, against `snapshot` (classify.ts): a refused reading is recorded
+ * here; each of the others is handed to `take` with its outcome, in batch order. Vehicle ids are UUIDs, unique
+ * across workspaces, so grouping by vehicle never mixes tenants.
+ */
+function classifyPending(
+  entries: readonly (Judged & { vehicleId: string })[],
+  snapshot: ReadonlyMap<string, SnapshotPoint>,
+  decisions: Decisions,
+  rejections: RejectionRow[],
+  take: (pending: { work: UpdateWork; vehicleId: string; reading: PendingReading }, status: 'accepted' | 'late' | 'duplicate') => void,
+): void {
+  const pending = entries.flatMap(({ work, vehicleId, pending: readings }) => readings.map((reading) => ({ work, vehicleId, reading })));
+  const candidates: Candidate[] = pending.map(({ vehicleId, reading }, position) => ({ position, vehicleId, signal: reading.signal, value: reading.value, observedMs: reading.observedMs }));
+  const outcomes = classifyReadings(candidates, snapshot);
+  pending.forEach((item, position) => {
+    const outcome = outcomes[position]!;
+    if (outcome.status === 'rejected') {
+      decisions.readings.push({ work: item.work, readingIndex: item.reading.readingIndex, status: 'rejected', reason: outcome.reason });
+      rejections.push(readingRejection(item.work, item.reading.readingIndex, outcome, item.vehicleId));
+      return;
+    }
+    take(item, outcome.status);
+  });
+}
+
 /** A reading as parity keeps it. */
 function parityReading(work: UpdateWork, vehicleId: string, reading: PendingReading, state: WorkspaceState): ParityReading {
   const e = work.envelope!;
@@ -508,23 +517,12 @@ async function judgeShadowReadings(
   rejections: RejectionRow[],
 ): Promise<ParityReading[]> {
   if (entries.length === 0) return [];
-  const pending = entries.flatMap(({ work, vehicleId, pending: readings }) => readings.map((reading) => ({ work, vehicleId, reading })));
   const vehicles = [...new Map(entries.map(({ work, vehicleId }) => [vehicleId, { workspaceId: work.envelope!.workspaceId, vehicleId }])).values()];
   const points = await loadShadowPoints(tx, vehicles, counterSignals);
-  const outcomes = classifyReadings(
-    pending.map(({ vehicleId, reading }, position) => ({ position, vehicleId, signal: reading.signal, value: reading.value, observedMs: reading.observedMs })),
-    points,
-  );
   const kept: ParityReading[] = [];
-  pending.forEach(({ work, vehicleId, reading }, position) => {
-    const outcome = outcomes[position]!;
-    if (outcome.status === 'rejected') {
-      decisions.readings.push({ work, readingIndex: reading.readingIndex, status: 'rejected', reason: outcome.reason });
-      rejections.push(readingRejection(work, reading.readingIndex, outcome, vehicleId));
-      return;
-    }
-    decisions.readings.push({ work, readingIndex: reading.readingIndex, status: outcome.status === 'duplicate' ? 'duplicate' : 'shadowed' });
-    if (outcome.status !== 'duplicate') kept.push(parityReading(work, vehicleId, reading, workspaces.get(work.envelope!.workspaceId)!));
+  classifyPending(entries, points, decisions, rejections, ({ work, vehicleId, reading }, status) => {
+    decisions.readings.push({ work, readingIndex: reading.readingIndex, status: status === 'duplicate' ? 'duplicate' : 'shadowed' });
+    if (status !== 'duplicate') kept.push(parityReading(work, vehicleId, reading, workspaces.get(work.envelope!.workspaceId)!));
   });
   return kept;
 }
