@@ -11,7 +11,10 @@ import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isSpecialAddress } from '../../src/core/events/webhook-targets.ts';
+import { createEventHub } from '../../src/core/events/event-hub.ts';
+import { createWebhookDispatcher } from '../../src/core/events/webhook-dispatcher.ts';
 import { createWebhook, openSigningSecret } from '../../src/core/events/webhooks.ts';
+import { createLogger } from '../../src/logging.ts';
 import { rotateCredentialKey } from '../../src/core/registry/credential-key.ts';
 import { ingestBatch } from '../../src/core/ingest/ingest-batch.ts';
 import { startTestCore, type TestCore } from '../support/core.ts';
@@ -329,6 +332,46 @@ describe('deliveries', () => {
       expect(ids.slice(2)).toEqual(ids.slice(0, 2));
       expect((await core.http.admin('POST', path(fleet, `/${id}/replay`), { from: 'last week' })).status).toBe(400);
     } finally {
+      await receiver.close();
+    }
+  });
+});
+
+describe('a dispatcher with nothing to deliver', () => {
+  it('stays idle once its subscription has caught up: a scan a tick, not a loop of claims', async () => {
+    const receiver = await startReceiver();
+    const holder = `idle-test-${randomBytes(4).toString('hex')}`;
+    let statements = 0;
+    const counted = new Proxy(core.db, {
+      get(target, name, receiverObject) {
+        if (name === 'query') return (...args: Parameters<typeof target.query>) => ((statements += 1), target.query(...args));
+        const value: unknown = Reflect.get(target, name, receiverObject);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const hub = createEventHub(core.db, { intervalMs: 100 });
+    await hub.start();
+    const dispatcher = createWebhookDispatcher({ db: counted, secretKey: core.secretKey, hub, logger: createLogger({ level: 'silent', name: 'idle-test' }), holder, allowPrivate: true, scanMs: 500 });
+    try {
+      const fleet = await createFleet(core.db, core.secretKey);
+      // Made and claimed for this dispatcher in one transaction, so the test core's own dispatcher never takes it.
+      await core.db.transaction(async (tx) => {
+        const made = await createWebhook(tx, core.secretKey, fleet.workspaceId, { url: receiver.url, types: ['fleetwire.vehicle.state.changed'] }, { allowPrivate: true });
+        await tx.query("UPDATE webhook_subscriptions SET claimed_by = $3, claimed_until = now() + interval '1 hour' WHERE workspace_id = $1 AND id = $2", [fleet.workspaceId, made.id, holder]);
+      });
+      dispatcher.start();
+      for (const u of socs(fleet, 0, [40, 41, 42], core.clock.now() - 60_000)) await ingestBatch(core.db, [u], { now: core.clock.now() });
+      await until(() => receiver.received.length, (n) => n >= 3);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      statements = 0;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      // Four ticks of the scan in 2 s, each renewing its claim and claiming (two statements); a line that looked
+      // again each time it caught up would make hundreds.
+      expect(statements).toBeLessThanOrEqual(12);
+      expect(receiver.received).toHaveLength(3);
+    } finally {
+      await dispatcher.stop();
+      await hub.stop();
       await receiver.close();
     }
   });

@@ -58,6 +58,9 @@ interface Claimed {
   revision: string;
 }
 
+/** What recording a page came to: written (`ok`: the claim still held), or the write's error. */
+type Recorded = { ok: boolean } | { error: unknown };
+
 /** One delivery attempt, as recorded (`webhook_deliveries`). */
 type Attempt = { event: StoredEvent } & Pick<WebhookDelivery, 'attempt' | 'outcome' | 'statusCode' | 'error' | 'durationMs' | 'latencyMs'>;
 
@@ -255,7 +258,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     return rows[0]?.ok === 1;
   }
 
-  async function work(sub: Claimed): Promise<void> {
+  /**
+   * Works a subscription's line until it has caught up with the hub's head (answering the position it reached), or
+   * until it cannot go on (a failure waiting for its retry, a lost claim, an end, a stop: answering nothing).
+   */
+  async function work(sub: Claimed): Promise<number | undefined> {
     const subKey = key(sub);
     let secret: string;
     try {
@@ -268,45 +275,62 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     }
     let cursor = sub.cursor;
     let attempts = sub.attempts;
-    while (!stopped) {
-      const through = options.hub.head();
-      if (cursor >= through) return;
-      const events = await readEvents(db, { workspaceId: sub.workspaceId, after: cursor, through, types: sub.types, limit: pageSize });
-      const pageEnd = events.length < pageSize ? through : events[events.length - 1]!.position;
-      const page = deliveredOfPage.get(subKey);
-      const delivered = page && page.after === cursor ? page.positions : new Set<number>();
-      deliveredOfPage.set(subKey, { after: cursor, positions: delivered });
-      const made = await deliverPage(sub, secret, events, delivered, attempts + 1);
-      if (stopped) return;
-      const gone = made.find((a) => a.outcome === 'gone');
-      const failed = made.filter((a) => a.outcome === 'failed').sort((a, b) => a.event.position - b.event.position)[0];
-      if (gone) {
-        await persist(sub, made, `status = 'ended', status_reason = $6, claimed_by = NULL, claimed_until = NULL`, [`the receiver answered 410 Gone for event ${gone.event.id}`]);
-        deliveredOfPage.delete(subKey);
-        logger.warn({ 'fleetwire.workspace.id': sub.workspaceId, 'fleetwire.webhook.id': sub.id }, 'webhook receiver answered 410 Gone: subscription ended');
-        return;
-      }
-      if (failed) {
-        attempts += 1;
-        const failingSinceMs = sub.failingSinceMs ?? Date.now();
-        const givingUp = Date.now() - failingSinceMs >= giveUpAfterMs;
-        const delay = backoff(attempts);
-        const ok = await persist(
-          sub,
-          made,
-          `attempts = $6, failing_since = COALESCE(failing_since, now()), last_error = $7, last_error_at = now(),
-           next_attempt_at = now() + $8 * interval '1 millisecond'${givingUp ? `, status = 'paused', status_reason = $9` : ''}`,
-          [attempts, failed.error, delay, ...(givingUp ? [`failing for ${Math.round(giveUpAfterMs / 3600_000)} h (last: ${failed.error}); resume it once the receiver works`] : [])],
+    // A delivered page is recorded while the next one is read and delivered: the cursor row and the attempts of
+    // page N are written beside the requests of page N+1, and page N+1's outcome is written only after page N's
+    // (so the cursor never moves past an event that was not delivered, and a lost claim stops the line).
+    let recording: Promise<Recorded> = Promise.resolve({ ok: true });
+    const recorded = async (): Promise<boolean> => {
+      const result = await recording;
+      if ('error' in result) throw result.error;
+      return result.ok;
+    };
+    try {
+      while (!stopped) {
+        const through = options.hub.head();
+        if (cursor >= through) return cursor;
+        const events = await readEvents(db, { workspaceId: sub.workspaceId, after: cursor, through, types: sub.types, limit: pageSize });
+        const pageEnd = events.length < pageSize ? through : events[events.length - 1]!.position;
+        const page = deliveredOfPage.get(subKey);
+        const delivered = page && page.after === cursor ? page.positions : new Set<number>();
+        deliveredOfPage.set(subKey, { after: cursor, positions: delivered });
+        const made = await deliverPage(sub, secret, events, delivered, attempts + 1);
+        if (stopped || !(await recorded())) return;
+        const gone = made.find((a) => a.outcome === 'gone');
+        const failed = made.filter((a) => a.outcome === 'failed').sort((a, b) => a.event.position - b.event.position)[0];
+        if (gone) {
+          await persist(sub, made, `status = 'ended', status_reason = $6, claimed_by = NULL, claimed_until = NULL`, [`the receiver answered 410 Gone for event ${gone.event.id}`]);
+          deliveredOfPage.delete(subKey);
+          logger.warn({ 'fleetwire.workspace.id': sub.workspaceId, 'fleetwire.webhook.id': sub.id }, 'webhook receiver answered 410 Gone: subscription ended');
+          return;
+        }
+        if (failed) {
+          attempts += 1;
+          const failingSinceMs = sub.failingSinceMs ?? Date.now();
+          const givingUp = Date.now() - failingSinceMs >= giveUpAfterMs;
+          const delay = backoff(attempts);
+          const ok = await persist(
+            sub,
+            made,
+            `attempts = $6, failing_since = COALESCE(failing_since, now()), last_error = $7, last_error_at = now(),
+             next_attempt_at = now() + $8 * interval '1 millisecond'${givingUp ? `, status = 'paused', status_reason = $9` : ''}`,
+            [attempts, failed.error, delay, ...(givingUp ? [`failing for ${Math.round(giveUpAfterMs / 3600_000)} h (last: ${failed.error}); resume it once the receiver works`] : [])],
+          );
+          if (ok && givingUp) logger.warn({ 'fleetwire.workspace.id': sub.workspaceId, 'fleetwire.webhook.id': sub.id }, 'webhook subscription paused after failing too long');
+          return;
+        }
+        // Settled here, not when awaited: a failure of the write is thrown by the next `recorded()`, never left unhandled.
+        recording = persist(sub, made, `cursor = $6, attempts = 0, failing_since = NULL, next_attempt_at = NULL${made.length > 0 ? ', last_success_at = now()' : ''}`, [pageEnd]).then(
+          (ok) => ({ ok }),
+          (error: unknown) => ({ error }),
         );
-        if (ok && givingUp) logger.warn({ 'fleetwire.workspace.id': sub.workspaceId, 'fleetwire.webhook.id': sub.id }, 'webhook subscription paused after failing too long');
-        return;
+        deliveredOfPage.delete(subKey);
+        cursor = pageEnd;
+        attempts = 0;
+        sub.failingSinceMs = null;
       }
-      const ok = await persist(sub, made, `cursor = $6, attempts = 0, failing_since = NULL, next_attempt_at = NULL${made.length > 0 ? ', last_success_at = now()' : ''}`, [pageEnd]);
-      deliveredOfPage.delete(subKey);
-      if (!ok) return;
-      cursor = pageEnd;
-      attempts = 0;
-      sub.failingSinceMs = null;
+    } finally {
+      // The last page's record is written before the line is let go (and its failure reported like any other).
+      await recorded();
     }
   }
 
@@ -315,7 +339,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     for (const sub of claimed) {
       const subKey = key(sub);
       if (running.has(subKey)) continue;
+      let reached: number | undefined;
       const job = work(sub)
+        .then((position) => {
+          reached = position;
+        })
         .catch((error: unknown) => {
           if (Date.now() - lastErrorLogAt > 60_000) {
             lastErrorLogAt = Date.now();
@@ -324,8 +352,9 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         })
         .finally(() => {
           running.delete(subKey);
-          // Events may have arrived meanwhile: look again soon.
-          if (!stopped) kick();
+          // Events that arrived after its last look were not taken up by the scan their arrival started (the line
+          // was still running then): look again. A line that stopped for a retry waits for it (the scan's timer).
+          if (!stopped && reached !== undefined && options.hub.head() > reached) kick();
         });
       running.set(subKey, job);
     }
