@@ -2,9 +2,10 @@
  * Changing who owns a workspace's polling (docs/OPERATIONS.md, "Migrating a workspace"): `legacy` -> `shadow` ->
  * `core`, and back. Going to core from any other mode passes the gate: parity over the policy's window must meet its
  * thresholds (parity.ts), or the request says `force` with a reason, which is recorded. Every change records who,
- * when, from, to and why, and is an event (registry/workspaces.ts `putCutover`). A rollback, core to legacy, is one
- * call: the legacy poller's updates are accepted from that moment, and core's poll runs already going still commit
- * their pages (ingest-batch.ts), so nothing fetched in the gap is lost.
+ * when, from, to and why, and is an event (registry/workspaces.ts `putCutover`). A rollback, core to legacy (or to
+ * shadow), is one call: the legacy poller's updates are accepted from that moment; core's poll runs already going
+ * still commit their pages as owned readings (ingest-batch.ts), and then core runs one closing poll from its committed
+ * cursors (polling/poll-runner.ts), so what the legacy poller read and was refused before the rollback is not lost.
  */
 import type { Database } from '../db/database.ts';
 import { DomainError } from '../errors.ts';

@@ -71,9 +71,10 @@ export interface IngestOptions {
    */
   streamHolder?: string;
   /**
-   * The cutover generation the poll run that sends the batch started under (its plan's). After a rollback (cutover
-   * core to legacy) the runs core started before it still commit their pages, so nothing fetched in the gap is lost;
-   * runs started after it are refused.
+   * The cutover generation the poll run that sends the batch runs under (its plan's, or for the closing poll of a
+   * rollback the one before it). After a rollback (cutover core to legacy or shadow) the runs core started before it
+   * and its one closing poll still commit their pages as owned readings, so nothing observed up to the rollback is
+   * lost; in `legacy` the runs started after it are refused, in `shadow` they are kept for parity only.
    */
   pollCutoverGeneration?: number;
   /**
@@ -261,8 +262,15 @@ function readingProblem(
 }
 
 /**
- * Who may send for the workspace. `legacy`: the legacy poller, and core's poll runs that started before a rollback
- * from core; `shadow`: both (core's readings go to the shadow store only); `core`: core.
+ * A core poll run under the generation before a rollback from core: one that was going when the cutover changed, or
+ * the rollback's closing poll. Its readings are the workspace's own, whatever the mode now.
+ */
+const runBeforeRollback = (state: WorkspaceState, pollGeneration: number | undefined) =>
+  state.previousCutover === 'core' && pollGeneration === state.cutoverGeneration - 1;
+
+/**
+ * Who may send for the workspace. `legacy`: the legacy poller, and core's poll runs from before a rollback from core;
+ * `shadow`: both (core's readings go to the shadow store only, but for its runs from before a rollback); `core`: core.
  */
 function workspaceProblem(state: WorkspaceState | undefined, e: UpdateEnvelope, pollGeneration: number | undefined): Problem | undefined {
   if (!state) return { reason: 'unknown_workspace', detail: `workspace ${e.workspaceId} does not exist` };
@@ -270,15 +278,15 @@ function workspaceProblem(state: WorkspaceState | undefined, e: UpdateEnvelope, 
   if (e.source === 'legacy_poll' && state.cutover === 'core') {
     return { reason: 'source_not_owner', detail: 'the workspace is cut over to core polling; legacy_poll updates are no longer accepted' };
   }
-  if (e.source === 'poll' && state.cutover === 'legacy') {
-    const startedBeforeRollback = state.previousCutover === 'core' && pollGeneration === state.cutoverGeneration - 1;
-    if (!startedBeforeRollback) return { reason: 'source_not_owner', detail: 'the workspace is polled by the legacy poller; core poll updates are not accepted' };
+  if (e.source === 'poll' && state.cutover === 'legacy' && !runBeforeRollback(state, pollGeneration)) {
+    return { reason: 'source_not_owner', detail: 'the workspace is polled by the legacy poller; core poll updates are not accepted' };
   }
   return undefined;
 }
 
 /** Core's poll of a workspace in shadow: every check, but its readings land in the shadow store only. */
-const isShadow = (state: WorkspaceState, e: UpdateEnvelope) => e.source === 'poll' && state.cutover === 'shadow';
+const isShadow = (state: WorkspaceState, e: UpdateEnvelope, pollGeneration: number | undefined) =>
+  e.source === 'poll' && state.cutover === 'shadow' && !runBeforeRollback(state, pollGeneration);
 
 function leaseProblem(held: ReadonlySet<string> | undefined, e: UpdateEnvelope, holder: string | undefined): Problem | undefined {
   if (!held || held.has(e.connectionId)) return undefined;
@@ -332,7 +340,7 @@ async function applyUnitOfWork(
 
     // 2-3. Workspace state and ownership, locked for the transaction; the stream lease likewise.
     const workspaces = await loadWorkspaceStates(tx, [...new Set(shaped.map((w) => w.envelope!.workspaceId))], true);
-    const held = options.streamHolder === undefined ? undefined : await lockHeldLeases(tx, options.streamHolder, [...new Set(shaped.map((w) => w.envelope!.connectionId))]);
+    const held = options.streamHolder === undefined ? undefined : await lockHeldLeases(tx, options.streamHolder, shaped.map((w) => w.envelope!));
     const judged: Judged[] = [];
     for (const work of shaped) {
       const e = work.envelope!;
@@ -392,7 +400,7 @@ async function applyUnitOfWork(
     }
 
     // A workspace in shadow: core's poll readings are judged here against core's own, then kept for parity only.
-    const shadowed = new Set(processed.filter(({ work }) => isShadow(workspaces.get(work.envelope!.workspaceId)!, work.envelope!)));
+    const shadowed = new Set(processed.filter(({ work }) => isShadow(workspaces.get(work.envelope!.workspaceId)!, work.envelope!, options.pollCutoverGeneration)));
     const parity = { core: await judgeShadowReadings(tx, [...shadowed], workspaces, decisions, rejections), legacy: [] as ParityReading[] };
     const owned = processed.filter((entry) => !shadowed.has(entry));
 

@@ -64,17 +64,17 @@ export async function loadWorkspaceStates(sql: Sql, workspaceIds: readonly strin
 }
 
 /**
- * Of `connectionIds`, those `holder` holds a live lease on, locked `FOR SHARE` until the transaction ends, so the
+ * Of `connections` (each a workspace and a connection), those `holder` holds a live lease on, locked `FOR SHARE` until the transaction ends, so the
  * lease cannot move to another process while this batch is written under it.
  */
-export async function lockHeldLeases(tx: Sql, holder: string, connectionIds: readonly string[]): Promise<Set<string>> {
-  if (connectionIds.length === 0) return new Set();
+export async function lockHeldLeases(tx: Sql, holder: string, connections: readonly { workspaceId: string; connectionId: string }[]): Promise<Set<string>> {
+  if (connections.length === 0) return new Set();
   const { rows } = await tx.query<{ connection_id: string }>(
     `SELECT connection_id FROM stream_leases
-      WHERE holder = $1 AND connection_id = ANY($2::uuid[]) AND expires_at > now()
+      WHERE workspace_id = ANY($2::uuid[]) AND connection_id = ANY($3::uuid[]) AND holder = $1 AND expires_at > now()
       ORDER BY workspace_id, connection_id
         FOR SHARE`,
-    [holder, connectionIds],
+    [holder, [...new Set(connections.map((c) => c.workspaceId))], [...new Set(connections.map((c) => c.connectionId))]],
   );
   return new Set(rows.map((row) => row.connection_id));
 }

@@ -8,6 +8,10 @@
  * Provider errors fall in a closed set and pick what happens next: `rate_limited` waits Retry-After, `transient`
  * and `malformed_response` back off with jitter, `auth` stops the connection until its credentials change,
  * `permanent` waits an hour. One failing connection never holds up the others. Every run is recorded.
+ *
+ * When the cutover leaves `core`, the workspace is owed one closing poll (registry/workspaces.ts `putCutover`): the
+ * next job of it polls its connections from core's committed cursors under the generation before the change, so what
+ * was observed up to the rollback lands as owned readings, and then core stops polling it (in `legacy`).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -32,6 +36,7 @@ import {
   listBoundDevices,
   loadPollPlan,
   recordPollOutcome,
+  settleClosingPoll,
   type PollConnection,
   type WorkspacePollPlan,
   type RunTotals,
@@ -100,6 +105,35 @@ class CursorMovedError extends Error {
 
 class DeadlineError extends Error {}
 
+/**
+ * What the runs of one workspace poll send their pages under: the cutover generation ingest judges them by (for the
+ * closing poll of a rollback from core, the one before the rollback), and whether their readings are the workspace's
+ * own rather than kept for parity only.
+ */
+interface RunTerms {
+  generation: number;
+  owned: boolean;
+  closing: boolean;
+}
+
+function runTerms(plan: WorkspacePollPlan): RunTerms {
+  if (plan.closingGeneration !== null) return { generation: plan.closingGeneration, owned: true, closing: true };
+  return { generation: plan.cutoverGeneration, owned: plan.cutover !== 'shadow', closing: false };
+}
+
+/**
+ * The connections a workspace poll runs. Those due, normally. The closing poll of a rollback runs every one core
+ * has a committed cursor of, whatever its backoff: it is the last chance to fetch what was observed up to the
+ * rollback. A connection stopped until an operator acts (credentials refused or unreadable) is left out either way.
+ */
+function connectionsToPoll(plan: WorkspacePollPlan, terms: RunTerms, at: number): PollConnection[] {
+  const stopped = (c: PollConnection) => c.authFailedAt !== null || c.credentialsUnreadableAt !== null;
+  if (terms.closing) return plan.connections.filter((c) => c.cursorCommitted && !stopped(c));
+  return plan.connections.filter(
+    (c) => !stopped(c) && !(c.rateLimitedUntil && c.rateLimitedUntil.getTime() > at) && !(c.nextPollAt && c.nextPollAt.getTime() > at),
+  );
+}
+
 /** When to poll a failing connection again, by error class and how many failures in a row. */
 function nextAttempt(
   errorClass: PollErrorClass,
@@ -157,7 +191,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     totals: RunTotals & { shadowed: number },
     signal: AbortSignal,
     notes: string[],
-    cutoverGeneration: number,
+    terms: RunTerms,
   ) {
     const receivedAt = new Date(now()).toISOString();
     const updates: CanonicalUpdate[] = page.devices.map((device) => ({
@@ -181,7 +215,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       if (chunk.length === 0) {
         await deps.db.transaction(commitCursor);
       } else {
-        const ingestOptions = { pollCutoverGeneration: cutoverGeneration, ...(last ? { withinTransaction: commitCursor } : {}) };
+        const ingestOptions = { pollCutoverGeneration: terms.generation, ...(last ? { withinTransaction: commitCursor } : {}) };
         const outcome = await runWhenAdmitted(deps.ingestGate, () => ingestBatch(deps.db, chunk, ingestOptions), {
           signal,
           random,
@@ -201,7 +235,8 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     if (page.notes) notes.push(...page.notes);
   }
 
-  async function pollConnection(job: WorkspacePollJob, plan: WorkspacePollPlan, connection: PollConnection, deadlineAt: number): Promise<void> {
+  /** Polls one connection of the job's workspace; false when another run holds it (and it was left to that run). */
+  async function pollConnection(job: WorkspacePollJob, terms: RunTerms, connection: PollConnection, deadlineAt: number): Promise<boolean> {
     const { workspaceId } = job;
     const started = now();
     const log = deps.logger.child({ 'fleetwire.workspace.id': workspaceId, 'fleetwire.connection.id': connection.id, 'fleetwire.provider': connection.provider });
@@ -219,19 +254,20 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
     });
     if (runId === null) {
       log.debug('another run is polling this connection; left to it');
-      return;
+      return false;
     }
     running.add(claim);
     try {
-      await runClaimed(job, plan, connection, deadlineAt, runId, claim, started, log);
+      await runClaimed(job, terms, connection, deadlineAt, runId, claim, started, log);
     } finally {
       running.delete(claim);
     }
+    return true;
   }
 
   async function runClaimed(
     job: WorkspacePollJob,
-    plan: WorkspacePollPlan,
+    terms: RunTerms,
     connection: PollConnection,
     deadlineAt: number,
     runId: number,
@@ -241,7 +277,9 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
   ): Promise<void> {
     const { workspaceId } = job;
     const totals = { requests: 0, pages: 0, skipped: 0, accepted: 0, late: 0, duplicate: 0, rejected: 0, shadowed: 0 };
-    const notes: string[] = [];
+    const notes: string[] = terms.closing
+      ? [`the closing poll of a rollback from core: what was observed up to the rollback, read from core's committed cursor and kept as owned readings (cutover generation ${terms.generation})`]
+      : [];
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new DeadlineError('run deadline')), Math.max(0, deadlineAt - now()));
     let failure: { errorClass: PollErrorClass; message: string; retryAfterMs?: number } | undefined;
@@ -280,7 +318,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
             session,
           };
           for await (const page of adapter.poll(context)) {
-            await ingestPage(workspaceId, connection, page, version, totals, deadline.signal, notes, plan.cutoverGeneration);
+            await ingestPage(workspaceId, connection, page, version, totals, deadline.signal, notes, terms);
             cursor = page.cursor;
           }
           break;
@@ -328,7 +366,7 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       log.warn({ 'error.type': failure.errorClass, 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.next_at': next.nextPollAt ?? next.rateLimitedUntil }, `poll failed: ${message}`);
     } else {
       if (totals.shadowed > 0) notes.push(`${totals.shadowed} readings kept for parity only: the workspace is in shadow, the legacy poller owns its snapshot`);
-      await recordPollOutcome(deps.db, run, { status: 'succeeded', confirms: plan.cutover !== 'shadow' }, totals, notes);
+      await recordPollOutcome(deps.db, run, { status: 'succeeded', confirms: terms.owned }, totals, notes);
       log.info({ 'fleetwire.poll.pages': totals.pages, 'fleetwire.poll.requests': totals.requests, 'fleetwire.poll.accepted': totals.accepted, 'fleetwire.poll.rejected': totals.rejected }, 'poll succeeded');
     }
     recordPollRun(connection.provider, failure ? 'failed' : 'succeeded', failure?.errorClass ?? '', (now() - started) / 1000, totals.requests);
@@ -340,34 +378,34 @@ export function createPollRunner(deps: PollRunnerDeps, options: PollRunnerOption
       // could hand the job to another process.
       const deadlineAt = now() + options.runDeadlineMs;
       const plan = await loadPollPlan(deps.db, job.workspaceId);
-      // The workspace may have changed since it was enqueued.
-      // Core polls a workspace it owns, and one it shadows.
-      if (!plan || !plan.enabled || plan.cutover === 'legacy') return;
+      // The workspace may have changed since it was enqueued. Core polls a workspace it owns, and one it shadows; and
+      // one it owes the closing poll of a rollback, whatever its mode now.
+      if (!plan || !plan.enabled) return;
+      const terms = runTerms(plan);
+      if (plan.cutover === 'legacy' && !terms.closing) return;
       // Runs of this workspace whose outcome was never recorded are closed before new ones start. Only one runner
       // polls a workspace at a time, and no run outlives its deadline by a minute.
       const closed = await closeAbandonedPollRuns(deps.db, abandonedRunAfterMs(options), job.workspaceId);
       if (closed > 0) deps.logger.warn({ 'fleetwire.workspace.id': job.workspaceId, 'fleetwire.poll.abandoned_runs': closed }, 'closed poll runs whose outcome was never recorded');
-      const at = now();
-      const due = plan.connections.filter(
-        (c) =>
-          !c.authFailedAt &&
-          !c.credentialsUnreadableAt &&
-          !(c.rateLimitedUntil && c.rateLimitedUntil.getTime() > at) &&
-          !(c.nextPollAt && c.nextPollAt.getTime() > at),
-      );
+      const due = connectionsToPoll(plan, terms, now());
       let unreached = 0;
+      let ran = 0;
       await runWithConcurrency(due, options.connectionConcurrency, async (connection) => {
         if (deadlineAt - now() < minimumRunMs) {
           unreached += 1;
           return;
         }
         try {
-          await pollConnection(job, plan, connection, deadlineAt);
+          if (await pollConnection(job, terms, connection, deadlineAt)) ran += 1;
         } catch (error) {
           // Recording the run failed (the database is down): the next poll starts from the committed cursor.
           deps.logger.error({ err: error, 'fleetwire.connection.id': connection.id }, 'poll run could not be recorded');
         }
       });
+      // The closing poll is settled once each of its connections had its run, failed ones included (what a failed
+      // run could not fetch is a backfill's: POST .../connections/{id}/backfill). When one was not reached, was held by
+      // another run or could not be recorded, the next job runs the closing poll again, from the committed cursors.
+      if (terms.closing && ran === due.length) await settleClosingPoll(deps.db, job.workspaceId, terms.generation);
       if (unreached > 0) {
         deps.logger.warn({ 'fleetwire.workspace.id': job.workspaceId, 'fleetwire.poll.unreached': unreached }, 'the workspace poll reached its deadline before every due connection; they go first next time');
       }

@@ -13,6 +13,8 @@ export interface PollConnection {
   credentialsCiphertext: string;
   cursor: unknown;
   cursorVersion: number;
+  /** Core has committed a feed cursor of it (since the feed last started afresh). */
+  cursorCommitted: boolean;
   nextPollAt: Date | null;
   rateLimitedUntil: Date | null;
   authFailedAt: Date | null;
@@ -29,12 +31,19 @@ export interface WorkspacePollPlan {
   cutover: CutoverMode;
   /** How many cutover changes the workspace has had: what the runs of this plan send their pages under. */
   cutoverGeneration: number;
+  /**
+   * Set while the workspace is owed the closing poll of a rollback from core: the generation before the rollback,
+   * which the closing run sends its pages under (they are owned readings, in `legacy` and in `shadow` alike).
+   */
+  closingGeneration: number | null;
   connections: PollConnection[];
 }
 
 export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<WorkspacePollPlan | undefined> {
-  const { rows: workspaces } = await sql.query<{ enabled: boolean; mode: CutoverMode; generation: number }>(
-    `SELECT p.enabled, c.mode, c.generation FROM telematics_policies p JOIN cutover_states c ON c.workspace_id = p.workspace_id
+  const { rows: workspaces } = await sql.query<{ enabled: boolean; mode: CutoverMode; generation: number; closing_generation: number | null }>(
+    `SELECT p.enabled, c.mode, c.generation,
+            CASE WHEN c.previous_mode = 'core' AND c.closing_poll_generation = c.generation - 1 THEN c.closing_poll_generation END AS closing_generation
+       FROM telematics_policies p JOIN cutover_states c ON c.workspace_id = p.workspace_id
       WHERE p.workspace_id = $1`,
     [workspaceId],
   );
@@ -47,6 +56,7 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
     credentials_ciphertext: string;
     feed_cursor: unknown;
     feed_cursor_version: number;
+    cursor_committed: boolean;
     next_poll_at: Date | null;
     rate_limited_until: Date | null;
     auth_failed_at: Date | null;
@@ -55,7 +65,7 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
     last_success_at: Date | null;
     consecutive_failures: number | null;
   }>(
-    `SELECT c.id, c.provider, c.base_url, c.credentials_ciphertext, c.feed_cursor, c.feed_cursor_version,
+    `SELECT c.id, c.provider, c.base_url, c.credentials_ciphertext, c.feed_cursor, c.feed_cursor_version, c.feed_cursor IS NOT NULL AS cursor_committed,
             c.credentials_unreadable_at, c.options, s.last_success_at, s.next_poll_at, s.rate_limited_until, s.auth_failed_at, s.consecutive_failures
        FROM provider_connections c
        LEFT JOIN connection_poll_states s ON s.workspace_id = c.workspace_id AND s.connection_id = c.id
@@ -68,6 +78,7 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
     enabled: workspace.enabled,
     cutover: workspace.mode,
     cutoverGeneration: Number(workspace.generation),
+    closingGeneration: workspace.closing_generation === null ? null : Number(workspace.closing_generation),
     connections: rows.map((row) => ({
       id: row.id,
       provider: row.provider,
@@ -75,6 +86,7 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
       credentialsCiphertext: row.credentials_ciphertext,
       cursor: row.feed_cursor,
       cursorVersion: Number(row.feed_cursor_version),
+      cursorCommitted: row.cursor_committed,
       nextPollAt: row.next_poll_at,
       rateLimitedUntil: row.rate_limited_until,
       authFailedAt: row.auth_failed_at,
@@ -84,6 +96,14 @@ export async function loadPollPlan(sql: Sql, workspaceId: string): Promise<Works
       consecutiveFailures: row.consecutive_failures ?? 0,
     })),
   };
+}
+
+/**
+ * The closing poll of a rollback has run: the workspace owes none any more. Fenced on the generation it ran under,
+ * so it never clears what a later change owes.
+ */
+export async function settleClosingPoll(sql: Sql, workspaceId: string, generation: number): Promise<void> {
+  await sql.query('UPDATE cutover_states SET closing_poll_generation = NULL WHERE workspace_id = $1 AND closing_poll_generation = $2', [workspaceId, generation]);
 }
 
 export async function listBoundDevices(sql: Sql, workspaceId: string, connectionId: string): Promise<string[]> {

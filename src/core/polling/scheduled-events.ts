@@ -2,8 +2,10 @@
  * The scheduled event processor (DESIGN §5): takes an EventBridge event envelope, from an EventBridge Scheduler
  * rule through `POST /internal/v1/scheduled-events` or from the embedded ticker, and turns it into workspace poll
  * jobs. Events are idempotent by id: a redelivered id polls nothing. A workspace is due when telematics is
- * enabled, its cutover is `core` or `shadow` (core polls beside the legacy poller), it has an enabled poll connection and its poll interval has passed since it was
- * last enqueued; `detail.workspaceId` targets one workspace now, whatever its interval.
+ * enabled, its cutover is `core` or `shadow` (core polls beside the legacy poller), it has an enabled poll connection
+ * and its poll interval has passed since it was last enqueued; `detail.workspaceId` targets one workspace now, whatever
+ * its interval. A workspace owed the closing poll of a rollback from core (registry/workspaces.ts `putCutover`) is
+ * due at once, whatever its mode, until the poll runner has run it.
  *
  * Every new event also moves the scheduler mark of each enabled workspace it reaches (every one for an empty detail,
  * the target otherwise), whether or not it makes it due: health tells a scheduler that stopped (`scheduler_silent`)
@@ -79,11 +81,11 @@ export async function processScheduledEvent(db: Database, jobs: PollJobQueue, ev
 
     const { rows } = await tx.query<{ workspace_id: string }>(
       `WITH eligible AS (
-         SELECT w.id, p.poll_interval_seconds
+         SELECT w.id, p.poll_interval_seconds, c.closing_poll_generation IS NOT NULL AS closing
            FROM workspaces w
            JOIN telematics_policies p ON p.workspace_id = w.id
            JOIN cutover_states c ON c.workspace_id = w.id
-          WHERE p.enabled AND c.mode IN ('core', 'shadow')
+          WHERE p.enabled AND (c.mode IN ('core', 'shadow') OR c.closing_poll_generation IS NOT NULL)
             AND ($2::uuid IS NULL OR w.id = $2::uuid)
             AND EXISTS (SELECT 1 FROM provider_connections pc
                          WHERE pc.workspace_id = w.id AND pc.transport = 'poll' AND pc.enabled)
@@ -93,6 +95,7 @@ export async function processScheduledEvent(db: Database, jobs: PollJobQueue, ev
        ON CONFLICT (workspace_id) DO UPDATE
           SET last_enqueued_at = now(), last_event_id = $1
         WHERE $2::uuid IS NOT NULL
+           OR (SELECT closing FROM eligible e WHERE e.id = s.workspace_id)
            OR s.last_enqueued_at <= now() - make_interval(secs =>
                 (SELECT poll_interval_seconds FROM eligible e WHERE e.id = s.workspace_id) - $3)
        RETURNING workspace_id`,

@@ -263,6 +263,11 @@ export interface CutoverChange {
  * event (`fleetwire.workspace.cutover.changed`), in one transaction with it; setting the mode it has changes nothing.
  * `check` runs inside that transaction with the mode found (locked), before anything changes: the gate to core
  * (src/core/cutover/cutover.ts) judges parity there.
+ *
+ * Leaving `core` owes the workspace a closing poll (`closing_poll_generation`, the generation before the change) when
+ * core has committed a feed cursor of one of its enabled poll connections: the scheduler and the poll runner run it
+ * once, under that generation, so what was observed up to the change lands as owned readings. Any other change
+ * clears what is owed, so a closing poll never runs after the cutover changed again.
  */
 export async function putCutover(
   db: Database,
@@ -280,7 +285,15 @@ export async function putCutover(
     if (previous === undefined) throw notFound('workspace', workspaceId);
     if (previous === mode) return;
     const judged = (check ? await check(tx, previous) : undefined) ?? change;
-    await tx.query('UPDATE cutover_states SET mode = $2, previous_mode = $3, generation = generation + 1, changed_at = now() WHERE workspace_id = $1', [workspaceId, mode, previous]);
+    await tx.query(
+      `UPDATE cutover_states
+          SET mode = $2, previous_mode = $3, generation = generation + 1, changed_at = now(),
+              closing_poll_generation = CASE WHEN $3 = 'core' AND EXISTS (
+                SELECT 1 FROM provider_connections pc
+                 WHERE pc.workspace_id = $1 AND pc.transport = 'poll' AND pc.enabled AND pc.feed_cursor IS NOT NULL) THEN generation END
+        WHERE workspace_id = $1`,
+      [workspaceId, mode, previous],
+    );
     await tx.query(
       `INSERT INTO cutover_transitions (workspace_id, id, actor, from_mode, to_mode, reason, forced, parity)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)`,

@@ -126,7 +126,7 @@ export function registerWorkspaceRoutes(app: TypedApp, { db, clock }: { db: Data
       schema: {
         summary: 'Set which poller owns the workspace: legacy, shadow (the legacy poller, with core polling beside it for parity) or core',
         description:
-          'To core from another mode only when parity over the policy cutoverGate window meets its thresholds (409 parity_not_met with each shortfall in `reasons`), or with force and a reason. Every change is recorded (GET .../cutover/transitions) and is a fleetwire.workspace.cutover.changed event. Core to legacy is the rollback: the legacy poller is accepted at once, and core poll runs already going still commit.',
+          'To core from another mode only when parity over the policy cutoverGate window meets its thresholds (409 parity_not_met with each shortfall in `reasons`), or with force and a reason. Every change is recorded (GET .../cutover/transitions) and is a fleetwire.workspace.cutover.changed event. Core to legacy (or shadow) is the rollback: the legacy poller is accepted at once, core poll runs already going still commit, and core runs one closing poll from its committed cursors, so nothing observed up to the rollback is lost.',
         tags: ['workspaces'],
         params: wsParams,
         body: cutoverSchema,
