@@ -249,8 +249,10 @@ describe('a rollback from core', () => {
     expect(runs.at(-1)).toEqual(closing[0]);
     expect(closing[0]!.accepted + closing[0]!.late).toBeGreaterThan(0);
     expect(legacy.stats.updatesRejected).toBe(refusedBefore);
-    const { rows: owed } = await core.db.query<{ closing_poll_generation: string | null }>('SELECT closing_poll_generation FROM cutover_states WHERE workspace_id = $1', [workspaceId]);
-    expect(owed[0]!.closing_poll_generation).toBeNull();
+    // Settled just after the closing run's outcome is recorded.
+    const settled = async () =>
+      (await core.db.query<{ owed: boolean }>('SELECT closing_poll_generation IS NOT NULL AS owed FROM cutover_states WHERE workspace_id = $1', [workspaceId])).rows[0]!.owed === false;
+    await until('the closing poll to be settled', async () => (await settled()) || undefined, 20_000);
 
     const stored = await history(workspaceId, connection);
     const byKey = new Map(stored.map((r) => [r.key, r]));
@@ -323,7 +325,8 @@ describe('the closing poll', () => {
     expect(closingRun!.accepted).toBeGreaterThan(0);
     expect(await coreHistory()).toBe(owned + closingRun!.accepted + closingRun!.late);
     expect(await coreShadowed()).toBe(0);
-    expect(await owed()).toBeNull();
+    // Settled once every connection had its closing run, just after the run's outcome is recorded.
+    await until('the closing poll to be settled', async () => ((await owed()) === null ? true : undefined), 20_000);
 
     // Owed no more: the next broadcast waits for the interval, and the next poll is a shadow poll, for parity only.
     expect(await broadcast()).toBe(0);
